@@ -1,0 +1,59 @@
+// Memory for tensors.
+//
+// CPU: 64-byte aligned host memory (optionally page-locked "pinned" memory on CUDA builds, for the
+// data loader's batch buffers so host->device copies can be asynchronous).
+// CUDA: a caching allocator per device. Blocks are rounded up (512 B granularity below 1 MiB,
+// 2 MiB above) and, when freed, kept in a size-ordered free list for reuse instead of being handed
+// back with cudaFree. Because all work on a device runs in one stream (see cuda_context.h), a block
+// freed by the host can be reused immediately: any later kernel that uses it is ordered after the
+// kernels that used it before. So in steady state (a training loop with fixed shapes) there is no
+// cudaMalloc or cudaFree per op. empty_cache() returns the cached blocks to the driver.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "tensor/device.h"
+
+namespace sx {
+
+// A reference-counted block of memory on one device.
+class Storage {
+ public:
+  Storage(void* data, size_t nbytes, Device device, void (*deleter)(void*, size_t, Device))
+      : data_(data), nbytes_(nbytes), device_(device), deleter_(deleter) {}
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+  // Allocate nbytes on device (pinned host memory when pinned and CUDA is available).
+  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device, bool pinned = false);
+
+ private:
+  void* data_;
+  size_t nbytes_;
+  Device device_;
+  void (*deleter_)(void*, size_t, Device);
+};
+
+struct AllocatorStats {
+  int64_t allocated_bytes = 0;       // bytes in live tensors
+  int64_t reserved_bytes = 0;        // bytes held from the driver (live + cached)
+  int64_t peak_allocated_bytes = 0;  // high-water mark of allocated_bytes
+  int64_t num_device_mallocs = 0;    // cudaMalloc calls so far (a steady state adds none)
+  int64_t num_device_frees = 0;      // cudaFree calls so far
+};
+
+namespace cuda {
+// Stats of the caching allocator on one device (all zero in a CPU-only build).
+AllocatorStats allocator_stats(int device = 0);
+void reset_peak_stats(int device = 0);
+// Return every cached, unused block to the driver.
+void empty_cache();
+}  // namespace cuda
+
+}  // namespace sx
