@@ -1,0 +1,10 @@
+// Every layer in one include.
+#pragma once
+#include "layers/activation.h"
+#include "layers/batchnorm.h"
+#include "layers/conv.h"
+#include "layers/linear.h"
+#include "layers/loss.h"
+#include "layers/module.h"
+#include "layers/pooling.h"
+#include "layers/upsample.h"
