@@ -31,6 +31,7 @@ struct Node {
   std::vector<Tensor> inputs;   // edges; entries that need no grad may be undefined
   BackwardFn backward;
   bool released = false;        // set once the graph was freed by a backward pass
+  std::weak_ptr<TensorImpl> retained_output;  // set by Tensor::retain_grad() on the output
 };
 
 // Attach a node to `out` when grad mode is on and any input requires grad; returns out.

@@ -1,0 +1,166 @@
+// Host allocation, and the CUDA caching allocator (see allocator.h for the design).
+#include "tensor/allocator.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+
+#include "tensor/errors.h"
+#ifdef SX_WITH_CUDA
+#include "tensor/cuda_context.h"
+#endif
+
+namespace sx {
+
+Storage::~Storage() {
+  if (data_ && deleter_) deleter_(data_, nbytes_, device_);
+}
+
+namespace {
+
+void host_free(void* p, size_t, Device) { std::free(p); }
+
+#ifdef SX_WITH_CUDA
+void pinned_free(void* p, size_t, Device) { cudaFreeHost(p); }
+
+// One caching pool per device. Never destroyed (tensors may outlive static destructors).
+struct DevicePool {
+  std::mutex mu;
+  std::multimap<size_t, void*> free_blocks;     // size -> block, for best-fit reuse
+  std::unordered_map<void*, size_t> live;       // block -> its (rounded) size
+  AllocatorStats stats;
+};
+
+constexpr int kMaxDevices = 64;
+DevicePool& pool(int device) {
+  static DevicePool* pools = new DevicePool[kMaxDevices];
+  SX_CHECK(device >= 0 && device < kMaxDevices, "invalid CUDA device index ", device);
+  return pools[device];
+}
+
+size_t round_size(size_t n) {
+  if (n == 0) n = 1;
+  if (n < (1u << 20)) return (n + 511) / 512 * 512;
+  return (n + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+}
+
+void release_cached(int device, DevicePool& p) {
+  cuda::set_device(device);
+  for (auto& kv : p.free_blocks) {
+    cudaFree(kv.second);
+    p.stats.reserved_bytes -= static_cast<int64_t>(kv.first);
+    p.stats.num_device_frees++;
+  }
+  p.free_blocks.clear();
+}
+
+void* device_alloc(size_t nbytes, int device) {
+  DevicePool& p = pool(device);
+  size_t size = round_size(nbytes);
+  std::lock_guard<std::mutex> lock(p.mu);
+  // Best fit among cached blocks, but never more than twice the request (limits waste).
+  auto it = p.free_blocks.lower_bound(size);
+  void* ptr = nullptr;
+  if (it != p.free_blocks.end() && it->first <= 2 * size) {
+    size = it->first;
+    ptr = it->second;
+    p.free_blocks.erase(it);
+  } else {
+    cuda::set_device(device);
+    cudaError_t err = cudaMalloc(&ptr, size);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      release_cached(device, p);  // give the cache back and try once more
+      err = cudaMalloc(&ptr, size);
+      if (err != cudaSuccess) {
+        cudaGetLastError();
+        SX_THROW(CudaError, "CUDA out of memory: tried to allocate ", nbytes, " bytes on cuda:", device,
+                 " (", p.stats.allocated_bytes, " bytes in use, ", p.stats.reserved_bytes, " reserved)");
+      }
+    }
+    p.stats.reserved_bytes += static_cast<int64_t>(size);
+    p.stats.num_device_mallocs++;
+  }
+  p.live[ptr] = size;
+  p.stats.allocated_bytes += static_cast<int64_t>(size);
+  if (p.stats.allocated_bytes > p.stats.peak_allocated_bytes)
+    p.stats.peak_allocated_bytes = p.stats.allocated_bytes;
+  return ptr;
+}
+
+void device_free(void* ptr, size_t, Device dev) {
+  DevicePool& p = pool(dev.index);
+  std::lock_guard<std::mutex> lock(p.mu);
+  auto it = p.live.find(ptr);
+  if (it == p.live.end()) return;  // not ours: cannot happen through Storage
+  size_t size = it->second;
+  p.live.erase(it);
+  p.stats.allocated_bytes -= static_cast<int64_t>(size);
+  // Stream-ordered reuse: all work on this device runs on one stream (cuda_context.h), so a later
+  // kernel using this block is queued after every kernel that used it before.
+  p.free_blocks.emplace(size, ptr);
+}
+#endif
+
+}  // namespace
+
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pinned) {
+  if (device.is_cpu()) {
+#ifdef SX_WITH_CUDA
+    if (pinned && cuda_available()) {
+      void* p = nullptr;
+      SX_CUDA_CHECK(cudaHostAlloc(&p, nbytes ? nbytes : 1, cudaHostAllocDefault));
+      return std::make_shared<Storage>(p, nbytes, device, &pinned_free);
+    }
+#endif
+    (void)pinned;
+    size_t n = (nbytes + 63) / 64 * 64;
+    if (n == 0) n = 64;
+    void* p = std::aligned_alloc(64, n);
+    if (!p) SX_THROW(Error, "out of host memory: tried to allocate ", nbytes, " bytes");
+    return std::make_shared<Storage>(p, nbytes, device, &host_free);
+  }
+#ifdef SX_WITH_CUDA
+  SX_CHECK(device.index < cuda_device_count(), "CUDA device cuda:", device.index,
+           " is not available (", cuda_device_count(), " device(s) found)");
+  void* p = device_alloc(nbytes, device.index);
+  return std::make_shared<Storage>(p, nbytes, device, &device_free);
+#else
+  SX_THROW(NotBuiltError, "a CUDA tensor was requested (", device.str(), ") but spinexr was built without CUDA");
+#endif
+}
+
+namespace cuda {
+AllocatorStats allocator_stats(int device) {
+#ifdef SX_WITH_CUDA
+  DevicePool& p = pool(device);
+  std::lock_guard<std::mutex> lock(p.mu);
+  return p.stats;
+#else
+  (void)device;
+  return {};
+#endif
+}
+void reset_peak_stats(int device) {
+#ifdef SX_WITH_CUDA
+  DevicePool& p = pool(device);
+  std::lock_guard<std::mutex> lock(p.mu);
+  p.stats.peak_allocated_bytes = p.stats.allocated_bytes;
+#else
+  (void)device;
+#endif
+}
+void empty_cache() {
+#ifdef SX_WITH_CUDA
+  for (int d = 0; d < cuda_device_count(); ++d) {
+    DevicePool& p = pool(d);
+    std::lock_guard<std::mutex> lock(p.mu);
+    release_cached(d, p);
+  }
+#endif
+}
+}  // namespace cuda
+
+}  // namespace sx

@@ -1,0 +1,127 @@
+// The backward pass (see autograd.h for the rules it implements).
+#include "tensor/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "tensor/ops.h"
+
+namespace sx {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+
+// Stores g as a leaf's gradient, or adds it. A fresh gradient is kept without a copy only when
+// nothing else can see its storage (so later in-place updates of .grad cannot alias other tensors).
+void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
+  AutogradMeta& m = *leaf->autograd;
+  if (!m.grad) {
+    bool exclusive = g.is_contiguous() && g.storage().use_count() == 1 && g.offset() == 0;
+    Tensor keep = exclusive ? g.detach() : g.detach().clone();
+    m.grad = keep.impl_ptr();
+  } else {
+    m.grad = add(Tensor(m.grad), g).impl_ptr();
+  }
+}
+}  // namespace
+
+bool GradMode::is_enabled() { return g_grad_enabled; }
+void GradMode::set_enabled(bool e) { g_grad_enabled = e; }
+
+Tensor attach_grad(Tensor out, const char* name, std::vector<Tensor> inputs, BackwardFn backward) {
+  if (!GradMode::is_enabled()) return out;
+  bool any = false;
+  for (auto& t : inputs) {
+    if (t.defined() && t.requires_grad()) any = true;
+    else t = Tensor();  // edges that need no gradient are dropped
+  }
+  if (!any) return out;
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->inputs = std::move(inputs);
+  node->backward = std::move(backward);
+  out.set_grad_fn(std::move(node));
+  return out;
+}
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const {
+  SX_CHECK(requires_grad(), "backward: the tensor does not require grad (no input of the computation "
+                            "requires grad, or it ran under NoGradGuard)");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    SX_CHECK(numel() == 1, "backward: a gradient can be created implicitly only for a one-element tensor, got shape ",
+             shape_str(shape()), "; pass grad explicitly");
+    seed = Tensor::ones(shape(), dtype(), device());
+  } else {
+    SX_CHECK(seed.shape() == shape(), "backward: gradient shape ", shape_str(seed.shape()),
+             " does not match tensor shape ", shape_str(shape()));
+    SX_CHECK(seed.device() == device(), "backward: gradient on ", seed.device().str(), ", tensor on ",
+             device().str());
+  }
+  NoGradGuard no_grad;  // backward closures are not themselves recorded
+  if (is_leaf()) {
+    accumulate_leaf(impl(), seed);
+    return;
+  }
+
+  // Topological order: iterative post-order DFS over grad_fn edges, then reversed.
+  Node* root = grad_fn().get();
+  std::vector<Node*> post;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  seen.insert(root);
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (node->released)
+      SX_THROW(ValueError, "backward: trying to backward through the graph a second time (node '", node->name,
+               "' was freed by an earlier backward); call backward(grad, /*retain_graph=*/true) the first time");
+    if (next < node->inputs.size()) {
+      const Tensor& in = node->inputs[next++];
+      if (in.defined() && !in.is_leaf()) {
+        Node* child = in.grad_fn().get();
+        if (seen.insert(child).second) stack.push_back({child, 0});
+      }
+      continue;
+    }
+    post.push_back(node);
+    stack.pop_back();
+  }
+
+  std::unordered_map<Node*, Tensor> grads;
+  grads[root] = seed;
+  for (auto it = post.rbegin(); it != post.rend(); ++it) {
+    Node* node = *it;
+    auto git = grads.find(node);
+    if (git == grads.end()) continue;
+    Tensor g = git->second;
+    grads.erase(git);
+    if (auto out = node->retained_output.lock()) {
+      if (out->autograd) out->autograd->grad = g.detach().impl_ptr();
+    }
+    std::vector<Tensor> in_grads = node->backward(g);
+    SX_CHECK(in_grads.size() == node->inputs.size(), "autograd: '", node->name, "' returned ", in_grads.size(),
+             " gradients for ", node->inputs.size(), " inputs");
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      const Tensor& in = node->inputs[i];
+      const Tensor& gi = in_grads[i];
+      if (!in.defined() || !gi.defined()) continue;
+      SX_CHECK(gi.shape() == in.shape(), "autograd: '", node->name, "' returned a gradient of shape ",
+               shape_str(gi.shape()), " for input ", i, " of shape ", shape_str(in.shape()));
+      if (in.is_leaf()) {
+        accumulate_leaf(in.impl(), gi);
+      } else {
+        Node* child = in.grad_fn().get();
+        auto cit = grads.find(child);
+        if (cit == grads.end()) grads.emplace(child, gi);
+        else cit->second = add(cit->second, gi);
+      }
+    }
+    if (!retain_graph) {
+      node->backward = nullptr;
+      node->inputs.clear();
+      node->released = true;
+    }
+  }
+}
+
+}  // namespace sx
