@@ -107,6 +107,40 @@ class DetectionModel : public nn::Module {
   std::map<std::string, double> stage_seconds_;
 };
 
+// ---- anchors and matching (torchvision's AnchorGenerator and Matcher) ---------------------------
+
+// Anchors over FPN levels. Level l has cell anchors for every (ratio, size) pair, ratio-major:
+//   h_ratio = sqrt(r), w_ratio = 1 / h_ratio, w = w_ratio * size, h = h_ratio * size,
+//   cell = round((-w, -h, w, h) / 2)   (float32, round half to even, as torch.round)
+// placed at every grid cell: shift (x * stride_w, y * stride_h) with stride = image size // grid
+// size (the padded batch size), location-major then anchor (the heads' output order).
+struct AnchorGenerator {
+  std::vector<std::vector<double>> sizes;          // per level
+  std::vector<std::vector<double>> aspect_ratios;  // per level (one entry broadcasts to all levels)
+  int64_t num_levels() const { return static_cast<int64_t>(sizes.size()); }
+  int64_t num_anchors_per_location(int64_t level = 0) const;
+  // [A, 4] float32 cell anchors of a level (CPU).
+  Tensor cell_anchors(int64_t level) const;
+  // Anchors of every level for the given feature-map sizes and padded image size, [HWA_l, 4]
+  // float32 on `device` (computed on the host, one upload per level).
+  std::vector<Tensor> grid_anchors(const std::vector<std::pair<int64_t, int64_t>>& grid_sizes,
+                                   std::pair<int64_t, int64_t> image_size, Device device) const;
+};
+// RetinaNet's defaults: sizes (x, x*2^(1/3), x*2^(2/3)) truncated to int for x in 32..512, ratios 0.5/1/2.
+AnchorGenerator retinanet_default_anchors();
+// Scales torchvision's RetinaNet sizes by `scale` (e.g. 0.5 for small lesions at small image sizes).
+AnchorGenerator retinanet_anchors(double base_size = 32, int64_t num_levels = 5,
+                                  std::vector<double> ratios = {0.5, 1.0, 2.0});
+
+// torchvision's Matcher on an IoU matrix [G, A] (G ground-truth boxes, A anchors): per anchor the
+// best ground truth's index, or -1 (best IoU < low), or -2 (low <= IoU < high, "between
+// thresholds"). allow_low_quality_matches restores, for each ground truth, the anchors that have
+// its highest IoU (ties included) to their own best match. G == 0 gives all -1. Int64 [A], on the
+// matrix's device (pure tensor ops, no host sync).
+constexpr int64_t kBelowLowThreshold = -1;
+constexpr int64_t kBetweenThresholds = -2;
+Tensor match_boxes(const Tensor& iou, double high, double low, bool allow_low_quality_matches);
+
 // ---- helpers -------------------------------------------------------------------------------------
 
 // Stacks [C, h_i, w_i] images into [B, C, H, W] zero-padded at the bottom/right, with H and W
