@@ -1,0 +1,250 @@
+// Batch normalisation on CUDA, over the same math as the CPU loops (batchnorm_math.h).
+//
+// Per-channel reductions: one thread block per channel; its threads stride over the channel's
+// M = N * S values ((n, s) -> offset (n*C + c)*S + s), accumulate in double, and combine through
+// a shared-memory tree. The mean is reduced first, then the centred squares (two passes, as on
+// the CPU). Thread 0 then writes the saved statistics, the running statistics and the folded
+// per-channel scale/shift. Elementwise passes (normalise, input gradient) are grid-stride loops
+// over all elements, finding the channel as (i / S) % C.
+#include "kernels/batchnorm/batchnorm.h"
+#include "kernels/batchnorm/batchnorm_math.h"
+#include "tensor/cuda_context.h"
+
+namespace sx::kernels::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// Sum of v over the block (all threads get the result). `sh` holds kThreads doubles.
+__device__ double block_sum(double v, double* sh) {
+  __syncthreads();  // sh may still be read by a previous reduction
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+    __syncthreads();
+  }
+  return sh[0];
+}
+
+template <class T>
+__global__ void stats_kernel(const T* x, const T* w, const T* b, T* rm, T* rv, T* smean, T* sinv, T* scale,
+                             T* shift, int64_t N, int64_t C, int64_t S, double momentum, double eps) {
+  __shared__ double sh[kThreads];
+  const int64_t c = blockIdx.x;
+  const int64_t M = N * S;
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < M; i += kThreads) {
+    const int64_t n = i / S, k = i - n * S;
+    s += static_cast<double>(x[(n * C + c) * S + k]);
+  }
+  const double mean = block_sum(s, sh) / M;
+  double v = 0;
+  for (int64_t i = threadIdx.x; i < M; i += kThreads) {
+    const int64_t n = i / S, k = i - n * S;
+    double d = static_cast<double>(x[(n * C + c) * S + k]) - mean;
+    v += d * d;
+  }
+  const double var = block_sum(v, sh) / M;
+  if (threadIdx.x == 0) {
+    const T m = static_cast<T>(mean), vr = static_cast<T>(var);
+    const T inv = bn_math::invstd(vr, eps);
+    const T wc = w ? w[c] : T(1), bc = b ? b[c] : T(0);
+    smean[c] = m;
+    sinv[c] = inv;
+    scale[c] = bn_math::train_scale(inv, wc);
+    shift[c] = bn_math::train_shift(m, inv, wc, bc);
+    if (rm) rm[c] = bn_math::running_update(rm[c], m, momentum);
+    if (rv) rv[c] = bn_math::running_update(rv[c], bn_math::unbiased(vr, (long long)M), momentum);
+  }
+}
+
+template <class T>
+__global__ void affine_kernel(const T* x, const T* scale, const T* shift, T* y, int64_t total, int64_t C, int64_t S) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t c = (i / S) % C;
+    y[i] = bn_math::affine(x[i], scale[c], shift[c]);
+  }
+}
+
+// Per channel: sum g and sum g * (x - center) (center = mean for BN, 0 for the affine map).
+template <class T>
+__global__ void grad_sums_kernel(const T* dy, const T* x, const T* center, T* sum_g, T* sum_gx, int64_t N, int64_t C,
+                                 int64_t S) {
+  __shared__ double sh[kThreads];
+  const int64_t c = blockIdx.x;
+  const int64_t M = N * S;
+  const double m = center ? static_cast<double>(center[c]) : 0.0;
+  double sg = 0, sgx = 0;
+  for (int64_t i = threadIdx.x; i < M; i += kThreads) {
+    const int64_t n = i / S, k = i - n * S;
+    const int64_t off = (n * C + c) * S + k;
+    const double g = static_cast<double>(dy[off]);
+    sg += g;
+    sgx += g * (static_cast<double>(x[off]) - m);
+  }
+  sg = block_sum(sg, sh);
+  sgx = block_sum(sgx, sh);
+  if (threadIdx.x == 0) {
+    if (sum_g) sum_g[c] = static_cast<T>(sg);
+    if (sum_gx) sum_gx[c] = static_cast<T>(sgx);
+  }
+}
+
+template <class T>
+__global__ void bn_grad_input_kernel(const T* dy, const T* x, const T* w, const T* smean, const T* sinv,
+                                     const T* sum_g, const T* sum_gxc, T* dx, int64_t total, int64_t C, int64_t S,
+                                     long long M) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t c = (i / S) % C;
+    const T inv = sinv[c];
+    // sum_gxc holds sum g * (x - mean); times invstd it is sum g * xhat.
+    dx[i] = bn_math::train_grad_input(dy[i], x[i], smean[c], inv, w ? w[c] : T(1), sum_g[c], sum_gxc[c] * inv, M);
+  }
+}
+
+template <class T>
+__global__ void scale_by_channel_kernel(const T* dy, const T* scale, T* dx, int64_t total, int64_t C, int64_t S) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+    dx[i] = dy[i] * scale[(i / S) % C];
+}
+
+// sum_gxhat = invstd * sum g (x - mean), done per channel after the reduction.
+template <class T>
+__global__ void mul_kernel(T* a, const T* b, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    a[i] = a[i] * b[i];
+}
+
+struct Geo {
+  int64_t N, C, S;
+};
+Geo geo(const Tensor& x) {
+  Geo g{x.size(0), x.size(1), 1};
+  for (int64_t d = 2; d < x.dim(); ++d) g.S *= x.size(d);
+  return g;
+}
+template <class T>
+const T* cptr(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+}  // namespace
+
+BatchNormTrainResult batch_norm_train_forward(const Tensor& x_, const Tensor& weight, const Tensor& bias,
+                                              Tensor running_mean, Tensor running_var, double momentum,
+                                              double eps) {
+  const int dev = x_.device().index;
+  sx::cuda::set_device(dev);
+  cudaStream_t st = sx::cuda::current_stream(dev);
+  Tensor x = x_.contiguous();
+  Tensor w = weight.defined() ? weight.contiguous() : weight;
+  Tensor b = bias.defined() ? bias.contiguous() : bias;
+  Tensor rm = running_mean.defined() ? running_mean.contiguous() : running_mean;
+  Tensor rv = running_var.defined() ? running_var.contiguous() : running_var;
+  Geo g = geo(x);
+  BatchNormTrainResult r;
+  r.y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  r.save_mean = Tensor::empty({g.C}, x.dtype(), x.device());
+  r.save_invstd = Tensor::empty({g.C}, x.dtype(), x.device());
+  Tensor scale = Tensor::empty({g.C}, x.dtype(), x.device());
+  Tensor shift = Tensor::empty({g.C}, x.dtype(), x.device());
+  SX_DISPATCH_FLOAT(x.dtype(), "batch_norm", [&] {
+    stats_kernel<scalar_t><<<(unsigned)g.C, kThreads, 0, st>>>(
+        x.data<scalar_t>(), cptr<scalar_t>(w), cptr<scalar_t>(b), rm.defined() ? rm.data<scalar_t>() : nullptr,
+        rv.defined() ? rv.data<scalar_t>() : nullptr, r.save_mean.data<scalar_t>(), r.save_invstd.data<scalar_t>(),
+        scale.data<scalar_t>(), shift.data<scalar_t>(), g.N, g.C, g.S, momentum, eps);
+    SX_CUDA_CHECK_LAUNCH();
+    const int64_t total = x.numel();
+    affine_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
+        x.data<scalar_t>(), scale.data<scalar_t>(), shift.data<scalar_t>(), r.y.data<scalar_t>(), total, g.C, g.S);
+    SX_CUDA_CHECK_LAUNCH();
+  });
+  if (rm.defined() && !rm.same_storage(running_mean)) running_mean.copy_(rm);
+  if (rv.defined() && !rv.same_storage(running_var)) running_var.copy_(rv);
+  return r;
+}
+
+BatchNormBackwardResult batch_norm_train_backward(const Tensor& grad_out, const Tensor& x_, const Tensor& weight,
+                                                  const Tensor& save_mean, const Tensor& save_invstd) {
+  const int dev = x_.device().index;
+  sx::cuda::set_device(dev);
+  cudaStream_t st = sx::cuda::current_stream(dev);
+  Tensor x = x_.contiguous(), dy = grad_out.contiguous();
+  Tensor sm = save_mean.contiguous(), si = save_invstd.contiguous();
+  Tensor w = weight.defined() ? weight.contiguous() : weight;
+  Geo g = geo(x);
+  Tensor sum_g = Tensor::empty({g.C}, x.dtype(), x.device());
+  Tensor sum_gx = Tensor::empty({g.C}, x.dtype(), x.device());
+  BatchNormBackwardResult r;
+  r.grad_input = Tensor::empty(x.shape(), x.dtype(), x.device());
+  SX_DISPATCH_FLOAT(x.dtype(), "batch_norm_backward", [&] {
+    grad_sums_kernel<scalar_t><<<(unsigned)g.C, kThreads, 0, st>>>(dy.data<scalar_t>(), x.data<scalar_t>(),
+                                                                  sm.data<scalar_t>(), sum_g.data<scalar_t>(),
+                                                                  sum_gx.data<scalar_t>(), g.N, g.C, g.S);
+    SX_CUDA_CHECK_LAUNCH();
+    const int64_t total = x.numel();
+    bn_grad_input_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
+        dy.data<scalar_t>(), x.data<scalar_t>(), cptr<scalar_t>(w), sm.data<scalar_t>(), si.data<scalar_t>(),
+        sum_g.data<scalar_t>(), sum_gx.data<scalar_t>(), r.grad_input.data<scalar_t>(), total, g.C, g.S,
+        (long long)(g.N * g.S));
+    SX_CUDA_CHECK_LAUNCH();
+    if (w.defined()) {
+      // grad_weight = sum g * xhat = invstd * sum g (x - mean); grad_bias = sum g.
+      mul_kernel<scalar_t><<<sx::cuda::blocks_for(g.C), 256, 0, st>>>(sum_gx.data<scalar_t>(), si.data<scalar_t>(), g.C);
+      SX_CUDA_CHECK_LAUNCH();
+    }
+  });
+  if (w.defined()) {
+    r.grad_weight = sum_gx;
+    r.grad_bias = sum_g;
+  }
+  return r;
+}
+
+Tensor channel_affine_forward(const Tensor& x_, const Tensor& scale, const Tensor& shift) {
+  const int dev = x_.device().index;
+  sx::cuda::set_device(dev);
+  cudaStream_t st = sx::cuda::current_stream(dev);
+  Tensor x = x_.contiguous(), a = scale.contiguous(), b = shift.contiguous();
+  Geo g = geo(x);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  SX_DISPATCH_FLOAT(x.dtype(), "channel_affine", [&] {
+    const int64_t total = x.numel();
+    affine_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
+        x.data<scalar_t>(), a.data<scalar_t>(), b.data<scalar_t>(), y.data<scalar_t>(), total, g.C, g.S);
+    SX_CUDA_CHECK_LAUNCH();
+  });
+  return y;
+}
+
+ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, const Tensor& x_, const Tensor& scale,
+                                                    bool need_input, bool need_scale, bool need_shift) {
+  const int dev = x_.device().index;
+  sx::cuda::set_device(dev);
+  cudaStream_t st = sx::cuda::current_stream(dev);
+  Tensor x = x_.contiguous(), dy = grad_out.contiguous(), a = scale.contiguous();
+  Geo g = geo(x);
+  ChannelAffineBackwardResult r;
+  if (need_input) r.grad_input = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (need_scale) r.grad_scale = Tensor::empty({g.C}, x.dtype(), x.device());
+  if (need_shift) r.grad_shift = Tensor::empty({g.C}, x.dtype(), x.device());
+  SX_DISPATCH_FLOAT(x.dtype(), "channel_affine_backward", [&] {
+    const int64_t total = x.numel();
+    if (need_input) {
+      scale_by_channel_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
+          dy.data<scalar_t>(), a.data<scalar_t>(), r.grad_input.data<scalar_t>(), total, g.C, g.S);
+      SX_CUDA_CHECK_LAUNCH();
+    }
+    if (need_scale || need_shift) {
+      grad_sums_kernel<scalar_t><<<(unsigned)g.C, kThreads, 0, st>>>(
+          dy.data<scalar_t>(), x.data<scalar_t>(), nullptr, need_shift ? r.grad_shift.data<scalar_t>() : nullptr,
+          need_scale ? r.grad_scale.data<scalar_t>() : nullptr, g.N, g.C, g.S);
+      SX_CUDA_CHECK_LAUNCH();
+    }
+  });
+  return r;
+}
+
+}  // namespace sx::kernels::cuda

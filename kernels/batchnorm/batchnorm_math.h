@@ -1,0 +1,39 @@
+// Per-element and per-channel math of batch normalisation, shared by the CPU loops and the CUDA
+// kernels (see batchnorm.h for the formulas).
+#pragma once
+#include <cmath>
+
+#include "tensor/host_device.h"
+
+namespace sx::kernels::bn_math {
+
+template <class T>
+HOST_DEVICE T invstd(T var, double eps) {
+  return static_cast<T>(1.0 / sqrt(static_cast<double>(var) + eps));
+}
+// Exponential moving average with the unbiased batch variance (torch's rule); M values per channel.
+template <class T>
+HOST_DEVICE T running_update(T running, T batch_value, double momentum) {
+  return static_cast<T>((1.0 - momentum) * static_cast<double>(running) + momentum * static_cast<double>(batch_value));
+}
+template <class T>
+HOST_DEVICE T unbiased(T biased_var, long long M) {
+  return M > 1 ? static_cast<T>(static_cast<double>(biased_var) * M / (M - 1)) : biased_var;
+}
+// y = (x - mean) * invstd * w + b, folded into one multiply-add: y = x * scale + shift.
+template <class T>
+HOST_DEVICE T train_scale(T invstd_c, T w) { return invstd_c * w; }
+template <class T>
+HOST_DEVICE T train_shift(T mean, T invstd_c, T w, T b) { return b - mean * invstd_c * w; }
+template <class T>
+HOST_DEVICE T affine(T x, T scale, T shift) { return x * scale + shift; }
+// dx of training-mode BN for one element: g = dL/dy, xhat = (x - mean) * invstd,
+// sum_g = sum over the channel of g, sum_gxhat = sum of g * xhat.
+template <class T>
+HOST_DEVICE T train_grad_input(T g, T x, T mean, T invstd_c, T w, T sum_g, T sum_gxhat, long long M) {
+  T xhat = (x - mean) * invstd_c;
+  T k = w * invstd_c / static_cast<T>(M);
+  return k * (static_cast<T>(M) * g - sum_g - xhat * sum_gxhat);
+}
+
+}  // namespace sx::kernels::bn_math
