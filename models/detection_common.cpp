@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "kernels/box_ops/box_ops.h"
+#include "kernels/nms/nms.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 
@@ -293,41 +294,6 @@ Tensor resize_boxes(const Tensor& boxes, std::pair<int64_t, int64_t> from, std::
 }
 
 // ---- NMS -------------------------------------------------------------------------------------------
-namespace {
-// Greedy NMS on the host, torchvision's CPU kernel (nms_kernel.cpp): stable descending sort,
-// suppress j when IoU(i, j) > thresh. Boxes of different labels never suppress each other (the
-// same as torchvision's coordinate-offset trick, without its rounding).
-std::vector<int64_t> host_batched_nms(const std::vector<float>& b, const std::vector<float>& s,
-                                      const std::vector<int64_t>& lab, double thresh) {
-  const int64_t n = static_cast<int64_t>(s.size());
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) { return s[a] > s[c]; });
-  std::vector<float> area(n);
-  for (int64_t i = 0; i < n; ++i) area[i] = (b[i * 4 + 2] - b[i * 4 + 0]) * (b[i * 4 + 3] - b[i * 4 + 1]);
-  std::vector<char> suppressed(n, 0);
-  std::vector<int64_t> keep;
-  for (int64_t oi = 0; oi < n; ++oi) {
-    int64_t i = order[oi];
-    if (suppressed[i]) continue;
-    keep.push_back(i);
-    for (int64_t oj = oi + 1; oj < n; ++oj) {
-      int64_t j = order[oj];
-      if (suppressed[j] || lab[j] != lab[i]) continue;
-      float xx1 = std::max(b[i * 4 + 0], b[j * 4 + 0]);
-      float yy1 = std::max(b[i * 4 + 1], b[j * 4 + 1]);
-      float xx2 = std::min(b[i * 4 + 2], b[j * 4 + 2]);
-      float yy2 = std::min(b[i * 4 + 3], b[j * 4 + 3]);
-      float w = std::max(0.0f, xx2 - xx1), h = std::max(0.0f, yy2 - yy1);
-      float inter = w * h;
-      float ovr = inter / (area[i] + area[j] - inter);
-      if (ovr > thresh) suppressed[j] = 1;
-    }
-  }
-  return keep;
-}
-}  // namespace
-
 Tensor batched_nms_keep(const Tensor& boxes, const Tensor& scores, const Tensor& labels, double iou_thresh,
                         int64_t max_det) {
   SX_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "batched_nms_keep: boxes must be [N, 4], got ",
@@ -337,13 +303,9 @@ Tensor batched_nms_keep(const Tensor& boxes, const Tensor& scores, const Tensor&
            "batched_nms_keep: boxes ", shape_str(boxes.shape()), ", scores ", shape_str(scores.shape()),
            " and labels ", shape_str(labels.shape()), " disagree");
   if (boxes.size(0) == 0) return Tensor::empty({0}, DType::Int64, boxes.device());
-  auto b = boxes.to_vector_as<float>();
-  auto s = scores.to_vector_as<float>();
-  auto l = labels.to_vector_as<int64_t>();
-  auto keep = host_batched_nms(b, s, l, iou_thresh);
-  if (max_det >= 0 && static_cast<int64_t>(keep.size()) > max_det) keep.resize(max_det);
-  std::vector<double> kd(keep.begin(), keep.end());
-  return Tensor::from_vector(kd, {static_cast<int64_t>(kd.size())}, DType::Int64).to(boxes.device());
+  Tensor keep = kernels::batched_nms(boxes, scores, labels.to(DType::Int64), iou_thresh);
+  if (max_det >= 0 && keep.size(0) > max_det) keep = keep.narrow(0, 0, max_det);
+  return keep;
 }
 
 // ---- backbone and checkpoints ----------------------------------------------------------------------
