@@ -1,0 +1,168 @@
+// CPU loops of the reductions over the [A, R, B] layout (see reduce.h), and of softmax.
+//
+// Algorithm:
+//   - B == 1 (row reductions): when there are at least as many rows as threads, each thread reduces
+//     whole rows; otherwise (few long rows: a sum over everything) every row is cut into one chunk
+//     per thread, the chunks are reduced in parallel and their accumulators combined in order.
+//     Inside a row 8 independent accumulators ("lanes") take every 8th element, which breaks the
+//     add-latency chain and lets the compiler vectorise; the lanes are combined at the end.
+//   - B > 1 (column reductions, e.g. over dim 0 of a contiguous [N, C]): a thread owns a tile of up
+//     to 64 neighbouring outputs and streams through r, adding the contiguous row x[a, r, b0:b0+64]
+//     into 64 accumulators, so memory is read in order.
+//   - softmax: per line (a, b): m = max_r x, s = sum_r exp(x - m), y = exp(x - m) / s
+//     (log_softmax: x - m - log s); lines are tiled over b like the column reductions.
+// The arithmetic (accumulator types, combine rules, first-occurrence tie-break) is reduce_math.h.
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "tensor/dtype.h"
+#include "tensor/elementwise_math.h"
+#include "tensor/reduce.h"
+#include "tensor/reduce_math.h"
+#include "tensor/softmax_math.h"
+
+namespace sx::red {
+namespace {
+
+constexpr int64_t kGrain = 32768;
+constexpr int kLanes = 8;
+constexpr int64_t kTile = 64;
+
+template <class Op>
+typename Op::acc_t reduce_range(const Op& op, int64_t base, int64_t r0, int64_t r1) {
+  using acc_t = typename Op::acc_t;
+  acc_t lane[kLanes];
+  for (int k = 0; k < kLanes; ++k) lane[k] = op.identity();
+  int64_t r = r0;
+  for (; r + kLanes <= r1; r += kLanes)
+    for (int k = 0; k < kLanes; ++k) lane[k] = op.combine(lane[k], op.load(base + r + k, r + k));
+  for (; r < r1; ++r) lane[0] = op.combine(lane[0], op.load(base + r, r));
+  acc_t acc = lane[0];
+  for (int k = 1; k < kLanes; ++k) acc = op.combine(acc, lane[k]);
+  return acc;
+}
+
+template <class Op>
+void cpu_reduce(const Op& op, int64_t A, int64_t R, int64_t B) {
+  using acc_t = typename Op::acc_t;
+  const int64_t nt = omp_get_max_threads();
+  const int64_t total = A * R * B;
+  const bool par = total > kGrain && nt > 1;
+  if (B == 1) {
+    if (!par || A >= nt) {
+#pragma omp parallel for schedule(static) if (par)
+      for (int64_t a = 0; a < A; ++a) op.write(a, reduce_range(op, a * R, 0, R));
+      return;
+    }
+    const int64_t C = nt;
+    const int64_t chunk = (R + C - 1) / C;
+    std::vector<acc_t> part(static_cast<size_t>(A * C));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t c = 0; c < C; ++c)
+        part[a * C + c] = reduce_range(op, a * R, std::min(R, c * chunk), std::min(R, (c + 1) * chunk));
+    for (int64_t a = 0; a < A; ++a) {
+      acc_t acc = op.identity();
+      for (int64_t c = 0; c < C; ++c) acc = op.combine(acc, part[a * C + c]);
+      op.write(a, acc);
+    }
+    return;
+  }
+  const int64_t nb = (B + kTile - 1) / kTile;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t t = 0; t < A * nb; ++t) {
+    const int64_t a = t / nb;
+    const int64_t b0 = (t % nb) * kTile;
+    const int64_t len = std::min(kTile, B - b0);
+    acc_t acc[kTile];
+    for (int64_t j = 0; j < len; ++j) acc[j] = op.identity();
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t base = (a * R + r) * B + b0;
+      for (int64_t j = 0; j < len; ++j) acc[j] = op.combine(acc[j], op.load(base + j, r));
+    }
+    for (int64_t j = 0; j < len; ++j) op.write(a * B + b0 + j, acc[j]);
+  }
+}
+
+template <class T>
+void softmax_lines(const T* x, T* y, int64_t A, int64_t R, int64_t B, bool log) {
+  const int64_t nb = (B + kTile - 1) / kTile;
+  const bool par = A * R * B > kGrain && omp_get_max_threads() > 1;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t t = 0; t < A * nb; ++t) {
+    const int64_t a = t / nb;
+    const int64_t b0 = (t % nb) * kTile;
+    const int64_t len = std::min(kTile, B - b0);
+    T m[kTile], s[kTile];
+    for (int64_t j = 0; j < len; ++j) {
+      m[j] = x[a * R * B + b0 + j];
+      s[j] = T(0);
+    }
+    for (int64_t r = 1; r < R; ++r) {
+      const T* xr = x + (a * R + r) * B + b0;
+      for (int64_t j = 0; j < len; ++j) m[j] = softmax_max(m[j], xr[j]);
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const T* xr = x + (a * R + r) * B + b0;
+      for (int64_t j = 0; j < len; ++j) s[j] += ew::m_exp(xr[j] - m[j]);
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t base = (a * R + r) * B + b0;
+      for (int64_t j = 0; j < len; ++j)
+        y[base + j] = log ? log_softmax_value(x[base + j], m[j], s[j])
+                          : softmax_value(x[base + j], m[j], s[j]);
+    }
+  }
+}
+
+}  // namespace
+
+void sum_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, const Tensor& out) {
+  auto run = [&](auto in_tag) {
+    using T = typename decltype(in_tag)::type;
+    using Acc = typename SumAcc<T>::type;
+    using Out = std::conditional_t<std::is_floating_point<T>::value, T, int64_t>;
+    cpu_reduce(SumOp<T, Acc, Out>{x.data<T>(), out.data<Out>()}, A, R, B);
+  };
+  switch (x.dtype()) {
+    case DType::Float32: run(Tag<float>{}); break;
+    case DType::Float64: run(Tag<double>{}); break;
+    case DType::Int32: run(Tag<int32_t>{}); break;
+    case DType::Int64: run(Tag<int64_t>{}); break;
+    case DType::UInt8: run(Tag<uint8_t>{}); break;
+    case DType::Bool: run(Tag<bool>{}); break;
+    default: throw ValueError(std::string("sum: unsupported dtype ") + dtype_name(x.dtype()));
+  }
+}
+
+void arg_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, const Tensor& values,
+             const Tensor& indices) {
+  int64_t* ip = indices.defined() ? indices.data<int64_t>() : nullptr;
+  auto run = [&](auto in_tag) {
+    using T = typename decltype(in_tag)::type;
+    T* vp = values.defined() ? values.data<T>() : nullptr;
+    if (is_max)
+      cpu_reduce(ArgOp<T, true>{x.data<T>(), nullptr, vp, ip}, A, R, B);
+    else
+      cpu_reduce(ArgOp<T, false>{x.data<T>(), nullptr, vp, ip}, A, R, B);
+  };
+  switch (x.dtype()) {
+    case DType::Float32: run(Tag<float>{}); break;
+    case DType::Float64: run(Tag<double>{}); break;
+    case DType::Int32: run(Tag<int32_t>{}); break;
+    case DType::Int64: run(Tag<int64_t>{}); break;
+    case DType::UInt8: run(Tag<uint8_t>{}); break;
+    default: throw ValueError(std::string(is_max ? "max" : "min") + ": unsupported dtype " + dtype_name(x.dtype()));
+  }
+}
+
+void softmax_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, const Tensor& out) {
+  if (x.dtype() == DType::Float32)
+    softmax_lines(x.data<float>(), out.data<float>(), A, R, B, log);
+  else
+    softmax_lines(x.data<double>(), out.data<double>(), A, R, B, log);
+}
+
+}  // namespace sx::red
