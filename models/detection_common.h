@@ -76,6 +76,13 @@ std::map<std::string, std::string> detector_options_to_metadata(const DetectorOp
 DetectorOptions detector_options_from_metadata(const std::map<std::string, std::string>& m,
                                                DetectorOptions defaults = {});
 
+// Factories (what train/det_train.cpp calls for --model NAME):
+//   models/retinanet.h    std::shared_ptr<RetinaNet>  make_retinanet(const DetectorOptions&)
+//   models/faster_rcnn.h  std::shared_ptr<FasterRCNN> make_faster_rcnn(const DetectorOptions&)
+// train/det_train.h make_detector(name, options) dispatches on the name, and
+// load_detector(checkpoint, device) rebuilds a model from a checkpoint's metadata alone
+// ("det.model" = model_name(), plus detector_options_to_metadata()).
+//
 // The interface the trainer (train/det_train.h), evaluation and `predict` use. A model is an
 // nn::Module (parameters, state_dict with torchvision's names, train/eval, to(device)).
 class DetectionModel : public nn::Module {
