@@ -1,0 +1,259 @@
+// Conv2d: the im2col+GEMM kernel against a naive direct convolution written here (many shapes,
+// strides, padding, dilation, groups, with/without bias, float32 and float64), its backward
+// passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "common/devices.h"
+#include "common/gradcheck.h"
+#include "kernels/conv2d/conv2d.h"
+#include "layers/conv.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace sx {
+namespace {
+
+using kernels::Conv2dParams;
+
+Tensor random_tensor(const Shape& s, uint64_t seed, DType dt = DType::Float32, double scale = 1.0) {
+  Generator g(seed);
+  Tensor t = Tensor::empty(s, DType::Float64);
+  double* p = t.data<double>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = (g.uniform() * 2 - 1) * scale;
+  return dt == DType::Float64 ? t : t.to(dt);
+}
+
+// Direct convolution straight from the definition, in double.
+std::vector<double> naive_conv(const Tensor& x_, const Tensor& w_, const Tensor& b_, const Conv2dParams& p,
+                               Shape& out_shape) {
+  auto x = x_.to_vector(), w = w_.to_vector();
+  std::vector<double> b = b_.defined() ? b_.to_vector() : std::vector<double>();
+  const int64_t N = x_.size(0), C = x_.size(1), H = x_.size(2), W = x_.size(3);
+  const int64_t K = w_.size(0), Cg = w_.size(1), R = w_.size(2), S = w_.size(3);
+  const int64_t G = p.groups, Kg = K / G;
+  const int64_t P = (H + 2 * p.pad_h - p.dil_h * (R - 1) - 1) / p.stride_h + 1;
+  const int64_t Q = (W + 2 * p.pad_w - p.dil_w * (S - 1) - 1) / p.stride_w + 1;
+  out_shape = {N, K, P, Q};
+  std::vector<double> y(N * K * P * Q, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t g = k / Kg;
+      for (int64_t op = 0; op < P; ++op)
+        for (int64_t oq = 0; oq < Q; ++oq) {
+          double s = b.empty() ? 0.0 : b[k];
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t q = 0; q < S; ++q) {
+                const int64_t h = op * p.stride_h - p.pad_h + r * p.dil_h;
+                const int64_t ww = oq * p.stride_w - p.pad_w + q * p.dil_w;
+                if (h < 0 || h >= H || ww < 0 || ww >= W) continue;
+                s += w[((k * Cg + c) * R + r) * S + q] * x[((n * C + g * Cg + c) * H + h) * W + ww];
+              }
+          y[((n * K + k) * P + op) * Q + oq] = s;
+        }
+    }
+  (void)C;
+  return y;
+}
+
+struct ConvCase {
+  int64_t N, C, H, W, K, R, S;
+  Conv2dParams p;
+  bool bias;
+};
+
+std::vector<ConvCase> cases() {
+  return {
+      {2, 3, 9, 9, 4, 3, 3, {1, 1, 1, 1, 1, 1, 1}, true},     // 3x3 same padding
+      {1, 3, 16, 16, 8, 7, 7, {2, 2, 3, 3, 1, 1, 1}, false},  // ResNet stem
+      {3, 8, 7, 7, 16, 1, 1, {1, 1, 0, 0, 1, 1, 1}, true},    // 1x1 direct GEMM path
+      {2, 8, 8, 8, 16, 1, 1, {2, 2, 0, 0, 1, 1, 1}, false},   // 1x1 strided (downsample)
+      {2, 4, 10, 11, 6, 3, 2, {2, 1, 1, 0, 1, 1, 2}, true},   // groups 2, rectangular kernel
+      {1, 6, 9, 9, 6, 3, 3, {1, 1, 2, 2, 2, 2, 6}, true},     // depthwise, dilation 2
+      {2, 4, 12, 9, 4, 3, 3, {3, 2, 0, 1, 2, 1, 1}, false},   // mixed strides/dilation, no pad
+      {1, 2, 5, 5, 3, 5, 5, {1, 1, 0, 0, 1, 1, 1}, true},     // kernel = input
+      {2, 3, 6, 6, 4, 3, 3, {1, 1, 3, 3, 1, 1, 1}, true},     // padding larger than needed
+      {1, 1, 1, 1, 1, 1, 1, {1, 1, 0, 0, 1, 1, 1}, true},     // 1x1x1x1
+  };
+}
+
+void check_against_naive(DType dt, double tol) {
+  int i = 0;
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(testing::Message() << "case " << i);
+    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, 10 + i, dt);
+    Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, 20 + i, dt);
+    Tensor b = c.bias ? random_tensor({c.K}, 30 + i, dt) : Tensor();
+    Shape os;
+    auto ref = naive_conv(x, w, b, c.p, os);
+    Tensor y = kernels::conv2d_forward(x, w, b, c.p);
+    ASSERT_EQ(y.shape(), os);
+    EXPECT_EQ(y.dtype(), dt);
+    auto got = y.to_vector();
+    for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], tol * (1 + std::fabs(ref[k]))) << "at " << k;
+    ++i;
+  }
+}
+
+TEST(Conv2dCPU, MatchesNaiveFloat32) { check_against_naive(DType::Float32, 1e-5); }
+TEST(Conv2dCPU, MatchesNaiveFloat64) { check_against_naive(DType::Float64, 1e-12); }
+
+TEST(Conv2dCPU, NonContiguousInput) {
+  // A transposed view: the kernel must read through the strides (via contiguous()).
+  Tensor base = random_tensor({2, 3, 8, 7}, 5);
+  Tensor x = base.transpose(2, 3);  // [2, 3, 7, 8], non-contiguous
+  ASSERT_FALSE(x.is_contiguous());
+  Tensor w = random_tensor({4, 3, 3, 3}, 6);
+  Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
+  Shape os;
+  auto ref = naive_conv(x, w, Tensor(), p, os);
+  auto got = kernels::conv2d_forward(x, w, Tensor(), p).to_vector();
+  for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], 1e-5 * (1 + std::fabs(ref[k])));
+}
+
+TEST(Conv2dCPU, BatchOfOneUsesBlasThreadsAndMatches) {
+  Tensor x = random_tensor({1, 16, 14, 14}, 7);
+  Tensor w = random_tensor({32, 16, 3, 3}, 8);
+  Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
+  Shape os;
+  auto ref = naive_conv(x, w, Tensor(), p, os);
+  auto got = kernels::conv2d_forward(x, w, Tensor(), p).to_vector();
+  for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], 1e-4 * (1 + std::fabs(ref[k])));
+}
+
+TEST(Conv2dCPU, GradcheckInputWeightBias) {
+  const std::vector<ConvCase> gc = {
+      {2, 4, 5, 6, 4, 3, 2, {2, 1, 1, 1, 1, 1, 2}, true},
+      {1, 3, 6, 5, 2, 3, 3, {1, 2, 2, 1, 2, 1, 1}, true},
+      {2, 2, 4, 4, 3, 1, 1, {1, 1, 0, 0, 1, 1, 1}, true},
+  };
+  int i = 0;
+  for (const auto& c : gc) {
+    SCOPED_TRACE(testing::Message() << "gradcheck case " << i);
+    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, 40 + i, DType::Float64).set_requires_grad();
+    Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, 50 + i, DType::Float64).set_requires_grad();
+    Tensor b = random_tensor({c.K}, 60 + i, DType::Float64).set_requires_grad();
+    auto p = c.p;
+    SX_EXPECT_GRADCHECK([p](const std::vector<Tensor>& in) { return nn::conv2d(in[0], in[1], in[2], p); }, {x, w, b});
+    ++i;
+  }
+}
+
+TEST(Conv2dCPU, BackwardMatchesAdjointOfNaive) {
+  // <conv(x), g> = <x, conv_backward_input(g)> and = <w, conv_backward_weight(g)>.
+  Conv2dParams p{2, 1, 1, 2, 1, 2, 1};
+  Tensor x = random_tensor({2, 3, 9, 8}, 70, DType::Float64);
+  Tensor w = random_tensor({5, 3, 3, 2}, 71, DType::Float64);
+  Tensor y = kernels::conv2d_forward(x, w, Tensor(), p);
+  Tensor g = random_tensor(y.shape(), 72, DType::Float64);
+  auto dot = [](const Tensor& a, const Tensor& b) {
+    auto va = a.to_vector(), vb = b.to_vector();
+    double s = 0;
+    for (size_t i = 0; i < va.size(); ++i) s += va[i] * vb[i];
+    return s;
+  };
+  const double lhs = dot(y, g);
+  EXPECT_NEAR(dot(x, kernels::conv2d_backward_input(g, w, x.shape(), p)), lhs, 1e-9 * (1 + std::fabs(lhs)));
+  EXPECT_NEAR(dot(w, kernels::conv2d_backward_weight(g, x, w.shape(), p)), lhs, 1e-9 * (1 + std::fabs(lhs)));
+  // bias gradient = sum of g over N, P, Q
+  auto db = kernels::conv2d_backward_bias(g).to_vector();
+  auto gv = g.to_vector();
+  const int64_t K = g.size(1), PQ = g.size(2) * g.size(3);
+  for (int64_t k = 0; k < K; ++k) {
+    double s = 0;
+    for (int64_t n = 0; n < g.size(0); ++n)
+      for (int64_t i = 0; i < PQ; ++i) s += gv[(n * K + k) * PQ + i];
+    EXPECT_NEAR(db[k], s, 1e-12);
+  }
+}
+
+TEST(Conv2dCPU, EmptyBatch) {
+  Tensor x = Tensor::zeros({0, 3, 8, 8});
+  Tensor w = random_tensor({4, 3, 3, 3}, 1);
+  Tensor y = kernels::conv2d_forward(x, w, Tensor(), Conv2dParams{1, 1, 1, 1, 1, 1, 1});
+  EXPECT_EQ(y.shape(), (Shape{0, 4, 8, 8}));
+  Tensor dx = kernels::conv2d_backward_input(y, w, x.shape(), Conv2dParams{1, 1, 1, 1, 1, 1, 1});
+  EXPECT_EQ(dx.shape(), x.shape());
+  Tensor dw = kernels::conv2d_backward_weight(y, x, w.shape(), Conv2dParams{1, 1, 1, 1, 1, 1, 1});
+  EXPECT_EQ(dw.shape(), w.shape());
+  for (double v : dw.to_vector()) EXPECT_EQ(v, 0.0);
+}
+
+TEST(Conv2dCPU, BadShapesThrowWithValues) {
+  Tensor x = Tensor::zeros({1, 3, 8, 8});
+  Tensor w = Tensor::zeros({4, 2, 3, 3});
+  try {
+    kernels::conv2d_forward(x, w, Tensor(), Conv2dParams{});
+    FAIL() << "expected ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("[4, 2, 3, 3]"), std::string::npos) << e.what();
+  }
+  // kernel larger than the padded input
+  EXPECT_THROW(kernels::conv2d_forward(Tensor::zeros({1, 3, 2, 2}), Tensor::zeros({4, 3, 3, 3}), Tensor(),
+                                       Conv2dParams{}),
+               ValueError);
+  // dtype mismatch
+  EXPECT_THROW(kernels::conv2d_forward(Tensor::zeros({1, 3, 4, 4}), Tensor::zeros({4, 3, 3, 3}, DType::Float64),
+                                       Tensor(), Conv2dParams{}),
+               ValueError);
+}
+
+TEST(Conv2dLayer, ShapesNamesAndInit) {
+  nn::Conv2d conv(6, 12, 3, 2, 1, 1, 3, true);
+  auto named = conv.named_parameters();
+  ASSERT_EQ(named.size(), 2u);
+  EXPECT_EQ(named[0].first, "weight");
+  EXPECT_EQ(named[1].first, "bias");
+  EXPECT_EQ(conv.weight.shape(), (Shape{12, 2, 3, 3}));
+  EXPECT_EQ(conv.num_parameters(), 12 * 2 * 9 + 12);
+  // torch's default init bound: 1/sqrt(fan_in) = 1/sqrt(18)
+  const double bound = 1.0 / std::sqrt(18.0);
+  double mx = 0;
+  for (double v : conv.weight.to_vector()) mx = std::max(mx, std::fabs(v));
+  EXPECT_LE(mx, bound);
+  EXPECT_GT(mx, 0.5 * bound);
+  Tensor y = conv.forward(Tensor::zeros({2, 6, 9, 9}));
+  EXPECT_EQ(y.shape(), (Shape{2, 12, 5, 5}));
+}
+
+class Conv2dParity : public ::testing::TestWithParam<Device> {};
+
+TEST_P(Conv2dParity, MatchesCPU) {
+  Device dev = GetParam();
+  SX_SKIP_IF_NO_DEVICE(dev);
+  int i = 0;
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(testing::Message() << "case " << i);
+    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, 80 + i);
+    Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, 90 + i);
+    Tensor b = c.bias ? random_tensor({c.K}, 100 + i) : Tensor();
+    Tensor y = kernels::conv2d_forward(x, w, b, c.p);
+    Tensor yd = kernels::conv2d_forward(x.to(dev), w.to(dev), b.defined() ? b.to(dev) : b, c.p);
+    EXPECT_TRUE(yd.device() == dev);
+    Tensor g = random_tensor(y.shape(), 110 + i);
+    Tensor dx = kernels::conv2d_backward_input(g, w, x.shape(), c.p);
+    Tensor dw = kernels::conv2d_backward_weight(g, x, w.shape(), c.p);
+    Tensor db = kernels::conv2d_backward_bias(g);
+    Tensor dxd = kernels::conv2d_backward_input(g.to(dev), w.to(dev), x.shape(), c.p);
+    Tensor dwd = kernels::conv2d_backward_weight(g.to(dev), x.to(dev), w.shape(), c.p);
+    Tensor dbd = kernels::conv2d_backward_bias(g.to(dev));
+    auto cmp = [](const Tensor& a, const Tensor& b) {
+      auto va = a.to_vector(), vb = b.cpu().to_vector();
+      ASSERT_EQ(va.size(), vb.size());
+      for (size_t k = 0; k < va.size(); ++k) ASSERT_NEAR(va[k], vb[k], 1e-4 * (1 + std::fabs(va[k])));
+    };
+    cmp(y, yd);
+    cmp(dx, dxd);
+    cmp(dw, dwd);
+    cmp(db, dbd);
+    ++i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, Conv2dParity, SX_DEVICES, test::device_name);
+
+}  // namespace
+}  // namespace sx
