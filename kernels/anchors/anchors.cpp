@@ -1,0 +1,112 @@
+// Anchor generation: base anchors on the host (a handful of numbers), grids on the device.
+#include "kernels/anchors/anchors.h"
+
+#include <cmath>
+
+#include "kernels/anchors/anchors_math.h"
+#include "kernels/box_ops/device_dispatch.h"
+
+namespace sx::kernels {
+
+AnchorConfig retinanet_anchor_config() {
+  AnchorConfig c;
+  for (double x : {32.0, 64.0, 128.0, 256.0, 512.0}) {
+    c.sizes.push_back({x, x * std::pow(2.0, 1.0 / 3.0), x * std::pow(2.0, 2.0 / 3.0)});
+    c.aspect_ratios.push_back({0.5, 1.0, 2.0});
+  }
+  return c;
+}
+
+AnchorConfig fasterrcnn_anchor_config() {
+  AnchorConfig c;
+  for (double x : {32.0, 64.0, 128.0, 256.0, 512.0}) {
+    c.sizes.push_back({x});
+    c.aspect_ratios.push_back({0.5, 1.0, 2.0});
+  }
+  return c;
+}
+
+Tensor base_anchors(const std::vector<double>& sizes, const std::vector<double>& ratios) {
+  SX_CHECK(!sizes.empty() && !ratios.empty(), "base_anchors: sizes and aspect ratios must be non-empty");
+  const int64_t S = static_cast<int64_t>(sizes.size()), R = static_cast<int64_t>(ratios.size());
+  Tensor out = Tensor::empty({R * S, 4}, DType::Float32);
+  float* o = out.data<float>();
+  for (int64_t r = 0; r < R; ++r) {
+    SX_CHECK(ratios[r] > 0, "base_anchors: aspect ratios must be > 0, got ", ratios[r]);
+    // float32 throughout, as torchvision (sizes and ratios become float32 tensors).
+    const float hr = std::sqrt(static_cast<float>(ratios[r]));
+    const float wr = 1.0f / hr;
+    for (int64_t s = 0; s < S; ++s) {
+      const float sz = static_cast<float>(sizes[s]);
+      const float w = wr * sz, h = hr * sz;
+      float* a = o + 4 * (r * S + s);
+      a[0] = std::nearbyint(-w / 2.0f);
+      a[1] = std::nearbyint(-h / 2.0f);
+      a[2] = std::nearbyint(w / 2.0f);
+      a[3] = std::nearbyint(h / 2.0f);
+    }
+  }
+  return out;
+}
+
+Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t stride_h,
+                    int64_t stride_w, Device device) {
+  SX_CHECK(base.dim() == 2 && base.size(1) == 4 && base.dtype() == DType::Float32 && base.device().is_cpu(),
+           "grid_anchors: base must be a float32 CPU [A, 4] tensor, got ", shape_str(base.shape()));
+  SX_CHECK(grid_h >= 0 && grid_w >= 0 && stride_h >= 0 && stride_w >= 0,
+           "grid_anchors: negative grid or stride (", grid_h, "x", grid_w, ", stride ", stride_h, "x",
+           stride_w, ")");
+  Tensor b = base.contiguous();
+  if (device.is_cuda()) {
+#ifdef SX_WITH_CUDA
+    return cuda::grid_anchors(b, grid_h, grid_w, stride_h, stride_w, device);
+#else
+    SX_THROW(NotBuiltError, "grid_anchors: asked for CUDA but spinexr was built without CUDA");
+#endif
+  }
+  return cpu::grid_anchors(b, grid_h, grid_w, stride_h, stride_w);
+}
+
+std::vector<int64_t> anchors_per_location(const AnchorConfig& c) {
+  std::vector<int64_t> n;
+  for (size_t l = 0; l < c.sizes.size(); ++l)
+    n.push_back(static_cast<int64_t>(c.sizes[l].size() * c.aspect_ratios[l].size()));
+  return n;
+}
+
+Tensor generate_anchors(const AnchorConfig& config, std::pair<int64_t, int64_t> image_size,
+                        const std::vector<std::pair<int64_t, int64_t>>& feature_sizes, Device device) {
+  SX_CHECK(config.sizes.size() == config.aspect_ratios.size(), "generate_anchors: ",
+           config.sizes.size(), " size lists but ", config.aspect_ratios.size(), " ratio lists");
+  SX_CHECK(config.sizes.size() == feature_sizes.size(), "generate_anchors: ", config.sizes.size(),
+           " anchor levels but ", feature_sizes.size(), " feature maps");
+  std::vector<Tensor> levels;
+  int64_t total = 0;
+  for (size_t l = 0; l < feature_sizes.size(); ++l) {
+    const auto [gh, gw] = feature_sizes[l];
+    SX_CHECK(gh >= 0 && gw >= 0, "generate_anchors: negative feature size ", gh, "x", gw);
+    const int64_t sh = gh > 0 ? image_size.first / gh : 0, sw = gw > 0 ? image_size.second / gw : 0;
+    levels.push_back(grid_anchors(base_anchors(config.sizes[l], config.aspect_ratios[l]), gh, gw, sh, sw, device));
+    total += levels.back().size(0);
+  }
+  Tensor out = Tensor::empty({total, 4}, DType::Float32, device);
+  int64_t row = 0;
+  for (const Tensor& t : levels) {
+    if (t.size(0) > 0) out.narrow(0, row, t.size(0)).copy_(t);
+    row += t.size(0);
+  }
+  return out;
+}
+
+namespace cpu {
+Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t stride_h, int64_t stride_w) {
+  const int64_t A = base.size(0), n = grid_h * grid_w * A;
+  Tensor out = Tensor::empty({n, 4}, DType::Float32);
+  const float* b = base.data<float>();
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < n; ++i) anchormath::anchor(i, b, A, grid_w, stride_h, stride_w, o + 4 * i);
+  return out;
+}
+}  // namespace cpu
+
+}  // namespace sx::kernels

@@ -1,0 +1,17 @@
+// Argument checks and device dispatch for matcher.h.
+#include "kernels/matcher/matcher.h"
+
+#include "kernels/box_ops/device_dispatch.h"
+
+namespace sx::kernels {
+
+Tensor match_anchors(const Tensor& quality, const MatcherParams& p) {
+  detail::check_float(quality, "match_anchors", "quality");
+  SX_CHECK(quality.dim() == 2, "match_anchors: quality must be [G, A], got ", shape_str(quality.shape()));
+  SX_CHECK(p.low_threshold <= p.high_threshold, "match_anchors: low_threshold ", p.low_threshold,
+           " > high_threshold ", p.high_threshold);
+  Tensor q = quality.contiguous();
+  SX_DEVICE_DISPATCH(q.is_cuda(), "match_anchors", be::match_anchors(q, p));
+}
+
+}  // namespace sx::kernels

@@ -1,0 +1,196 @@
+// CPU RoIAlign over the shared math in roi_align_math.h.
+//
+// Naive: one output element at a time, every bilinear sample recomputed for each of the C channels
+// (what a CUDA thread does).
+// Fast: the sample positions and weights of one RoI depend only on the RoI, not on the channel, so
+// they are computed once into a table (ph, pw, iy, ix) -> (4 offsets, 4 weights) and reused for
+// all C channels (torchvision's pre_calc). Forward: RoIs are independent, so OpenMP threads take
+// whole RoIs. Backward: two RoIs may touch the same input pixel, so threads take channels instead
+// (each channel plane of grad_input has a single writer): deterministic without atomics.
+#include <omp.h>
+
+#include <vector>
+
+#include "kernels/roi_align/roi_align.h"
+#include "kernels/roi_align/roi_align_math.h"
+
+namespace sx::kernels::cpu {
+namespace {
+
+using roimath::Bilinear;
+using roimath::RoiGeom;
+
+template <class T>
+void precalc(const RoiGeom<T>& g, int64_t H, int64_t W, int64_t PH, int64_t PW,
+             std::vector<Bilinear<T>>& table) {
+  table.clear();
+  table.reserve(static_cast<size_t>(PH * PW * g.grid_h * g.grid_w));
+  for (int64_t ph = 0; ph < PH; ++ph)
+    for (int64_t pw = 0; pw < PW; ++pw)
+      for (int iy = 0; iy < g.grid_h; ++iy) {
+        const T y = roimath::sample_y(g, ph, iy);
+        for (int ix = 0; ix < g.grid_w; ++ix)
+          table.push_back(roimath::bilinear(H, W, y, roimath::sample_x(g, pw, ix)));
+      }
+}
+
+bool on_level(const int64_t* levels, int64_t level, int64_t k) { return !levels || levels[k] == level; }
+
+
+template <class T>
+void check_batch_indices(const T* r, int64_t K, int64_t N, const int64_t* lv, int64_t level,
+                         const char* op) {
+  for (int64_t k = 0; k < K; ++k) {
+    const T b = r[5 * k];
+    SX_CHECK(!(b == b) || (b >= 0 && b < static_cast<T>(N)) || !on_level(lv, level, k), op,
+             ": RoI ", k, " has batch index ", b, " but the input has ", N, " images");
+  }
+}
+
+template <class T>
+void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int64_t N, int64_t C,
+                  int64_t H, int64_t W, int64_t K, const RoiAlignParams& p, RoiAlignAlgo algo, T* o) {
+  const int64_t PH = p.pooled_h, PW = p.pooled_w;
+  const T scale = static_cast<T>(p.spatial_scale);
+  check_batch_indices(r, K, N, lv, level, "roi_align");
+  if (algo == RoiAlignAlgo::Naive) {
+    for (int64_t k = 0; k < K; ++k) {
+      if (!on_level(lv, level, k)) continue;
+      const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
+      for (int64_t c = 0; c < C; ++c) {
+        T* oc = o + (k * C + c) * PH * PW;
+        if (g.batch < 0) {
+          for (int64_t i = 0; i < PH * PW; ++i) oc[i] = 0;
+          continue;
+        }
+        const T* plane = in + (g.batch * C + c) * H * W;
+        for (int64_t ph = 0; ph < PH; ++ph)
+          for (int64_t pw = 0; pw < PW; ++pw) oc[ph * PW + pw] = roimath::pool_bin(g, plane, H, W, ph, pw);
+      }
+    }
+    return;
+  }
+#pragma omp parallel
+  {
+    std::vector<Bilinear<T>> table;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t k = 0; k < K; ++k) {
+      if (!on_level(lv, level, k)) continue;
+      const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
+      T* ok = o + k * C * PH * PW;
+      if (g.batch < 0) {
+        for (int64_t i = 0; i < C * PH * PW; ++i) ok[i] = 0;
+        continue;
+      }
+      precalc(g, H, W, PH, PW, table);
+      const int64_t S = static_cast<int64_t>(g.grid_h) * g.grid_w;
+      for (int64_t c = 0; c < C; ++c) {
+        const T* plane = in + (g.batch * C + c) * H * W;
+        T* oc = ok + c * PH * PW;
+        const Bilinear<T>* t = table.data();
+        for (int64_t bin = 0; bin < PH * PW; ++bin) {
+          T acc = 0;
+          for (int64_t s = 0; s < S; ++s, ++t)
+            if (t->valid) acc += roimath::interpolate(*t, plane);
+          oc[bin] = acc / g.count;
+        }
+      }
+    }
+  }
+}
+
+// torchvision: g_i = grad * w_i / count, added to the four neighbours.
+template <class T>
+inline void scatter(const Bilinear<T>& t, T g, T count, T* plane) {
+  plane[t.p1] += g * t.w1 / count;
+  plane[t.p2] += g * t.w2 / count;
+  plane[t.p3] += g * t.w3 / count;
+  plane[t.p4] += g * t.w4 / count;
+}
+
+template <class T>
+void backward_impl(const T* go, const T* r, const int64_t* lv, int64_t level, int64_t N, int64_t C,
+                   int64_t H, int64_t W, int64_t K, const RoiAlignParams& p, RoiAlignAlgo algo, T* gi) {
+  const int64_t PH = p.pooled_h, PW = p.pooled_w;
+  const T scale = static_cast<T>(p.spatial_scale);
+  check_batch_indices(r, K, N, lv, level, "roi_align_backward");
+  if (algo == RoiAlignAlgo::Naive) {
+    for (int64_t k = 0; k < K; ++k) {
+      if (!on_level(lv, level, k)) continue;
+      const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
+      if (g.batch < 0) continue;
+      for (int64_t c = 0; c < C; ++c) {
+        T* plane = gi + (g.batch * C + c) * H * W;
+        for (int64_t ph = 0; ph < PH; ++ph)
+          for (int64_t pw = 0; pw < PW; ++pw) {
+            const T gv = go[((k * C + c) * PH + ph) * PW + pw];
+            for (int iy = 0; iy < g.grid_h; ++iy) {
+              const T y = roimath::sample_y(g, ph, iy);
+              for (int ix = 0; ix < g.grid_w; ++ix) {
+                const auto t = roimath::bilinear(H, W, y, roimath::sample_x(g, pw, ix));
+                if (t.valid) scatter(t, gv, g.count, plane);
+              }
+            }
+          }
+      }
+    }
+    return;
+  }
+  std::vector<Bilinear<T>> table;
+  for (int64_t k = 0; k < K; ++k) {
+    if (!on_level(lv, level, k)) continue;
+    const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
+    if (g.batch < 0) continue;
+    precalc(g, H, W, PH, PW, table);
+    const int64_t S = static_cast<int64_t>(g.grid_h) * g.grid_w;
+    const Bilinear<T>* tab = table.data();
+    const bool par = C * PH * PW * S > 4096;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t c = 0; c < C; ++c) {
+      T* plane = gi + (g.batch * C + c) * H * W;
+      const T* gk = go + (k * C + c) * PH * PW;
+      const Bilinear<T>* t = tab;
+      for (int64_t bin = 0; bin < PH * PW; ++bin) {
+        const T gv = gk[bin];
+        for (int64_t s = 0; s < S; ++s, ++t)
+          if (t->valid) scatter(*t, gv, g.count, plane);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void roi_align_forward_into(const Tensor& input, const Tensor& rois, const Tensor& levels,
+                            int64_t level, const RoiAlignParams& p, RoiAlignAlgo algo, Tensor& out) {
+  const int64_t* lv = levels.defined() ? levels.data<int64_t>() : nullptr;
+  SX_DISPATCH_FLOAT(input.dtype(), "roi_align", [&] {
+    forward_impl(input.data<scalar_t>(), rois.data<scalar_t>(), lv, level, input.size(0),
+                 input.size(1), input.size(2), input.size(3), rois.size(0), p, algo,
+                 out.data<scalar_t>());
+  });
+}
+
+void roi_align_backward_into(const Tensor& grad_out, const Tensor& rois, const Tensor& levels,
+                             int64_t level, const RoiAlignParams& p, bool /*deterministic*/,
+                             RoiAlignAlgo algo, Tensor& grad_input) {
+  const int64_t* lv = levels.defined() ? levels.data<int64_t>() : nullptr;
+  SX_DISPATCH_FLOAT(grad_input.dtype(), "roi_align_backward", [&] {
+    backward_impl(grad_out.data<scalar_t>(), rois.data<scalar_t>(), lv, level, grad_input.size(0),
+                  grad_input.size(1), grad_input.size(2), grad_input.size(3), rois.size(0), p, algo,
+                  grad_input.data<scalar_t>());
+  });
+}
+
+Tensor fpn_levels(const Tensor& rois, int64_t k_min, int64_t k_max, double s0, int64_t k0, double eps) {
+  const int64_t K = rois.size(0);
+  Tensor out = Tensor::empty({K}, DType::Int64);
+  int64_t* o = out.data<int64_t>();
+  SX_DISPATCH_FLOAT(rois.dtype(), "fpn_levels", [&] {
+    const scalar_t* r = rois.data<scalar_t>();
+    for (int64_t k = 0; k < K; ++k) o[k] = roimath::fpn_level(r + 5 * k, k_min, k_max, s0, k0, eps);
+  });
+  return out;
+}
+
+}  // namespace sx::kernels::cpu

@@ -1,0 +1,193 @@
+// RoIAlign: torchvision golden forward/backward (aligned on/off, sampling 0 and 2, RoIs crossing
+// the border, tiny, zero-area and outside RoIs), MultiScaleRoIAlign golden, naive == fast, float64
+// gradient checks, edge cases, CUDA parity and deterministic backward.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/roi_align/roi_align.h"
+#include "kernels/roi_align/roi_align_autograd.h"
+#include "tensor/autograd.h"
+#include "tests/common/devices.h"
+#include "tests/common/gradcheck.h"
+#include "tests/kernels/detection_test_util.h"
+
+namespace sx::kernels {
+namespace {
+
+using test::DetectionFixture;
+using test::expect_close;
+
+RoiAlignParams params(bool aligned, int64_t sr) {
+  RoiAlignParams p;
+  p.pooled_h = 5;
+  p.pooled_w = 4;
+  p.spatial_scale = 0.5;
+  p.sampling_ratio = sr;
+  p.aligned = aligned;
+  return p;
+}
+
+TEST(RoiAlignGolden, ForwardBackwardMatchTorchvision) {
+  DetectionFixture f("roi");
+  Tensor x = f["roi_x"], rois = f["roi_rois"], w = f["roi_wout"];
+  for (bool aligned : {false, true})
+    for (int64_t sr : {0, 2})
+      for (RoiAlignAlgo algo : {RoiAlignAlgo::Naive, RoiAlignAlgo::Fast}) {
+        const std::string tag = "roi_a" + std::to_string(int(aligned)) + "_s" + std::to_string(sr);
+        const std::string what = tag + (algo == RoiAlignAlgo::Naive ? " naive" : " fast");
+        const RoiAlignParams p = params(aligned, sr);
+        expect_close(roi_align_forward(x, rois, p, algo), f[tag + "_out"], 1e-6, 1e-6, what + " forward");
+        expect_close(roi_align_backward(w, rois, x.shape(), p, false, algo), f[tag + "_grad"], 1e-6, 1e-5,
+                     what + " backward");
+      }
+}
+
+TEST(RoiAlignGolden, AutogradBindingMatchesTorchvision) {
+  DetectionFixture f("roi");
+  Tensor x = f["roi_x"].clone().set_requires_grad(true);
+  Tensor y = roi_align(x, f["roi_rois"], 5, 4, 0.5, 0, true);
+  y.backward(f["roi_wout"]);
+  expect_close(y.detach(), f["roi_a1_s0_out"], 1e-6, 1e-6, "forward");
+  expect_close(x.grad(), f["roi_a1_s0_grad"], 1e-6, 1e-5, "grad");
+}
+
+TEST(RoiAlign, NaiveEqualsFastExactly) {
+  DetectionFixture f("roi");
+  Tensor x = f["roi_x"].to(DType::Float64), rois = f["roi_rois"].to(DType::Float64);
+  Tensor w = f["roi_wout"].to(DType::Float64);
+  for (bool aligned : {false, true})
+    for (int64_t sr : {0, 1, 3}) {
+      const RoiAlignParams p = params(aligned, sr);
+      expect_close(roi_align_forward(x, rois, p, RoiAlignAlgo::Fast), roi_align_forward(x, rois, p, RoiAlignAlgo::Naive),
+                   0, 0, "forward");
+      expect_close(roi_align_backward(w, rois, x.shape(), p, false, RoiAlignAlgo::Fast),
+                   roi_align_backward(w, rois, x.shape(), p, false, RoiAlignAlgo::Naive), 1e-14, 1e-12, "backward");
+    }
+}
+
+TEST(RoiAlign, GradcheckFloat64CrossingBorder) {
+  Generator g(5);
+  Tensor x = Tensor::empty({2, 2, 6, 7}, DType::Float64);
+  {
+    double* p = x.data<double>();
+    for (int64_t i = 0; i < x.numel(); ++i) p[i] = g.normal();
+  }
+  x.set_requires_grad(true);
+  // Crossing the top-left and bottom-right borders, inside, and a sub-pixel box.
+  Tensor rois = Tensor::from_vector({0, -3.2, -2.1, 4.3, 5.6,  1, 3.1, 2.2, 15.7, 13.4,  1, 1.3, 1.1, 6.2, 4.9,
+                                     0, 2.2, 2.6, 2.7, 3.05},
+                                    {4, 5}, DType::Float64);
+  for (bool aligned : {false, true})
+    for (int64_t sr : {0, 2}) {
+      RoiAlignParams p;
+      p.pooled_h = 3;
+      p.pooled_w = 2;
+      p.spatial_scale = 0.5;
+      p.sampling_ratio = sr;
+      p.aligned = aligned;
+      SX_EXPECT_GRADCHECK([&](const std::vector<Tensor>& in) { return roi_align(in[0], rois, p); }, {x});
+    }
+}
+
+TEST(RoiAlign, EmptyAndDegenerateInputs) {
+  Tensor x = Tensor::zeros({1, 3, 4, 4});
+  RoiAlignParams p = params(false, 2);
+  Tensor out = roi_align_forward(x, Tensor::empty({0, 5}), p);
+  EXPECT_EQ(out.shape(), (Shape{0, 3, 5, 4}));
+  Tensor gi = roi_align_backward(Tensor::empty({0, 3, 5, 4}), Tensor::empty({0, 5}), x.shape(), p);
+  EXPECT_EQ(gi.shape(), x.shape());
+  EXPECT_EQ(sx::test::ints(gi.to(DType::Int64)), std::vector<int64_t>(48, 0));
+  // NaN RoI: zeros, no crash, no gradient.
+  Tensor ones = Tensor::ones({1, 3, 4, 4});
+  Tensor nan_roi = Tensor::from_vector({0, NAN, 0, 2, 2}, {1, 5});
+  auto v = roi_align_forward(ones, nan_roi, p).to_vector();
+  for (double a : v) EXPECT_EQ(a, 0.0);
+  auto gv = roi_align_backward(Tensor::ones({1, 3, 5, 4}), nan_roi, ones.shape(), p).to_vector();
+  for (double a : gv) EXPECT_EQ(a, 0.0);
+  // Out-of-range batch index: a clear error on the CPU.
+  EXPECT_THROW(roi_align_forward(ones, Tensor::from_vector({3, 0, 0, 2, 2}, {1, 5}), p), ValueError);
+  EXPECT_THROW(roi_align_forward(ones, Tensor::empty({2, 4}), p), ValueError);
+  // Inverted aligned RoI: empty sampling grid, zeros.
+  RoiAlignParams pa = params(true, 0);
+  auto iv = roi_align_forward(ones, Tensor::from_vector({0, 6, 6, 2, 2}, {1, 5}), pa).to_vector();
+  for (double a : iv) EXPECT_EQ(a, 0.0);
+}
+
+TEST(RoiAlign, ConstantImageGivesConstantInside) {
+  // A RoI well inside a constant image pools to the constant (a simple naive-reference check).
+  Tensor x = Tensor::full({1, 1, 8, 8}, 3.0, DType::Float64);
+  Tensor rois = Tensor::from_vector({0, 1, 1, 6, 6}, {1, 5}, DType::Float64);
+  RoiAlignParams p;
+  p.pooled_h = p.pooled_w = 2;
+  for (double a : roi_align_forward(x, rois, p).to_vector()) EXPECT_DOUBLE_EQ(a, 3.0);
+}
+
+TEST(MultiScaleRoiAlignGolden, MatchesTorchvision) {
+  DetectionFixture f("ms");
+  std::vector<Tensor> feats;
+  for (int l = 2; l <= 5; ++l) feats.push_back(f["ms_p" + std::to_string(l)].clone().set_requires_grad(true));
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{128, 160}, {120, 150}};
+  FpnSetup setup = infer_fpn_setup(feats, sizes);
+  EXPECT_EQ(setup.k_min, 2);
+  EXPECT_EQ(setup.k_max, 5);
+  expect_close(Tensor::from_vector(setup.scales, {4}, DType::Float64), f["ms_scales"], 0, 0, "scales");
+  EXPECT_EQ(sx::test::ints(fpn_levels(f["ms_rois"], 2, 5)), sx::test::ints(f["ms_levels"]));
+  Tensor out = multiscale_roi_align(feats, f["ms_rois"], sizes);
+  expect_close(out.detach(), f["ms_out"], 1e-6, 1e-5, "forward");
+  out.backward(f["ms_w"]);
+  for (int l = 2; l <= 5; ++l)
+    expect_close(feats[l - 2].grad(), f["ms_p" + std::to_string(l) + "_grad"], 1e-6, 1e-5,
+                 "grad p" + std::to_string(l));
+}
+
+TEST(MultiScaleRoiAlign, LevelMapperRule) {
+  // sqrt(area) = 224 -> level 4; 112 -> 3; 448 -> 5; tiny -> clamped to k_min; huge -> k_max.
+  Tensor r = Tensor::from_vector({0, 0, 0, 224, 224,  0, 0, 0, 112, 112,  0, 0, 0, 448, 448,  0, 0, 0, 1, 1,
+                                  0, 0, 0, 5000, 5000,  0, 5, 5, 1, 1,  0, NAN, 0, 1, 1},
+                                 {7, 5});
+  EXPECT_EQ(sx::test::ints(fpn_levels(r, 2, 5)), (std::vector<int64_t>{2, 1, 3, 0, 3, 0, 0}));
+  EXPECT_EQ(fpn_levels(Tensor::empty({0, 5}), 2, 5).shape(), (Shape{0}));
+  EXPECT_DOUBLE_EQ(infer_fpn_scale(32, 128), 0.25);
+  EXPECT_DOUBLE_EQ(infer_fpn_scale(13, 200), 0.0625);  // log2(0.065) = -3.94 -> -4
+}
+
+class RoiAlignDevice : public ::testing::TestWithParam<Device> {};
+
+TEST_P(RoiAlignDevice, ParityAndDeterministicBackward) {
+  const Device dev = GetParam();
+  SX_SKIP_IF_NO_DEVICE(dev);
+  DetectionFixture f("roi");
+  Tensor x = f["roi_x"], rois = f["roi_rois"], w = f["roi_wout"];
+  for (bool aligned : {false, true})
+    for (int64_t sr : {0, 2}) {
+      const RoiAlignParams p = params(aligned, sr);
+      Tensor y = roi_align_forward(x.to(dev), rois.to(dev), p);
+      EXPECT_EQ(y.device(), dev);
+      expect_close(y.cpu(), roi_align_forward(x, rois, p), 1e-5, 1e-5, "forward");
+      Tensor ref = roi_align_backward(w, rois, x.shape(), p);
+      expect_close(roi_align_backward(w.to(dev), rois.to(dev), x.shape(), p, false).cpu(), ref, 1e-5, 1e-5, "atomic");
+      Tensor d1 = roi_align_backward(w.to(dev), rois.to(dev), x.shape(), p, true).cpu();
+      Tensor d2 = roi_align_backward(w.to(dev), rois.to(dev), x.shape(), p, true).cpu();
+      expect_close(d1, ref, 1e-5, 1e-5, "deterministic vs cpu");
+      expect_close(d1, d2, 0, 0, "deterministic run to run");
+    }
+  // Multi-level parity.
+  DetectionFixture m("ms");
+  std::vector<Tensor> fc, fd;
+  for (int l = 2; l <= 5; ++l) {
+    fc.push_back(m["ms_p" + std::to_string(l)]);
+    fd.push_back(fc.back().to(dev));
+  }
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{128, 160}, {120, 150}};
+  expect_close(multiscale_roi_align(fd, m["ms_rois"].to(dev), sizes).cpu(), multiscale_roi_align(fc, m["ms_rois"], sizes),
+               1e-5, 1e-5, "multiscale");
+  Tensor e = roi_align_forward(x.to(dev), Tensor::empty({0, 5}, DType::Float32, dev), params(false, 2));
+  EXPECT_EQ(e.shape(), (Shape{0, 3, 5, 4}));
+  EXPECT_EQ(e.device(), dev);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, RoiAlignDevice, SX_DEVICES, test::device_name);
+
+}  // namespace
+}  // namespace sx::kernels
