@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "tensor/host_device.h"
 
@@ -39,6 +40,15 @@ template <class T>
 HOST_DEVICE bool m_isfinite(T x) { return (x - x) == T(0); }
 template <class T>
 HOST_DEVICE bool m_isnan(T x) { return x != x; }  // always false for integers
+// x < 0 without "pointless comparison" warnings for unsigned types.
+template <class T>
+HOST_DEVICE bool m_negative(T x) {
+  if constexpr (std::is_unsigned<T>::value) {
+    return false;
+  } else {
+    return x < T(0);
+  }
+}
 
 template <class T>
 HOST_DEVICE T m_sigmoid(T x) {
@@ -60,11 +70,11 @@ template <class T> struct PowS {
   }
 };
 template <class T> struct Neg { HOST_DEVICE T operator()(T a) const { return static_cast<T>(-a); } };
-template <class T> struct Abs { HOST_DEVICE T operator()(T a) const { return a < T(0) ? static_cast<T>(-a) : a; } };
+template <class T> struct Abs { HOST_DEVICE T operator()(T a) const { return m_negative(a) ? static_cast<T>(-a) : a; } };
 template <class T> struct Exp { HOST_DEVICE T operator()(T a) const { return m_exp(a); } };
 template <class T> struct Log { HOST_DEVICE T operator()(T a) const { return m_log(a); } };
 template <class T> struct Sqrt { HOST_DEVICE T operator()(T a) const { return m_sqrt(a); } };
-template <class T> struct Relu { HOST_DEVICE T operator()(T a) const { return a < T(0) ? T(0) : a; } };
+template <class T> struct Relu { HOST_DEVICE T operator()(T a) const { return m_negative(a) ? T(0) : a; } };
 template <class T> struct LeakyRelu {
   T slope;
   HOST_DEVICE T operator()(T a) const { return a < T(0) ? a * slope : a; }
