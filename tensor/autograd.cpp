@@ -66,6 +66,9 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
 
   // Topological order: iterative post-order DFS over grad_fn edges, then reversed.
   Node* root = grad_fn().get();
+  // `alive` owns every node until the pass ends: releasing a node's inputs below can drop the last
+  // reference to an interior tensor, and with it to the node that produced it.
+  std::vector<std::shared_ptr<Node>> alive{grad_fn()};
   std::vector<Node*> post;
   std::unordered_set<Node*> seen;
   std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
@@ -79,7 +82,10 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
       const Tensor& in = node->inputs[next++];
       if (in.defined() && !in.is_leaf()) {
         Node* child = in.grad_fn().get();
-        if (seen.insert(child).second) stack.push_back({child, 0});
+        if (seen.insert(child).second) {
+          alive.push_back(in.grad_fn());
+          stack.push_back({child, 0});
+        }
       }
       continue;
     }
