@@ -25,7 +25,7 @@ Tensor vec(const std::vector<double>& v, const Shape& s, DType dt, Device dev) {
 }
 Tensor ivec(const std::vector<double>& v, const Shape& s, Device dev) { return vec(v, s, DType::Int64, dev); }
 
-// Row-major multi-index helpers for the plain-loop references.
+// Row-major multi-index of linear index i (for the plain-loop references).
 std::vector<int64_t> unravel(int64_t i, const Shape& s) {
   std::vector<int64_t> c(s.size());
   for (int64_t d = static_cast<int64_t>(s.size()) - 1; d >= 0; --d) {
@@ -33,11 +33,6 @@ std::vector<int64_t> unravel(int64_t i, const Shape& s) {
     i /= s[d];
   }
   return c;
-}
-int64_t ravel(const std::vector<int64_t>& c, const Shape& s) {
-  int64_t i = 0;
-  for (size_t d = 0; d < s.size(); ++d) i = i * s[d] + c[d];
-  return i;
 }
 
 void expect_values(const Tensor& t, const std::vector<double>& ref, double tol = 0.0) {
