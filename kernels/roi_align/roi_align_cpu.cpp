@@ -70,7 +70,8 @@ void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int
     }
     return;
   }
-#pragma omp parallel
+  const bool par = K * C * PH * PW > 8192;
+#pragma omp parallel if (par)
   {
     std::vector<Bilinear<T>> table;
 #pragma omp for schedule(dynamic, 1)
