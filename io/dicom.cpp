@@ -5,7 +5,9 @@
 #include <gdcmFileMetaInformation.h>
 #include <gdcmFragment.h>
 #include <gdcmImage.h>
+#include <gdcmExplicitDataElement.h>
 #include <gdcmImageReader.h>
+#include <gdcmImplicitDataElement.h>
 #include <gdcmSequenceOfFragments.h>
 #include <gdcmSequenceOfItems.h>
 #include <gdcmTrace.h>
@@ -20,10 +22,14 @@
 #include <set>
 #include <sstream>
 
+#include "io/atomic_file.h"
+#include "io/dicom_scan.h"
 #include "tensor/errors.h"
 
 namespace sx::io {
 namespace {
+
+const char* const kDeflate = "1.2.840.10008.1.2.1.99";
 
 // Library code never prints: GDCM's warnings (to stderr by default) are switched off once.
 void quiet_gdcm() {
@@ -134,7 +140,7 @@ float apply_lut(const Lut& lut, double v) {
 }
 
 // Header fields from the data set; does not touch pixel data.
-DicomInfo parse_info(const gdcm::File& file, const std::string& path, const DicomLimits& lim) {
+DicomInfo parse_info(const gdcm::File& file, const std::string& path, const DicomLimits& lim, bool has_pixel_data) {
   const gdcm::DataSet& ds = file.GetDataSet();
   const gdcm::FileMetaInformation& fmi = file.GetHeader();
   gdcm::TransferSyntax ts = fmi.GetDataSetTransferSyntax();
@@ -146,7 +152,7 @@ DicomInfo parse_info(const gdcm::File& file, const std::string& path, const Dico
   in.encapsulated = ts.IsEncapsulated();
   const bool be = ts.GetSwapCode() == gdcm::SwapCode::BigEndian;
 
-  if (!ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) fail(path, "no pixel data (7FE0,0010)");
+  if (!has_pixel_data) fail(path, "no pixel data (7FE0,0010)");
   int rows = 0, cols = 0, ba = 0, bs = 0, hb = 0, pr = 0, spp = 1;
   if (!get_u16(ds, 0x0028, 0x0010, be, &rows) || !get_u16(ds, 0x0028, 0x0011, be, &cols))
     fail(path, "missing Rows/Columns");
@@ -211,7 +217,7 @@ DicomInfo parse_info(const gdcm::File& file, const std::string& path, const Dico
   return in;
 }
 
-void check_file_size(const std::string& path, const DicomLimits& lim) {
+int64_t check_file_size(const std::string& path, const DicomLimits& lim) {
   quiet_gdcm();
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
@@ -220,6 +226,31 @@ void check_file_size(const std::string& path, const DicomLimits& lim) {
   if (st.st_size > lim.max_file_bytes)
     fail(path, "file of " + std::to_string(st.st_size) + " bytes is beyond the limit of " +
                    std::to_string(lim.max_file_bytes));
+  return static_cast<int64_t>(st.st_size);
+}
+
+// Structural check of the file before GDCM parses it (see dicom_scan.h). Header-only reads walk
+// a prefix of the file up to the pixel data, and the whole file only when the prefix is too short.
+DicomScan scan_file(const std::string& path, int64_t file_size, bool header_only) {
+  if (header_only) {
+    const int64_t prefix = std::min<int64_t>(file_size, 256 * 1024);
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
+    std::vector<unsigned char> b(static_cast<size_t>(prefix));
+    size_t got = std::fread(b.data(), 1, b.size(), f);
+    std::fclose(f);
+    if (static_cast<int64_t>(got) != prefix) fail(path, "short read");
+    if (prefix < file_size) {
+      bool incomplete = false;
+      DicomScan s = scan_dicom(b.data(), prefix, path, true, &incomplete);
+      if (!incomplete && s.reached_pixel_data) return s;
+    } else {
+      return scan_dicom(b.data(), prefix, path, true);
+    }
+  }
+  std::string bytes = read_file(path, static_cast<uint64_t>(file_size) + 1);
+  return scan_dicom(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int64_t>(bytes.size()), path,
+                    header_only);
 }
 
 [[noreturn]] void explain_read_failure(const gdcm::File& f, const std::string& path) {
@@ -230,8 +261,51 @@ void check_file_size(const std::string& path, const DicomLimits& lim) {
   fail(path, "unreadable DICOM image (GDCM rejected the file: truncated, or a corrupt image module)");
 }
 
+// Size and components of a JPEG / JPEG-LS (SOF marker) or JPEG 2000 (SIZ marker) codestream, so a
+// header that disagrees with its codestream is caught before a decoder fills a buffer of the wrong
+// size. Returns false when the stream starts with neither (the decoder then has the last word).
+bool codestream_size(const unsigned char* p, int64_t n, int* w, int* h, int* comps) {
+  auto be16 = [&](int64_t i) { return (p[i] << 8) | p[i + 1]; };
+  auto be32 = [&](int64_t i) { return (uint32_t(p[i]) << 24) | (uint32_t(p[i + 1]) << 16) | (uint32_t(p[i + 2]) << 8) | p[i + 3]; };
+  if (n >= 42 && p[0] == 0xFF && p[1] == 0x4F && p[2] == 0xFF && p[3] == 0x51) {
+    const uint32_t xs = be32(8), ys = be32(12), xo = be32(16), yo = be32(20);
+    if (xo > xs || yo > ys) return false;
+    *w = static_cast<int>(std::min<uint32_t>(xs - xo, 1u << 30));
+    *h = static_cast<int>(std::min<uint32_t>(ys - yo, 1u << 30));
+    *comps = be16(40);
+    return true;
+  }
+  if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
+    int64_t i = 2;
+    while (i + 4 <= n) {
+      if (p[i] != 0xFF) return false;
+      const int m = p[i + 1];
+      if (m == 0xFF) {
+        ++i;
+        continue;
+      }
+      if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+        i += 2;
+        continue;
+      }
+      const int len = be16(i + 2);
+      const bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
+      if (sof) {
+        if (i + 10 > n) return false;
+        *h = be16(i + 5);
+        *w = be16(i + 7);
+        *comps = p[i + 9];
+        return true;
+      }
+      if (m == 0xDA || len < 2) return false;
+      i += 2 + len;
+    }
+  }
+  return false;
+}
+
 // The checks that must pass before decoding: the pixel data holds what the header promises.
-void check_pixel_element(const gdcm::File& file, const DicomInfo& in) {
+void check_pixel_element(const gdcm::File& file, const DicomInfo& in, int64_t ds_offset) {
   const gdcm::DataElement& pde = file.GetDataSet().GetDataElement(gdcm::Tag(0x7fe0, 0x0010));
   const int64_t need = int64_t(in.rows) * in.columns * (in.bits_allocated / 8);
   const gdcm::SequenceOfFragments* sf = pde.GetSequenceOfFragments();
@@ -243,25 +317,69 @@ void check_pixel_element(const gdcm::File& file, const DicomInfo& in) {
     const std::string& ts = in.transfer_syntax_uid;
     const bool jpeg_family = ts.rfind("1.2.840.10008.1.2.4.", 0) == 0;  // JPEG, JPEG-LS, JPEG 2000
     if (jpeg_family) {
+      const gdcm::ByteValue* first = sf->GetFragment(0).GetByteValue();
+      int w = 0, h = 0, comps = 0;
+      if (first && first->GetPointer() &&
+          codestream_size(reinterpret_cast<const unsigned char*>(first->GetPointer()), first->GetLength(), &w, &h, &comps)) {
+        if (comps != 1)
+          fail(in.path, "colour codestream (" + std::to_string(comps) + " components); a single grey frame is expected");
+        if (w != in.columns || h != in.rows)
+          fail(in.path, "the codestream is " + std::to_string(w) + " x " + std::to_string(h) + " (width x height) but the header says " +
+                            std::to_string(in.columns) + " x " + std::to_string(in.rows));
+      }
       const gdcm::Fragment& last = sf->GetFragment(sf->GetNumberOfFragments() - 1);
       const gdcm::ByteValue* bv = last.GetByteValue();
       if (!bv || !bv->GetPointer() || bv->GetLength() < 2) fail(in.path, "last pixel data fragment is empty");
       const auto* p = reinterpret_cast<const unsigned char*>(bv->GetPointer());
-      int64_t n = bv->GetLength();
-      int pad = 0;
-      while (n > 2 && p[n - 1] == 0 && pad < 16) --n, ++pad;  // fragments are padded to even length
-      if (!(p[n - 2] == 0xFF && p[n - 1] == 0xD9))
+      const int64_t n = bv->GetLength();
+      // The marker ends the stream; fragments are padded to even length (with 00, or FF by some
+      // encoders), so it is looked for among the last few bytes.
+      bool eoc = false;
+      for (int64_t k = n - 2; k >= 0 && k >= n - 8 && !eoc; --k) eoc = p[k] == 0xFF && p[k + 1] == 0xD9;
+      if (!eoc)
         fail(in.path, "compressed pixel data is truncated or corrupt (no end-of-codestream marker FFD9 in " +
                           in.transfer_syntax_name + ")");
     }
   } else {
     const gdcm::ByteValue* bv = pde.GetByteValue();
     if (!bv) fail(in.path, "pixel data element holds no bytes");
+    // GDCM pads a value cut by the end of the file, so the data set's encoded length is compared
+    // with the file size (not for deflate, whose data set is compressed).
+    if (in.transfer_syntax_uid != "1.2.840.10008.1.2.1.99") {
+      struct stat st;
+      if (::stat(in.path.c_str(), &st) == 0) {
+        const gdcm::TransferSyntax ts = file.GetHeader().GetDataSetTransferSyntax();
+        const uint64_t ds_len = ts.IsImplicit() ? static_cast<uint64_t>(file.GetDataSet().GetLength<gdcm::ImplicitDataElement>())
+                                                : static_cast<uint64_t>(file.GetDataSet().GetLength<gdcm::ExplicitDataElement>());
+        if (static_cast<uint64_t>(st.st_size) < static_cast<uint64_t>(ds_offset) + ds_len)
+          fail(in.path, "truncated file: " + std::to_string(st.st_size) + " bytes, its elements need " +
+                            std::to_string(ds_offset + ds_len) + " (truncated pixel data)");
+      }
+    }
     if (static_cast<int64_t>(bv->GetLength()) < need)
       fail(in.path, "truncated pixel data: " + std::to_string(bv->GetLength()) + " bytes, the header needs " +
                         std::to_string(need) + " (" + std::to_string(in.rows) + " x " + std::to_string(in.columns) +
                         " x " + std::to_string(in.bits_allocated / 8) + ")");
   }
+}
+
+// Reads the header (up to the pixel data) with a plain gdcm::Reader and validates it. Runs before
+// gdcm::ImageReader, which asserts on some values (SamplesPerPixel > 4, ...) instead of failing.
+DicomInfo read_header(const std::string& path, const DicomLimits& lim, bool has_pixel_data, bool deflated) {
+  gdcm::Reader reader;
+  reader.SetFileName(path.c_str());
+  std::set<gdcm::Tag> skip;
+  skip.insert(gdcm::Tag(0x7fe0, 0x0010));
+  bool ok = false;
+  try {
+    // GDCM cannot stop early inside a deflated data set: read it all then.
+    ok = deflated ? reader.Read() : reader.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010), skip);
+  } catch (const std::exception& e) {
+    fail(path, std::string("not a readable DICOM file (") + e.what() + ")");
+  }
+  if (!ok) fail(path, "not a DICOM file, or its header is truncated or corrupt");
+  if (reader.GetFile().GetDataSet().IsEmpty()) fail(path, "not a DICOM file");
+  return parse_info(reader.GetFile(), path, lim, has_pixel_data);
 }
 
 struct Decoded {
@@ -272,7 +390,10 @@ struct Decoded {
 
 // Reads, validates and decodes; fills stored values (step 2 of the pipeline).
 void decode(const std::string& path, const DicomLimits& lim, gdcm::ImageReader& reader, Decoded& out) {
-  check_file_size(path, lim);
+  const int64_t fsize = check_file_size(path, lim);
+  const DicomScan scan = scan_file(path, fsize, false);
+  const int64_t ds_offset = scan.dataset_offset;
+  read_header(path, lim, scan.reached_pixel_data, scan.transfer_syntax == kDeflate);
   reader.SetFileName(path.c_str());
   bool ok = false;
   try {
@@ -281,8 +402,8 @@ void decode(const std::string& path, const DicomLimits& lim, gdcm::ImageReader& 
     fail(path, std::string("not a readable DICOM file (") + e.what() + ")");
   }
   if (!ok) explain_read_failure(reader.GetFile(), path);
-  DicomInfo in = parse_info(reader.GetFile(), path, lim);
-  check_pixel_element(reader.GetFile(), in);
+  DicomInfo in = parse_info(reader.GetFile(), path, lim, reader.GetFile().GetDataSet().FindDataElement(gdcm::Tag(0x7fe0, 0x0010)));
+  check_pixel_element(reader.GetFile(), in, ds_offset);
 
   const gdcm::Image& image = reader.GetImage();
   const gdcm::PixelFormat& pf = image.GetPixelFormat();
@@ -370,28 +491,8 @@ std::string DicomInfo::str() const {
 }
 
 DicomInfo read_dicom_info(const std::string& path, const DicomLimits& lim) {
-  check_file_size(path, lim);
-  gdcm::Reader reader;
-  reader.SetFileName(path.c_str());
-  std::set<gdcm::Tag> skip;
-  skip.insert(gdcm::Tag(0x7fe0, 0x0010));
-  bool ok = false;
-  try {
-    ok = reader.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010), skip);
-  } catch (const std::exception& e) {
-    fail(path, std::string("not a readable DICOM file (") + e.what() + ")");
-  }
-  if (!ok) fail(path, "not a DICOM file, or its header is truncated or corrupt");
-  // ReadUpToTag stops *at* the pixel data: it is present when the tag was reached.
-  gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-  if (!ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) {
-    // Not reached: distinguish "no pixel data" from "not DICOM".
-    if (ds.IsEmpty()) fail(path, "not a DICOM file");
-    // Insert an empty placeholder only to let parse_info run its other checks.
-    gdcm::DataElement pde(gdcm::Tag(0x7fe0, 0x0010));
-    ds.Insert(pde);
-  }
-  return parse_info(reader.GetFile(), path, lim);
+  const DicomScan scan = scan_file(path, check_file_size(path, lim), true);
+  return read_header(path, lim, scan.reached_pixel_data, scan.transfer_syntax == kDeflate);
 }
 
 std::vector<int32_t> read_dicom_stored(const std::string& path, DicomInfo* info, const DicomLimits& lim) {

@@ -111,6 +111,8 @@ std::string encode_dicom(const void* pixels, const DicomWriteSpec& s) {
   pde.SetVR(s.bits_allocated == 16 ? gdcm::VR::OW : gdcm::VR::OB);
   pde.SetByteValue(static_cast<const char*>(pixels), static_cast<uint32_t>(nbytes));
   im->SetDataElement(pde);
+  im->SetSlope(s.rescale_slope);
+  im->SetIntercept(s.rescale_intercept);
   if (s.pixel_spacing > 0) {
     im->SetSpacing(0, s.pixel_spacing);
     im->SetSpacing(1, s.pixel_spacing);
@@ -137,6 +139,8 @@ std::string encode_dicom(const void* pixels, const DicomWriteSpec& s) {
       SX_THROW(IOError, "write_dicom: GDCM could not encode ", dicom_codec_name(s.codec), " (", s.rows, " x ", s.columns,
                ", ", s.bits_stored, " bits)");
     out = new gdcm::Image(change.GetOutput());
+    out->SetSlope(s.rescale_slope);
+    out->SetIntercept(s.rescale_intercept);
   }
 
   gdcm::ImageWriter w;

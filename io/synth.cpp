@@ -494,6 +494,9 @@ SynthImage render_synthetic(uint64_t seed, int64_t index, int size, double norma
     sp.window_center = std::round(R.u(1950, 2200));
     sp.window_width = std::round(R.u(3800, 4095));
   }
+  // MONOCHROME1 stores 4095 - v: the mirrored window (centre c -> 4096 - c in the standard's
+  // convention) shows the same picture.
+  if (mono1) sp.window_center = 4096 - sp.window_center;
   sp.write_modality = R.u() < 0.3;
   sp.modality = "CR";
   sp.sop_class_uid = R.u() < 0.7 ? "1.2.840.10008.5.1.4.1.1.1" : "1.2.840.10008.5.1.4.1.1.1.1";
