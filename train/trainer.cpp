@@ -1,0 +1,417 @@
+// The classifier training loop; see trainer.h for the order of operations and the run folder.
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "io/atomic_file.h"
+#include "io/progress.h"
+#include "layers/loss.h"
+#include "tensor/autograd.h"
+#include "tensor/errors.h"
+#include "tensor/ops.h"
+#include "train/clip.h"
+#include "train/json_writer.h"
+#include "train/optim.h"
+#include "train/plot.h"
+#include "train/scheduler.h"
+#include "train/signals.h"
+
+namespace sx::train {
+namespace fs = std::filesystem;
+
+Tensor cls_loss(const Tensor& logits, const Tensor& labels, double pos_weight) {
+  SX_CHECK(logits.dim() == 1 || (logits.dim() == 2 && logits.size(1) == 1),
+           "cls_loss: logits must be [N] or [N, 1], got ", shape_str(logits.shape()));
+  Tensor l = logits.dim() == 2 ? logits.reshape({logits.size(0)}) : logits;
+  SX_CHECK(labels.dim() == 1 && labels.size(0) == l.size(0), "cls_loss: labels must be [", l.size(0), "], got ",
+           shape_str(labels.shape()));
+  Tensor t = labels.to(l.device(), l.dtype());
+  Tensor pw;
+  if (pos_weight != 1.0) pw = Tensor::full({1}, pos_weight, l.dtype(), l.device());
+  return nn::binary_cross_entropy_with_logits(l, t, pw, nn::Reduction::Mean);
+}
+
+ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress) {
+  bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard ng;
+  ClsPredictions p;
+  source.start_epoch(0, 0);
+  std::unique_ptr<io::ProgressBar> bar;
+  if (progress) bar = std::make_unique<io::ProgressBar>(source.num_batches(), "predict");
+  double loss_sum = 0;
+  ClsBatch b;
+  while (source.next(b)) {
+    Tensor logits = model.forward(b.images.to(device));
+    int64_t n = logits.size(0);
+    Tensor l = logits.reshape({n});
+    Tensor t = b.labels.to(l.device(), l.dtype());
+    loss_sum += nn::binary_cross_entropy_with_logits(l, t, Tensor(), nn::Reduction::Sum).item();
+    auto probs = sigmoid(l).to_vector();
+    auto labels = b.labels.to_vector();
+    SX_CHECK(static_cast<int64_t>(probs.size()) == n && static_cast<int64_t>(labels.size()) == n,
+             "predict_cls: batch of ", n, " logits but ", labels.size(), " labels");
+    for (int64_t i = 0; i < n; ++i) {
+      p.probs.push_back(probs[i]);
+      p.labels.push_back(labels[i] >= 0.5 ? 1 : 0);
+      p.ids.push_back(i < static_cast<int64_t>(b.ids.size()) ? b.ids[i] : std::to_string(p.ids.size()));
+    }
+    if (bar) bar->update(1);
+  }
+  if (bar) bar->finish();
+  p.mean_loss = p.probs.empty() ? 0.0 : loss_sum / static_cast<double>(p.probs.size());
+  model.train(was_training);
+  return p;
+}
+
+ClsMetrics compute_cls_metrics(const ClsPredictions& p, int64_t bootstrap, uint64_t seed, double threshold) {
+  ClsMetrics m;
+  m.n = static_cast<int64_t>(p.probs.size());
+  for (int v : p.labels) m.positives += v;
+  m.mean_loss = p.mean_loss;
+  SX_CHECK(m.positives > 0 && m.positives < m.n, "classification metrics need both classes; got ", m.positives,
+           " abnormal and ", m.n - m.positives, " normal images");
+  m.auroc = metrics::roc_auc(p.probs, p.labels);
+  if (bootstrap > 0) {
+    m.ci = metrics::roc_auc_bootstrap(p.probs, p.labels, bootstrap, seed);
+  } else {
+    m.ci.estimate = m.ci.lo = m.ci.hi = m.auroc;
+  }
+  if (threshold < 0) {
+    m.threshold = metrics::youden_threshold(p.probs, p.labels);
+    m.threshold_source = "youden";
+  } else {
+    m.threshold = threshold;
+    m.threshold_source = "given";
+  }
+  m.at_threshold = metrics::binary_metrics_at(p.probs, p.labels, m.threshold);
+  return m;
+}
+
+namespace {
+
+void metrics_fields(JsonWriter& w, const ClsMetrics& m) {
+  const auto& t = m.at_threshold;
+  w.key("n").value(m.n).key("positives").value(m.positives).key("auroc").value(m.auroc);
+  w.key("auroc_ci95").begin_array().value(m.ci.lo).value(m.ci.hi).end_array();
+  w.key("bootstrap_samples").value(m.ci.samples);
+  w.key("threshold").value(m.threshold).key("threshold_source").value(m.threshold_source);
+  w.key("sensitivity").value(t.sensitivity).key("specificity").value(t.specificity);
+  w.key("precision").value(t.precision).key("f1").value(t.f1).key("accuracy").value(t.accuracy);
+  w.key("confusion").begin_object().key("tp").value(t.cm.tp).key("fp").value(t.cm.fp).key("tn").value(t.cm.tn)
+      .key("fn").value(t.cm.fn).end_object();
+  w.key("mean_loss").value(m.mean_loss);
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// history.csv: epoch,step,train_loss,val_loss,val_auroc,lr,seconds
+std::string history_csv(const std::vector<EpochRecord>& h) {
+  std::ostringstream os;
+  os << "epoch,step,train_loss,val_loss,val_auroc,lr,seconds\n";
+  os.precision(17);
+  for (const auto& r : h)
+    os << r.epoch << ',' << r.step << ',' << r.train_loss << ',' << r.val_loss << ',' << r.val_auroc << ',' << r.lr
+       << ',' << r.seconds << '\n';
+  return os.str();
+}
+
+std::vector<EpochRecord> read_history_csv(const std::string& path, int64_t max_step) {
+  std::vector<EpochRecord> out;
+  std::ifstream f(path);
+  if (!f) return out;
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    if (line.empty()) continue;
+    std::istringstream is(line);
+    EpochRecord r;
+    char c;
+    if (!(is >> r.epoch >> c >> r.step >> c >> r.train_loss >> c >> r.val_loss >> c >> r.val_auroc >> c >> r.lr >> c >>
+          r.seconds))
+      SX_THROW(IOError, path, ": malformed line '", line, "'");
+    if (r.step <= max_step) out.push_back(r);
+  }
+  return out;
+}
+
+void write_loss_plot(const std::string& path, const std::vector<EpochRecord>& h) {
+  if (h.empty()) return;
+  plot::LinePlot p;
+  p.title = "Training";
+  p.xlabel = "epoch";
+  p.ylabel = "loss / AUROC";
+  p.auto_range = true;
+  plot::Series loss, auc;
+  loss.label = "train loss";
+  loss.color = plot::palette(0);
+  auc.label = "val AUROC";
+  auc.color = plot::palette(1);
+  for (const auto& r : h) {
+    loss.x.push_back(static_cast<double>(r.epoch));
+    loss.y.push_back(r.train_loss);
+    if (std::isfinite(r.val_auroc) && r.val_auroc >= 0) {
+      auc.x.push_back(static_cast<double>(r.epoch));
+      auc.y.push_back(r.val_auroc);
+    }
+  }
+  p.series = {loss};
+  if (!auc.x.empty()) p.series.push_back(auc);
+  plot::render(p).save_png(path);
+}
+
+class RunLog {
+ public:
+  explicit RunLog(const std::string& path) : f_(path, std::ios::app) {
+    if (!f_) SX_THROW(IOError, "cannot open log file ", path);
+  }
+  void line(const std::string& s) {
+    f_ << utc_now() << "  " << s << '\n';
+    f_.flush();
+  }
+
+ private:
+  std::ofstream f_;
+};
+
+}  // namespace
+
+void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra) {
+  JsonWriter w;
+  w.begin_object();
+  metrics_fields(w, m);
+  for (const auto& [k, v] : extra) w.key(k).value(v);
+  w.end_object();
+  io::write_file_atomic(path, w.str());
+}
+
+ClsTrainer::ClsTrainer(nn::Module& model, ClsTrainConfig cfg) : model_(model), cfg_(std::move(cfg)) {
+  SX_CHECK(!cfg_.out_dir.empty(), "train: an output folder is needed");
+  SX_CHECK(cfg_.epochs >= 1, "train: epochs must be >= 1, got ", cfg_.epochs);
+  SX_CHECK(cfg_.nan_policy == "stop" || cfg_.nan_policy == "skip", "train: nan policy must be stop or skip, got '",
+           cfg_.nan_policy, "'");
+  SX_CHECK(cfg_.val_every >= 1, "train: val_every must be >= 1, got ", cfg_.val_every);
+  SX_CHECK(cfg_.clip_norm >= 0, "train: clip norm must be >= 0, got ", cfg_.clip_norm);
+}
+
+ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool resume) {
+  std::error_code ec;
+  fs::create_directories(cfg_.out_dir, ec);
+  if (ec) SX_THROW(IOError, "cannot create run folder ", cfg_.out_dir, ": ", ec.message());
+  const std::string out = cfg_.out_dir;
+  RunLog log(out + "/train.log");
+
+  const int64_t spe = train.num_batches();
+  SX_CHECK(spe > 0, "train: the training set yields no batch");
+  const int64_t total_steps = cfg_.epochs * spe;
+
+  std::vector<Tensor> params = model_.trainable_parameters();
+  SX_CHECK(!params.empty(), "train: the model has no trainable parameter");
+  std::vector<optim::ParamGroup> groups;
+  if (cfg_.no_decay_norm_bias) {
+    groups = optim::split_no_decay(params);
+  } else {
+    groups.push_back(optim::ParamGroup{params});
+  }
+  auto opt = optim::make_optimizer(cfg_.optimizer, groups, cfg_.lr, cfg_.weight_decay, cfg_.momentum, cfg_.nesterov);
+  auto sched = optim::make_scheduler(cfg_.schedule, cfg_.lr, total_steps, cfg_.warmup_steps, cfg_.milestones);
+  CheckpointManager mgr(out, cfg_.keep_last);
+
+  TrainState st;
+  std::vector<EpochRecord> history;
+  if (resume) {
+    SX_CHECK(file_exists(mgr.last_path()), "--resume: no checkpoint at ", mgr.last_path());
+    LoadedCheckpoint lc = load_checkpoint(mgr.last_path(), model_, opt.get());
+    st = lc.state;
+    history = read_history_csv(out + "/history.csv", st.step);
+    log.line("resumed from " + mgr.last_path() + " at epoch " + std::to_string(st.epoch) + ", batch " +
+             std::to_string(st.batch_in_epoch) + ", step " + std::to_string(st.step));
+  } else {
+    std::string cfgline = "start: " + std::to_string(cfg_.epochs) + " epochs x " + std::to_string(spe) +
+                          " steps, optimizer " + cfg_.optimizer + ", lr " + fmt("%g", cfg_.lr) + ", schedule " +
+                          cfg_.schedule + ", device " + cfg_.device.str();
+    for (const auto& [k, v] : cfg_.config) cfgline += ", " + k + " " + v;
+    log.line(cfgline);
+  }
+
+  StopSignals signals;
+  ClsTrainResult res;
+  auto finish_interrupted = [&](int sig) {
+    mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, false);
+    res.interrupted = true;
+    res.exit_code = exit_code_for_signal(sig);
+    log.line("stopped by signal " + std::to_string(sig) + " at step " + std::to_string(st.step) +
+             "; checkpoint " + mgr.last_path());
+  };
+
+  auto t_start = std::chrono::steady_clock::now();
+  for (int64_t epoch = st.epoch; epoch < cfg_.epochs; ++epoch) {
+    train.start_epoch(epoch, st.batch_in_epoch);
+    model_.train();
+    std::unique_ptr<io::ProgressBar> bar;
+    if (cfg_.progress)
+      bar = std::make_unique<io::ProgressBar>(spe - st.batch_in_epoch,
+                                              "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs));
+    auto t_epoch = std::chrono::steady_clock::now();
+    double images = 0, lr = opt->lr();
+    ClsBatch batch;
+    while (train.next(batch)) {
+      lr = sched->apply(*opt, st.step);
+      Tensor x = batch.images.to(cfg_.device);
+      Tensor logits = model_.forward(x);
+      Tensor loss = cls_loss(logits, batch.labels, cfg_.pos_weight);
+      double lv = loss.item();
+      if (!std::isfinite(lv)) {
+        std::string where = "step " + std::to_string(st.step) + " (epoch " + std::to_string(epoch + 1) + ", batch " +
+                            std::to_string(st.batch_in_epoch) + ")";
+        if (cfg_.nan_policy == "stop") {
+          log.line("non-finite loss " + fmt("%g", lv) + " at " + where + "; stopping");
+          throw NonFiniteLossError(sx::detail::cat("non-finite loss (", lv, ") at ", where,
+                                                   "; lower the learning rate, or use --nan skip to skip such steps"));
+        }
+        ++res.nan_skipped;
+        log.line("non-finite loss " + fmt("%g", lv) + " at " + where + "; step skipped (" +
+                 std::to_string(res.nan_skipped) + " so far)");
+        SX_CHECK(res.nan_skipped <= cfg_.max_nan_skips, "more than ", cfg_.max_nan_skips,
+                 " non-finite losses (the last at ", where, "); stopping");
+        opt->zero_grad();
+        res.step_losses.push_back(lv);
+        ++st.batch_in_epoch;
+        if (bar) bar->update(1, "loss nan (skipped " + std::to_string(res.nan_skipped) + ")");
+        continue;
+      }
+      loss.backward();
+      if (cfg_.clip_norm > 0) optim::clip_grad_norm(opt->params(), cfg_.clip_norm);
+      opt->step();
+      opt->zero_grad();
+      ++st.step;
+      ++st.batch_in_epoch;
+      st.epoch_loss_sum += lv;
+      ++st.epoch_loss_count;
+      res.step_losses.push_back(lv);
+      images += static_cast<double>(x.size(0));
+      if (bar) {
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+        bar->update(1, "loss " + fmt("%.4f", lv) + " lr " + fmt("%.2e", lr) + " " +
+                           fmt("%.1f", secs > 0 ? images / secs : 0.0) + " img/s");
+      }
+      if (cfg_.ckpt_every > 0 && st.step % cfg_.ckpt_every == 0)
+        mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, false);
+      if (stop_requested()) {
+        if (bar) bar->finish();
+        finish_interrupted(stop_signal());
+        res.steps = st.step;
+        res.history = history;
+        return res;
+      }
+      if (cfg_.max_steps > 0 && st.step >= cfg_.max_steps) {
+        if (bar) bar->finish();
+        mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, false);
+        log.line("reached max steps " + std::to_string(cfg_.max_steps) + "; checkpoint " + mgr.last_path());
+        res.steps = st.step;
+        res.history = history;
+        return res;
+      }
+    }
+    if (bar) bar->finish();
+
+    EpochRecord rec;
+    rec.epoch = epoch + 1;
+    rec.step = st.step;
+    rec.train_loss = st.epoch_loss_count > 0 ? st.epoch_loss_sum / static_cast<double>(st.epoch_loss_count) : NAN;
+    rec.lr = lr;
+    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+    rec.val_loss = NAN;
+    rec.val_auroc = NAN;
+    st.epoch = epoch + 1;
+    st.batch_in_epoch = 0;
+    st.epoch_loss_sum = 0;
+    st.epoch_loss_count = 0;
+
+    bool is_best = false;
+    bool validate = val && ((epoch + 1) % cfg_.val_every == 0 || epoch + 1 == cfg_.epochs);
+    ClsMetrics vm;
+    if (validate) {
+      ClsPredictions pv = predict_cls(model_, *val, cfg_.device, false);
+      vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
+      rec.val_loss = vm.mean_loss;
+      rec.val_auroc = vm.auroc;
+      if (vm.auroc > st.best_metric) {
+        st.best_metric = vm.auroc;
+        st.best_step = st.step;
+        is_best = true;
+      }
+    }
+    history.push_back(rec);
+    mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, is_best || (!val && epoch + 1 == cfg_.epochs));
+    std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs) + " step " +
+                       std::to_string(st.step) + " train_loss " + fmt("%.4f", rec.train_loss) + " lr " +
+                       fmt("%.3e", lr) + " time " + fmt("%.1fs", rec.seconds);
+    if (validate)
+      line += " val_loss " + fmt("%.4f", vm.mean_loss) + " val_auroc " + fmt("%.4f", vm.auroc) + " (95% CI " +
+              fmt("%.4f", vm.ci.lo) + "-" + fmt("%.4f", vm.ci.hi) + ")" + (is_best ? " best" : "");
+    log.line(line);
+    if (cfg_.progress) std::fprintf(stderr, "%s\n", line.c_str());
+
+    // metrics.json: the latest validation, the best so far and the history
+    JsonWriter w;
+    w.begin_object();
+    w.key("epoch").value(st.epoch).key("step").value(st.step);
+    w.key("best").begin_object().key("val_auroc").value(st.best_metric > -1e299 ? st.best_metric : NAN)
+        .key("step").value(st.best_step).end_object();
+    if (validate) {
+      w.key("val").begin_object();
+      metrics_fields(w, vm);
+      w.end_object();
+    }
+    w.key("config").begin_object();
+    for (const auto& [k, v] : cfg_.config) w.key(k).value(v);
+    w.end_object();
+    w.key("history").begin_array();
+    for (const auto& r : history)
+      w.begin_object().key("epoch").value(r.epoch).key("step").value(r.step).key("train_loss").value(r.train_loss)
+          .key("val_loss").value(r.val_loss).key("val_auroc").value(r.val_auroc).key("lr").value(r.lr)
+          .key("seconds").value(r.seconds).end_object();
+    w.end_array();
+    w.end_object();
+    io::write_file_atomic(out + "/metrics.json", w.str());
+    io::write_file_atomic(out + "/history.csv", history_csv(history));
+    write_loss_plot(out + "/loss.png", history);
+
+    ++res.epochs_done;
+    if (stop_requested()) {
+      finish_interrupted(stop_signal());
+      res.steps = st.step;
+      res.history = history;
+      return res;
+    }
+  }
+  res.steps = st.step;
+  res.best_auroc = st.best_metric > -1e299 ? st.best_metric : -1;
+  res.history = history;
+  double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  log.line("done: " + std::to_string(st.step) + " steps in " + fmt("%.1fs", total_s) +
+           (res.best_auroc >= 0 ? ", best val AUROC " + fmt("%.4f", res.best_auroc) : std::string()));
+  return res;
+}
+
+}  // namespace sx::train

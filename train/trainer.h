@@ -1,0 +1,142 @@
+// The training loop for image classifiers (stage 1: normal vs abnormal), reusable by later models.
+//
+// The trainer sees data through ClsBatchSource, a small interface whose order and augmentation are
+// a pure function of (seed, epoch, position): that is what makes `--resume` exact. An adapter over
+// the io/ loader is in cls_data.h; tests use an in-memory source.
+//
+// One step, in order:
+//   lr = schedule(step) -> forward -> BCE-with-logits loss -> loss.item() (one sync per step, needed
+//   for the NaN check and the progress line) -> non-finite? stop (naming the step) or skip (count)
+//   -> backward -> optional clipping -> optimizer step -> drop gradients -> step += 1
+// then at the step boundary: a periodic checkpoint (every ckpt_every steps), the stop signal
+// (signals.h: checkpoint, return 130/143), and at the end of each epoch the validation
+// (every val_every epochs): AUROC on the validation source, best and last checkpoints,
+// metrics.json, history.csv, loss.png and a line in train.log.
+//
+// Files in the run folder (out_dir):
+//   ckpt-<step>.safetensors (last K), last.safetensors, best.safetensors   checkpoint.h
+//   metrics.json   the latest and best validation metrics and the per-epoch history (atomic)
+//   history.csv    epoch,step,train_loss,val_loss,val_auroc,lr,seconds (atomic rewrite)
+//   train.log      human-readable log, appended (resumed runs continue it)
+//   loss.png       training loss and validation AUROC per epoch
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/module.h"
+#include "tensor/device.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+
+namespace sx::train {
+
+struct ClsBatch {
+  Tensor images;  // [N, C, H, W] float32 (CPU, possibly pinned)
+  Tensor labels;  // [N] float32, 0 normal / 1 abnormal
+  std::vector<std::string> ids;
+};
+
+class ClsBatchSource {
+ public:
+  virtual ~ClsBatchSource() = default;
+  virtual int64_t num_batches() const = 0;  // per epoch
+  virtual int64_t num_samples() const = 0;  // per epoch
+  // Positions the source at batch `first_batch` of epoch `epoch` (0-based).
+  virtual void start_epoch(int64_t epoch, int64_t first_batch) = 0;
+  // The next batch of the epoch; false at its end.
+  virtual bool next(ClsBatch& batch) = 0;
+};
+
+struct ClsTrainConfig {
+  int64_t epochs = 10;
+  double lr = 0.01;
+  std::string optimizer = "sgd";  // sgd | adamw
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 1e-4;
+  bool no_decay_norm_bias = true;  // weight decay 0 on 1-D tensors (biases, norm weights)
+  std::string schedule = "cosine";  // cosine | multistep | constant
+  int64_t warmup_steps = 0;
+  std::string milestones = "0.67,0.89";
+  double clip_norm = 0;             // 0: no clipping
+  double pos_weight = 1.0;          // BCE positive weight
+  int64_t val_every = 1;            // validate every N epochs (and after the last)
+  int64_t ckpt_every = 0;           // also checkpoint every N steps (0: epoch ends only)
+  int keep_last = 3;
+  std::string nan_policy = "stop";  // stop | skip
+  int64_t max_nan_skips = 20;       // skip mode: stop after this many skipped steps
+  int64_t max_steps = 0;            // > 0: stop (with a checkpoint) after this many steps in total
+  int64_t bootstrap = 1000;         // bootstrap resamples for the validation AUROC CI (0: none)
+  uint64_t seed = 0;
+  Device device = Device::cpu();
+  std::string out_dir;
+  bool progress = true;             // progress bar on stderr
+  Metadata config;                  // stored in checkpoints (arch, size, ...)
+};
+
+struct EpochRecord {
+  int64_t epoch = 0, step = 0;
+  double train_loss = 0, val_loss = 0, val_auroc = 0, lr = 0, seconds = 0;
+};
+
+struct ClsTrainResult {
+  int exit_code = 0;            // 0, or 130/143 after SIGINT/SIGTERM
+  bool interrupted = false;
+  int64_t steps = 0;            // optimizer steps done in total
+  int64_t epochs_done = 0;
+  int64_t nan_skipped = 0;
+  double best_auroc = -1;
+  std::vector<double> step_losses;  // the loss of every step this call ran (skipped ones as NaN)
+  std::vector<EpochRecord> history;
+};
+
+// Per-sample predictions of a classifier over a source.
+struct ClsPredictions {
+  std::vector<std::string> ids;
+  std::vector<double> probs;  // sigmoid of the logit
+  std::vector<int> labels;
+  double mean_loss = 0;       // BCE over the samples
+};
+ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress = false);
+
+// AUROC with bootstrap CI, Youden threshold and the metrics at that threshold. `threshold` < 0:
+// choose by Youden's J; otherwise use the given one (e.g. the threshold chosen on validation).
+struct ClsMetrics {
+  int64_t n = 0, positives = 0;
+  double auroc = 0;
+  metrics::BootstrapCI ci;
+  double threshold = 0.5;
+  std::string threshold_source;  // "youden" or "given"
+  metrics::BinaryMetrics at_threshold;
+  double mean_loss = 0;
+};
+ClsMetrics compute_cls_metrics(const ClsPredictions& p, int64_t bootstrap, uint64_t seed, double threshold = -1);
+// Writes the metrics (and optional extra fields as strings) as JSON, atomically.
+void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra = {});
+
+class ClsTrainer {
+ public:
+  ClsTrainer(nn::Module& model, ClsTrainConfig cfg);
+  // Trains; with resume, continues from out_dir/last.safetensors (which must exist).
+  ClsTrainResult fit(ClsBatchSource& train, ClsBatchSource* val, bool resume = false);
+
+ private:
+  nn::Module& model_;
+  ClsTrainConfig cfg_;
+};
+
+// A non-finite loss in "stop" mode.
+struct NonFiniteLossError : ValueError {
+  using ValueError::ValueError;
+};
+
+// Binary cross-entropy with logits for the classifier: logits [N, 1] or [N], labels [N].
+Tensor cls_loss(const Tensor& logits, const Tensor& labels, double pos_weight);
+
+}  // namespace sx::train
