@@ -1,0 +1,230 @@
+// BatchNorm2d / FrozenBatchNorm2d: batch statistics and running statistics against the closed
+// form, eval mode, gradients (training and eval mode), buffers and state-dict behaviour, parity.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "common/devices.h"
+#include "common/gradcheck.h"
+#include "kernels/batchnorm/batchnorm.h"
+#include "layers/batchnorm.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace sx {
+namespace {
+
+Tensor random_tensor(const Shape& s, uint64_t seed, DType dt = DType::Float32, double scale = 1.0, double shift = 0) {
+  Generator g(seed);
+  Tensor t = Tensor::empty(s, DType::Float64);
+  double* p = t.data<double>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = (g.uniform() * 2 - 1) * scale + shift;
+  return dt == DType::Float64 ? t : t.to(dt);
+}
+
+// Closed-form per-channel mean and biased variance of x [N, C, H, W].
+void stats(const Tensor& x, std::vector<double>& mean, std::vector<double>& var) {
+  auto v = x.to_vector();
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2) * x.size(3);
+  mean.assign(C, 0);
+  var.assign(C, 0);
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < S; ++i) s += v[(n * C + c) * S + i];
+    mean[c] = s / (N * S);
+    double q = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < S; ++i) q += std::pow(v[(n * C + c) * S + i] - mean[c], 2);
+    var[c] = q / (N * S);
+  }
+}
+
+TEST(BatchNorm2d, TrainingNormalisesWithBatchStatistics) {
+  nn::BatchNorm2d bn(3);
+  {
+    NoGradGuard ng;
+    bn.weight.copy_(Tensor::from_vector({2.0, 0.5, -1.0}, {3}));
+    bn.bias.copy_(Tensor::from_vector({0.1, -0.2, 0.3}, {3}));
+  }
+  Tensor x = random_tensor({4, 3, 5, 6}, 1, DType::Float32, 2.0, 1.5);
+  Tensor y = bn.forward(x);
+  std::vector<double> mean, var;
+  stats(x, mean, var);
+  auto xv = x.to_vector(), yv = y.to_vector();
+  const double w[3] = {2.0, 0.5, -1.0}, b[3] = {0.1, -0.2, 0.3};
+  for (size_t i = 0; i < xv.size(); ++i) {
+    const int64_t c = (i / 30) % 3;
+    const double ref = (xv[i] - mean[c]) / std::sqrt(var[c] + 1e-5) * w[c] + b[c];
+    ASSERT_NEAR(yv[i], ref, 1e-4);
+  }
+}
+
+TEST(BatchNorm2d, RunningStatisticsFollowTheClosedForm) {
+  nn::BatchNorm2d bn(2, 1e-5, 0.1);
+  std::vector<double> rm = {0, 0}, rv = {1, 1};
+  for (int step = 0; step < 3; ++step) {
+    Tensor x = random_tensor({3, 2, 4, 5}, 10 + step, DType::Float32, 1.0 + step, 0.5 * step);
+    bn.forward(x);
+    std::vector<double> mean, var;
+    stats(x, mean, var);
+    const double M = 3 * 4 * 5;
+    for (int c = 0; c < 2; ++c) {
+      rm[c] = 0.9 * rm[c] + 0.1 * mean[c];
+      rv[c] = 0.9 * rv[c] + 0.1 * var[c] * M / (M - 1);  // unbiased, like torch
+    }
+  }
+  auto m = bn.running_mean.to_vector(), v = bn.running_var.to_vector();
+  for (int c = 0; c < 2; ++c) {
+    EXPECT_NEAR(m[c], rm[c], 1e-5);
+    EXPECT_NEAR(v[c], rv[c], 1e-5);
+  }
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 3);
+}
+
+TEST(BatchNorm2d, EvalUsesRunningStatisticsAndDoesNotUpdate) {
+  nn::BatchNorm2d bn(2);
+  {
+    NoGradGuard ng;
+    bn.running_mean.copy_(Tensor::from_vector({0.5, -1.0}, {2}));
+    bn.running_var.copy_(Tensor::from_vector({4.0, 0.25}, {2}));
+    bn.weight.copy_(Tensor::from_vector({1.5, 2.0}, {2}));
+    bn.bias.copy_(Tensor::from_vector({0.0, 1.0}, {2}));
+  }
+  bn.eval();
+  EXPECT_FALSE(bn.is_training());
+  Tensor x = random_tensor({2, 2, 3, 3}, 3);
+  Tensor y = bn.forward(x);
+  auto xv = x.to_vector(), yv = y.to_vector();
+  const double m[2] = {0.5, -1.0}, v[2] = {4.0, 0.25}, w[2] = {1.5, 2.0}, b[2] = {0.0, 1.0};
+  for (size_t i = 0; i < xv.size(); ++i) {
+    const int64_t c = (i / 9) % 2;
+    ASSERT_NEAR(yv[i], (xv[i] - m[c]) / std::sqrt(v[c] + 1e-5) * w[c] + b[c], 1e-5);
+  }
+  EXPECT_NEAR(bn.running_mean.to_vector()[0], 0.5, 0);
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 0);
+}
+
+TEST(BatchNorm2d, GradcheckTrainingMode) {
+  Tensor x = random_tensor({3, 2, 3, 4}, 5, DType::Float64, 1.0, 0.3).set_requires_grad();
+  Tensor w = random_tensor({2}, 6, DType::Float64, 0.5, 1.0).set_requires_grad();
+  Tensor b = random_tensor({2}, 7, DType::Float64).set_requires_grad();
+  SX_EXPECT_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        return nn::batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1, 1e-5);
+      },
+      {x, w, b});
+}
+
+TEST(BatchNorm2d, GradcheckEvalMode) {
+  Tensor x = random_tensor({2, 3, 2, 3}, 8, DType::Float64).set_requires_grad();
+  Tensor w = random_tensor({3}, 9, DType::Float64, 0.5, 1.0).set_requires_grad();
+  Tensor b = random_tensor({3}, 10, DType::Float64).set_requires_grad();
+  Tensor rm = random_tensor({3}, 11, DType::Float64);
+  Tensor rv = random_tensor({3}, 12, DType::Float64, 0.5, 1.0);
+  SX_EXPECT_GRADCHECK(
+      [rm, rv](const std::vector<Tensor>& in) { return nn::batch_norm(in[0], in[1], in[2], rm, rv, false, 0.1, 1e-5); },
+      {x, w, b});
+}
+
+TEST(BatchNorm2d, KernelBackwardMatchesFiniteDifferenceOfKernelForward) {
+  // Without autograd: the kernel pair alone (what the CUDA twin mirrors).
+  Tensor x = random_tensor({2, 2, 3, 3}, 13, DType::Float64);
+  Tensor w = random_tensor({2}, 14, DType::Float64, 0.5, 1.0);
+  Tensor b = random_tensor({2}, 15, DType::Float64);
+  Tensor g = random_tensor(x.shape(), 16, DType::Float64);
+  auto fr = kernels::batch_norm_train_forward(x, w, b, Tensor(), Tensor(), 0.1, 1e-5);
+  auto br = kernels::batch_norm_train_backward(g, x, w, fr.save_mean, fr.save_invstd);
+  auto L = [&](const Tensor& xx) {
+    auto y = kernels::batch_norm_train_forward(xx, w, b, Tensor(), Tensor(), 0.1, 1e-5).y.to_vector();
+    auto gv = g.to_vector();
+    double s = 0;
+    for (size_t i = 0; i < y.size(); ++i) s += y[i] * gv[i];
+    return s;
+  };
+  auto dx = br.grad_input.to_vector();
+  for (int64_t i = 0; i < x.numel(); i += 5) {
+    Tensor xp = x.clone(), xm = x.clone();
+    xp.data<double>()[i] += 1e-6;
+    xm.data<double>()[i] -= 1e-6;
+    EXPECT_NEAR(dx[i], (L(xp) - L(xm)) / 2e-6, 1e-6);
+  }
+}
+
+TEST(BatchNorm2d, SingleValuePerChannelInTrainingThrows) {
+  nn::BatchNorm2d bn(3);
+  EXPECT_THROW(bn.forward(Tensor::zeros({1, 3, 1, 1})), ValueError);
+}
+
+TEST(BatchNorm2d, StateDictNamesLikeTorch) {
+  nn::BatchNorm2d bn(4);
+  auto keys = bn.state_dict().keys();
+  std::vector<std::string> expect = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"};
+  EXPECT_EQ(keys, expect);
+  EXPECT_EQ(bn.num_parameters(), 8);
+  EXPECT_EQ(bn.num_batches_tracked.dtype(), DType::Int64);
+}
+
+TEST(FrozenBatchNorm2d, AffineWithBuffersOnlyAndIgnoresNumBatchesTracked) {
+  nn::FrozenBatchNorm2d fbn(2);
+  EXPECT_EQ(fbn.num_parameters(), 0);
+  nn::BatchNorm2d bn(2);
+  {
+    NoGradGuard ng;
+    bn.running_mean.copy_(Tensor::from_vector({0.5, -1.0}, {2}));
+    bn.running_var.copy_(Tensor::from_vector({4.0, 0.25}, {2}));
+    bn.weight.copy_(Tensor::from_vector({1.5, 2.0}, {2}));
+  }
+  // A BatchNorm2d state dict (with num_batches_tracked) loads strictly.
+  auto rep = fbn.load_state_dict(bn.state_dict(), true);
+  EXPECT_TRUE(rep.ok()) << rep.str();
+  bn.eval();
+  fbn.train();  // frozen whatever the mode
+  Tensor x = random_tensor({2, 2, 3, 3}, 20);
+  auto a = bn.forward(x).to_vector(), b = fbn.forward(x).to_vector();
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-6);
+}
+
+class BatchNormParity : public ::testing::TestWithParam<Device> {};
+
+TEST_P(BatchNormParity, MatchesCPU) {
+  Device dev = GetParam();
+  SX_SKIP_IF_NO_DEVICE(dev);
+  Tensor x = random_tensor({3, 5, 7, 6}, 30, DType::Float32, 2.0, 0.7);
+  Tensor w = random_tensor({5}, 31), b = random_tensor({5}, 32);
+  Tensor rm = random_tensor({5}, 33), rv = random_tensor({5}, 34, DType::Float32, 0.2, 1.0);
+  Tensor rmd = rm.to(dev), rvd = rv.to(dev);
+  auto c = kernels::batch_norm_train_forward(x, w, b, rm, rv, 0.1, 1e-5);
+  auto d = kernels::batch_norm_train_forward(x.to(dev), w.to(dev), b.to(dev), rmd, rvd, 0.1, 1e-5);
+  Tensor g = random_tensor(x.shape(), 35);
+  auto cb = kernels::batch_norm_train_backward(g, x, w, c.save_mean, c.save_invstd);
+  auto db = kernels::batch_norm_train_backward(g.to(dev), x.to(dev), w.to(dev), d.save_mean, d.save_invstd);
+  Tensor scale = random_tensor({5}, 36), shift = random_tensor({5}, 37);
+  Tensor ca = kernels::channel_affine_forward(x, scale, shift);
+  Tensor da = kernels::channel_affine_forward(x.to(dev), scale.to(dev), shift.to(dev));
+  auto cab = kernels::channel_affine_backward(g, x, scale, true, true, true);
+  auto dab = kernels::channel_affine_backward(g.to(dev), x.to(dev), scale.to(dev), true, true, true);
+  auto cmp = [](const Tensor& a, const Tensor& b) {
+    auto va = a.to_vector(), vb = b.cpu().to_vector();
+    ASSERT_EQ(va.size(), vb.size());
+    for (size_t k = 0; k < va.size(); ++k) ASSERT_NEAR(va[k], vb[k], 1e-4 * (1 + std::fabs(va[k])));
+  };
+  cmp(c.y, d.y);
+  cmp(c.save_mean, d.save_mean);
+  cmp(c.save_invstd, d.save_invstd);
+  cmp(rm, rmd);
+  cmp(rv, rvd);
+  cmp(cb.grad_input, db.grad_input);
+  cmp(cb.grad_weight, db.grad_weight);
+  cmp(cb.grad_bias, db.grad_bias);
+  cmp(ca, da);
+  cmp(cab.grad_input, dab.grad_input);
+  cmp(cab.grad_scale, dab.grad_scale);
+  cmp(cab.grad_shift, dab.grad_shift);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, BatchNormParity, SX_DEVICES, test::device_name);
+
+}  // namespace
+}  // namespace sx
