@@ -344,7 +344,7 @@ SynthImage render_synthetic(uint64_t seed, int64_t index, int size, double norma
           Vertebra& v = vs[vi];
           const float sx = corner < 2 ? -1.0f : 1.0f, sy = (corner % 2 == 0) ? -1.0f : 1.0f;
           const float ex = v.cx + v.slip + sx * v.hw, ey = v.cy + sy * v.hh * (v.collapsed ? 0.5f : 1.0f);
-          const float L = h * static_cast<float>(R.u(0.075, 0.1)), Hh = h * static_cast<float>(R.u(0.08, 0.105));
+          const float L = h * static_cast<float>(R.u(0.085, 0.11)), Hh = h * static_cast<float>(R.u(0.085, 0.11));
           // A spur: base along the body's side near the corner, tip pointing out and toward the disc.
           Convex tri({V2{ex + sx * 0.01f * h, ey - sy * 0.6f * Hh}, V2{ex + sx * 0.01f * h, ey - sy * 0.05f * Hh},
                       V2{ex + sx * L, ey + sy * 0.4f * Hh}});
@@ -373,13 +373,13 @@ SynthImage render_synthetic(uint64_t seed, int64_t index, int size, double norma
       case kImplant: {
         // Pedicle screws through this vertebra and the one below, joined by a posterior rod.
         Lesion les{kImplant, {}};
-        int last = std::min(p.v + 1 + (R.u() < 0.4 ? 1 : 0), static_cast<int>(vs.size()) - 1);
+        int last = std::min(p.v + 1 + (R.u() < 0.75 ? 1 : 0), static_cast<int>(vs.size()) - 1);
         if (vs[last].cy + vs[last].hh > 0.98f * h) last = p.v + 1;
         float rod_x = 0;
         std::vector<V2> heads;
         for (int i = p.v; i <= last; ++i) {
           const Vertebra& v = vs[i];
-          V2 tip{v.cx - v.hw * 0.55f, v.cy + 0.01f * h}, head{v.cx + v.hw + 0.09f * h, v.cy - 0.015f * h};
+          V2 tip{v.cx - v.hw * 0.3f, v.cy + 0.01f * h}, head{v.cx + v.hw + 0.065f * h, v.cy - 0.015f * h};
           Capsule screw{tip, head, 0.014f * h};
           cv.paint(std::min(tip.x, head.x) - 0.02f * h, std::min(tip.y, head.y) - 0.02f * h,
                    std::max(tip.x, head.x) + 0.02f * h, std::max(tip.y, head.y) + 0.02f * h, screw, Op::Set, 1.25f, &les.acc);
