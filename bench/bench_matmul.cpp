@@ -3,12 +3,15 @@
 //   BM_CblasSgemm/n      cblas_sgemm called directly on the same buffers -- the ceiling that
 //                        BM_MatmulCPU is held against ("within 10% of raw OpenBLAS at 1024^3")
 //   BM_MatmulCPUBatched  [8, n, n] x [n, n] (broadcast B, folded into one GEMM)
+//   BM_NaiveLoopCPU/n    the textbook i-k-j triple loop on one core, for contrast: what blocking
+//                        for the caches, SIMD and threads in OpenBLAS buy
 //   BM_MatmulCUDA/n      sx::matmul on CUDA (cuBLAS), timed with cudaEvents on the op's stream
 //                        (manual time), TF32 off; BM_MatmulCUDATF32 with TF32 allowed.
 // Run with --benchmark_format=json for machine-readable output.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "tensor/ops.h"
@@ -63,6 +66,26 @@ void BM_MatmulCPUBatched(benchmark::State& state) {
   set_flops(state, 8 * 2.0 * n * n * n);
 }
 BENCHMARK(BM_MatmulCPUBatched)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_NaiveLoopCPU(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  sx::Generator g(1);
+  sx::Tensor a = sx::randn({n, n}, g), b = sx::randn({n, n}, g);
+  const float* A = a.data<float>();
+  const float* B = b.data<float>();
+  std::vector<float> C(n * n);
+  for (auto _ : state) {
+    std::fill(C.begin(), C.end(), 0.0f);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t p = 0; p < n; ++p) {
+        const float aip = A[i * n + p];
+        for (int64_t j = 0; j < n; ++j) C[i * n + j] += aip * B[p * n + j];
+      }
+    benchmark::DoNotOptimize(C.data());
+  }
+  set_flops(state, 2.0 * n * n * n);
+}
+BENCHMARK(BM_NaiveLoopCPU)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 #ifdef SX_WITH_CUDA
 void run_cuda(benchmark::State& state, bool tf32) {

@@ -376,6 +376,28 @@ TEST(IndexingGrad, TopkAndSort) {
 
 INSTANTIATE_TEST_SUITE_P(Devices, IndexingTest, SX_DEVICES, test::device_name);
 
+// Inputs large enough for the CPU loops' OpenMP paths (parallel rows / elements), against the
+// plain references.
+TEST(IndexingLarge, ParallelCpuPathsMatchReference) {
+  Generator g(12);
+  Tensor a = randint(0, 50, {64, 600}, g, DType::Float32);  // many ties
+  std::vector<double> av = a.to_vector(), rv, ri;
+  auto [v, i] = topk(a, 20, 1, true);
+  ref_sort_rows(av, 64, 600, true, 20, rv, ri);
+  EXPECT_EQ(v.to_vector(), rv);
+  EXPECT_EQ(i.to_vector(), ri);
+  auto [sv, si] = sort(a, 1, false);
+  ref_sort_rows(av, 64, 600, false, 600, rv, ri);
+  EXPECT_EQ(sv.to_vector(), rv);
+  EXPECT_EQ(si.to_vector(), ri);
+  Tensor idx = randint(0, 600, {64, 700}, g);
+  std::vector<double> iv = idx.to_vector(), gv = gather(a, 1, idx).to_vector();
+  ASSERT_EQ(gv.size(), 64u * 700u);
+  for (int64_t r = 0; r < 64; ++r)
+    for (int64_t c = 0; c < 700; ++c)
+      ASSERT_EQ(gv[r * 700 + c], av[r * 600 + static_cast<int64_t>(iv[r * 700 + c])]);
+}
+
 // Larger inputs, CUDA against the CPU (run only with a GPU): exercises multi-block launches, the
 // device prefix sum and CUB's segmented sort on several thousand elements per row.
 TEST(IndexingParity, LargeInputsCudaMatchesCpu) {
