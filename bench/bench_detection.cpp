@@ -8,7 +8,9 @@
 // Counters: items_per_second (RoIs, boxes, logits, IoU pairs) and bytes_per_second (memory the
 // op must touch at least: inputs read once + outputs written once; for RoIAlign the bilinear taps
 // 4 values per sample, most of which hit the cache, so its GB/s is an upper-bound "tap rate").
-// CUDA timings use cudaEvents on the current stream and manual time.
+// CPU rows report wall time and the process CPU time (all threads): on a shared, loaded machine
+// the CPU time is the steadier figure. CUDA timings use cudaEvents on the current stream and
+// manual time.
 // Run: ./bench_detection --benchmark_filter=CPU  (or CUDA), --benchmark_format=json for tables.
 // scripts/bench_torchvision_ops.py times torchvision's CPU ops on the same sizes and distributions.
 #include <benchmark/benchmark.h>
@@ -224,16 +226,16 @@ void BM_IouMatrix(benchmark::State& state, Device dev) {
 const Device kCpu = Device::cpu();
 const Device kCuda = Device::cuda(0);
 
-BENCHMARK_CAPTURE(BM_RoiAlignFpnForward, CPU_naive, kCpu, RoiAlignAlgo::Naive)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_RoiAlignFpnForward, CPU_fast, kCpu, RoiAlignAlgo::Fast)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_RoiAlignFpnBackward, CPU_naive, kCpu, RoiAlignAlgo::Naive, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_RoiAlignFpnBackward, CPU_fast, kCpu, RoiAlignAlgo::Fast, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Nms, CPU_naive_1class, kCpu, NmsAlgo::Naive, 1)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Nms, CPU_fast_1class, kCpu, NmsAlgo::Fast, 1)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Nms, CPU_naive_7class, kCpu, NmsAlgo::Naive, 7)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Nms, CPU_fast_7class, kCpu, NmsAlgo::Fast, 7)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_FocalLoss, CPU, kCpu)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_IouMatrix, CPU, kCpu)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_RoiAlignFpnForward, CPU_naive, kCpu, RoiAlignAlgo::Naive)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_RoiAlignFpnForward, CPU_fast, kCpu, RoiAlignAlgo::Fast)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_RoiAlignFpnBackward, CPU_naive, kCpu, RoiAlignAlgo::Naive, false)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_RoiAlignFpnBackward, CPU_fast, kCpu, RoiAlignAlgo::Fast, false)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Nms, CPU_naive_1class, kCpu, NmsAlgo::Naive, 1)->Arg(1000)->Arg(10000)->Arg(50000)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Nms, CPU_fast_1class, kCpu, NmsAlgo::Fast, 1)->Arg(1000)->Arg(10000)->Arg(50000)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Nms, CPU_naive_7class, kCpu, NmsAlgo::Naive, 7)->Arg(1000)->Arg(10000)->Arg(50000)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Nms, CPU_fast_7class, kCpu, NmsAlgo::Fast, 7)->Arg(1000)->Arg(10000)->Arg(50000)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_FocalLoss, CPU, kCpu)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_IouMatrix, CPU, kCpu)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
 
 #ifdef SX_WITH_CUDA
 BENCHMARK_CAPTURE(BM_RoiAlignFpnForward, CUDA, kCuda, RoiAlignAlgo::Fast)->UseManualTime()->Unit(benchmark::kMillisecond);

@@ -26,17 +26,33 @@ Tensor box_area(const Tensor& boxes) {
 
 template <class T>
 static void pairwise_impl(const T* pa, const T* pb, T* o, int64_t n, int64_t m, bool giou) {
-  std::vector<T> area_b(m);
-  for (int64_t j = 0; j < m; ++j) area_b[j] = boxmath::area(pb + 4 * j);
+  // The second set as structure-of-arrays, so the inner loop is unit-stride and vectorises.
+  std::vector<T> bx1(m), by1(m), bx2(m), by2(m), barea(m);
+  for (int64_t j = 0; j < m; ++j) {
+    bx1[j] = pb[4 * j];
+    by1[j] = pb[4 * j + 1];
+    bx2[j] = pb[4 * j + 2];
+    by2[j] = pb[4 * j + 3];
+    barea[j] = boxmath::area(pb + 4 * j);
+  }
+  const T* X1 = bx1.data();
+  const T* Y1 = by1.data();
+  const T* X2 = bx2.data();
+  const T* Y2 = by2.data();
+  const T* AR = barea.data();
 #pragma omp parallel for schedule(static) if (n * m > 16384)
   for (int64_t i = 0; i < n; ++i) {
-    const T* bi = pa + 4 * i;
-    const T ai = boxmath::area(bi);
+    const T ax1 = pa[4 * i], ay1 = pa[4 * i + 1], ax2 = pa[4 * i + 2], ay2 = pa[4 * i + 3];
+    const T ai = boxmath::area(pa + 4 * i);
     T* row = o + i * m;
     if (giou) {
-      for (int64_t j = 0; j < m; ++j) row[j] = boxmath::giou(bi, pb + 4 * j, ai, area_b[j]);
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j)
+        row[j] = boxmath::giou_c(ax1, ay1, ax2, ay2, ai, X1[j], Y1[j], X2[j], Y2[j], AR[j]);
     } else {
-      for (int64_t j = 0; j < m; ++j) row[j] = boxmath::iou(bi, pb + 4 * j, ai, area_b[j]);
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j)
+        row[j] = boxmath::iou_c(ax1, ay1, ax2, ay2, ai, X1[j], Y1[j], X2[j], Y2[j], AR[j]);
     }
   }
 }

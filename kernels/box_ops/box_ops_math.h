@@ -29,26 +29,47 @@ HOST_DEVICE double mlog(double x) { return log(x); }
 
 template <class T> HOST_DEVICE T area(const T* b) { return (b[2] - b[0]) * (b[3] - b[1]); }
 
-// IoU of one pair, torchvision.ops.box_iou: inter / ((area_a + area_b) - inter).
-template <class T> HOST_DEVICE T iou(const T* a, const T* b, T area_a, T area_b) {
-  T w = clamp_min(tmin(a[2], b[2]) - tmax(a[0], b[0]), T(0));
-  T h = clamp_min(tmin(a[3], b[3]) - tmax(a[1], b[1]), T(0));
-  T inter = w * h;
-  T uni = area_a + area_b - inter;
+// Plain max/min (no NaN rule) for the overlap terms of IoU/GIoU: a NaN coordinate makes its box's
+// area NaN, hence the union and the result NaN whichever way max/min treat it, so the result equals
+// torch's, and the branch-free form lets the compiler vectorise the matrix loops.
+template <class T> HOST_DEVICE T pmax(T a, T b) { return a > b ? a : b; }
+template <class T> HOST_DEVICE T pmin(T a, T b) { return a < b ? a : b; }
+
+// IoU of one pair from coordinates and areas, torchvision.ops.box_iou: inter / ((area_a + area_b) - inter).
+template <class T>
+HOST_DEVICE T iou_c(T ax1, T ay1, T ax2, T ay2, T area_a, T bx1, T by1, T bx2, T by2, T area_b) {
+  T w = pmin(ax2, bx2) - pmax(ax1, bx1);
+  T h = pmin(ay2, by2) - pmax(ay1, by1);
+  w = w < T(0) ? T(0) : w;
+  h = h < T(0) ? T(0) : h;
+  const T inter = w * h;
+  const T uni = area_a + area_b - inter;
   return inter / uni;
 }
 
 // GIoU of one pair, torchvision.ops.generalized_box_iou: iou - (enclosing - union) / enclosing.
-template <class T> HOST_DEVICE T giou(const T* a, const T* b, T area_a, T area_b) {
-  T w = clamp_min(tmin(a[2], b[2]) - tmax(a[0], b[0]), T(0));
-  T h = clamp_min(tmin(a[3], b[3]) - tmax(a[1], b[1]), T(0));
-  T inter = w * h;
-  T uni = area_a + area_b - inter;
-  T iou_v = inter / uni;
-  T we = clamp_min(tmax(a[2], b[2]) - tmin(a[0], b[0]), T(0));
-  T he = clamp_min(tmax(a[3], b[3]) - tmin(a[1], b[1]), T(0));
-  T enc = we * he;
+template <class T>
+HOST_DEVICE T giou_c(T ax1, T ay1, T ax2, T ay2, T area_a, T bx1, T by1, T bx2, T by2, T area_b) {
+  T w = pmin(ax2, bx2) - pmax(ax1, bx1);
+  T h = pmin(ay2, by2) - pmax(ay1, by1);
+  w = w < T(0) ? T(0) : w;
+  h = h < T(0) ? T(0) : h;
+  const T inter = w * h;
+  const T uni = area_a + area_b - inter;
+  const T iou_v = inter / uni;
+  T we = pmax(ax2, bx2) - pmin(ax1, bx1);
+  T he = pmax(ay2, by2) - pmin(ay1, by1);
+  we = we < T(0) ? T(0) : we;
+  he = he < T(0) ? T(0) : he;
+  const T enc = we * he;
   return iou_v - (enc - uni) / enc;
+}
+
+template <class T> HOST_DEVICE T iou(const T* a, const T* b, T area_a, T area_b) {
+  return iou_c(a[0], a[1], a[2], a[3], area_a, b[0], b[1], b[2], b[3], area_b);
+}
+template <class T> HOST_DEVICE T giou(const T* a, const T* b, T area_a, T area_b) {
+  return giou_c(a[0], a[1], a[2], a[3], area_a, b[0], b[1], b[2], b[3], area_b);
 }
 
 template <class T> HOST_DEVICE T clip(T v, T hi) { return clamp_max(clamp_min(v, T(0)), hi); }

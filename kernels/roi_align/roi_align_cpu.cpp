@@ -5,8 +5,9 @@
 // Fast: the sample positions and weights of one RoI depend only on the RoI, not on the channel, so
 // they are computed once into a table (ph, pw, iy, ix) -> (4 offsets, 4 weights) and reused for
 // all C channels (torchvision's pre_calc). Forward: RoIs are independent, so OpenMP threads take
-// whole RoIs. Backward: two RoIs may touch the same input pixel, so threads take channels instead
-// (each channel plane of grad_input has a single writer): deterministic without atomics.
+// whole RoIs. Backward: two RoIs may touch the same input pixel, so threads take fixed channel
+// ranges instead (each channel plane of grad_input has a single writer): deterministic without
+// atomics, in one parallel region.
 #include <omp.h>
 
 #include <vector>
@@ -137,24 +138,30 @@ void backward_impl(const T* go, const T* r, const int64_t* lv, int64_t level, in
     }
     return;
   }
-  std::vector<Bilinear<T>> table;
-  for (int64_t k = 0; k < K; ++k) {
-    if (!on_level(lv, level, k)) continue;
-    const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
-    if (g.batch < 0) continue;
-    precalc(g, H, W, PH, PW, table);
-    const int64_t S = static_cast<int64_t>(g.grid_h) * g.grid_w;
-    const Bilinear<T>* tab = table.data();
-    const bool par = C * PH * PW * S > 4096;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t c = 0; c < C; ++c) {
-      T* plane = gi + (g.batch * C + c) * H * W;
-      const T* gk = go + (k * C + c) * PH * PW;
-      const Bilinear<T>* t = tab;
-      for (int64_t bin = 0; bin < PH * PW; ++bin) {
-        const T gv = gk[bin];
-        for (int64_t s = 0; s < S; ++s, ++t)
-          if (t->valid) scatter(*t, gv, g.count, plane);
+  // One parallel region; thread t owns a fixed range of channels for every RoI (each thread
+  // recomputes the small per-RoI tables), so no two threads write the same grad_input plane and
+  // the summation order is the sequential one: deterministic, and no barrier per RoI.
+  const bool par = K * C * PH * PW > 8192;
+#pragma omp parallel if (par)
+  {
+    const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    const int64_t c0 = C * tid / nth, c1 = C * (tid + 1) / nth;
+    std::vector<Bilinear<T>> table;
+    for (int64_t k = 0; k < K && c0 < c1; ++k) {
+      if (!on_level(lv, level, k)) continue;
+      const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
+      if (g.batch < 0) continue;
+      precalc(g, H, W, PH, PW, table);
+      const int64_t S = static_cast<int64_t>(g.grid_h) * g.grid_w;
+      for (int64_t c = c0; c < c1; ++c) {
+        T* plane = gi + (g.batch * C + c) * H * W;
+        const T* gk = go + (k * C + c) * PH * PW;
+        const Bilinear<T>* t = table.data();
+        for (int64_t bin = 0; bin < PH * PW; ++bin) {
+          const T gv = gk[bin];
+          for (int64_t s = 0; s < S; ++s, ++t)
+            if (t->valid) scatter(*t, gv, g.count, plane);
+        }
       }
     }
   }
