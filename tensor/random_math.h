@@ -26,7 +26,7 @@ HOST_DEVICE double normal(uint64_t seed, uint64_t c) {
   double u1 = uniform(seed, 2 * c);
   double u2 = uniform(seed, 2 * c + 1);
   if (u1 < 1e-300) u1 = 1e-300;
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+  return ::sqrt(-2.0 * ::log(u1)) * ::cos(6.283185307179586476925 * u2);
 }
 
 }  // namespace sx::rng
