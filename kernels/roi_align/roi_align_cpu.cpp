@@ -21,17 +21,30 @@ namespace {
 using roimath::Bilinear;
 using roimath::RoiGeom;
 
+// A compact table entry: 32-bit plane offsets (a plane has < 2^31 pixels, checked by the caller)
+// and weights; samples outside the image get weight 0 at offset 0, so the forward sum is
+// branch-free (0 * x adds nothing for finite x, as in torchvision's CPU pre_calc).
 template <class T>
-void precalc(const RoiGeom<T>& g, int64_t H, int64_t W, int64_t PH, int64_t PW,
-             std::vector<Bilinear<T>>& table) {
+struct Tap {
+  int32_t p1, p2, p3, p4;
+  T w1, w2, w3, w4;
+  bool valid;
+};
+
+template <class T>
+void precalc(const RoiGeom<T>& g, int64_t H, int64_t W, int64_t PH, int64_t PW, std::vector<Tap<T>>& table) {
   table.clear();
   table.reserve(static_cast<size_t>(PH * PW * g.grid_h * g.grid_w));
   for (int64_t ph = 0; ph < PH; ++ph)
     for (int64_t pw = 0; pw < PW; ++pw)
       for (int iy = 0; iy < g.grid_h; ++iy) {
         const T y = roimath::sample_y(g, ph, iy);
-        for (int ix = 0; ix < g.grid_w; ++ix)
-          table.push_back(roimath::bilinear(H, W, y, roimath::sample_x(g, pw, ix)));
+        for (int ix = 0; ix < g.grid_w; ++ix) {
+          const Bilinear<T> b = roimath::bilinear(H, W, y, roimath::sample_x(g, pw, ix));
+          table.push_back(Tap<T>{static_cast<int32_t>(b.p1), static_cast<int32_t>(b.p2),
+                                 static_cast<int32_t>(b.p3), static_cast<int32_t>(b.p4), b.w1, b.w2,
+                                 b.w3, b.w4, b.valid});
+        }
       }
 }
 
@@ -54,6 +67,7 @@ void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int
   const int64_t PH = p.pooled_h, PW = p.pooled_w;
   const T scale = static_cast<T>(p.spatial_scale);
   check_batch_indices(r, K, N, lv, level, "roi_align");
+  SX_CHECK(H * W < (int64_t(1) << 31), "roi_align: a feature plane of ", H, "x", W, " pixels is too large");
   if (algo == RoiAlignAlgo::Naive) {
     for (int64_t k = 0; k < K; ++k) {
       if (!on_level(lv, level, k)) continue;
@@ -74,7 +88,7 @@ void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int
   const bool par = K * C * PH * PW > 8192;
 #pragma omp parallel if (par)
   {
-    std::vector<Bilinear<T>> table;
+    std::vector<Tap<T>> table;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t k = 0; k < K; ++k) {
       if (!on_level(lv, level, k)) continue;
@@ -89,11 +103,11 @@ void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int
       for (int64_t c = 0; c < C; ++c) {
         const T* plane = in + (g.batch * C + c) * H * W;
         T* oc = ok + c * PH * PW;
-        const Bilinear<T>* t = table.data();
+        const Tap<T>* t = table.data();
         for (int64_t bin = 0; bin < PH * PW; ++bin) {
           T acc = 0;
           for (int64_t s = 0; s < S; ++s, ++t)
-            if (t->valid) acc += roimath::interpolate(*t, plane);
+            acc += t->w1 * plane[t->p1] + t->w2 * plane[t->p2] + t->w3 * plane[t->p3] + t->w4 * plane[t->p4];
           oc[bin] = acc / g.count;
         }
       }
@@ -102,8 +116,8 @@ void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int
 }
 
 // torchvision: g_i = grad * w_i / count, added to the four neighbours.
-template <class T>
-inline void scatter(const Bilinear<T>& t, T g, T count, T* plane) {
+template <class B, class T>
+inline void scatter(const B& t, T g, T count, T* plane) {
   plane[t.p1] += g * t.w1 / count;
   plane[t.p2] += g * t.w2 / count;
   plane[t.p3] += g * t.w3 / count;
@@ -116,6 +130,7 @@ void backward_impl(const T* go, const T* r, const int64_t* lv, int64_t level, in
   const int64_t PH = p.pooled_h, PW = p.pooled_w;
   const T scale = static_cast<T>(p.spatial_scale);
   check_batch_indices(r, K, N, lv, level, "roi_align_backward");
+  SX_CHECK(H * W < (int64_t(1) << 31), "roi_align_backward: a feature plane of ", H, "x", W, " pixels is too large");
   if (algo == RoiAlignAlgo::Naive) {
     for (int64_t k = 0; k < K; ++k) {
       if (!on_level(lv, level, k)) continue;
@@ -146,7 +161,7 @@ void backward_impl(const T* go, const T* r, const int64_t* lv, int64_t level, in
   {
     const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
     const int64_t c0 = C * tid / nth, c1 = C * (tid + 1) / nth;
-    std::vector<Bilinear<T>> table;
+    std::vector<Tap<T>> table;
     for (int64_t k = 0; k < K && c0 < c1; ++k) {
       if (!on_level(lv, level, k)) continue;
       const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
@@ -156,7 +171,7 @@ void backward_impl(const T* go, const T* r, const int64_t* lv, int64_t level, in
       for (int64_t c = c0; c < c1; ++c) {
         T* plane = gi + (g.batch * C + c) * H * W;
         const T* gk = go + (k * C + c) * PH * PW;
-        const Bilinear<T>* t = table.data();
+        const Tap<T>* t = table.data();
         for (int64_t bin = 0; bin < PH * PW; ++bin) {
           const T gv = gk[bin];
           for (int64_t s = 0; s < S; ++s, ++t)
