@@ -12,6 +12,7 @@
 #include <gdcmSequenceOfItems.h>
 #include <gdcmTrace.h>
 #include <gdcmTransferSyntax.h>
+#include <gdcmUIDs.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -147,7 +148,13 @@ DicomInfo parse_info(const gdcm::File& file, const std::string& path, const Dico
   DicomInfo in;
   in.path = path;
   in.transfer_syntax_uid = gdcm::TransferSyntax::GetTSString(ts) ? gdcm::TransferSyntax::GetTSString(ts) : "";
-  in.transfer_syntax_name = ts.GetString() ? ts.GetString() : "";
+  {
+    gdcm::UIDs uid;  // GDCM's name table, e.g. "JPEG 2000 Image Compression (Lossless Only)"
+    if (!in.transfer_syntax_uid.empty() && uid.SetFromUID(in.transfer_syntax_uid.c_str()) && uid.GetName())
+      in.transfer_syntax_name = uid.GetName();
+    else
+      in.transfer_syntax_name = in.transfer_syntax_uid;
+  }
   if (in.transfer_syntax_uid.empty()) in.transfer_syntax_uid = get_string(fmi, 0x0002, 0x0010);
   in.encapsulated = ts.IsEncapsulated();
   const bool be = ts.GetSwapCode() == gdcm::SwapCode::BigEndian;

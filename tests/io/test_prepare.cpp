@@ -1,0 +1,172 @@
+// The prepare cache (resumable, crash-safe, bad files counted) and the dataset reading it; .npy.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+
+#include "io/dataset.h"
+#include "io/npy.h"
+#include "io/prepare.h"
+#include "io/synth.h"
+#include "io_test_util.h"
+#include "tensor/errors.h"
+
+namespace sx::io {
+namespace {
+
+using test::TempDir;
+
+TEST(Prepare, CacheMatchesTheDicomsAndTrainingCanReadIt) {
+  TempDir dir;
+  SynthOptions so;
+  so.images = 16;
+  so.seed = 4;
+  so.size = 80;
+  so.progress = false;
+  so.out = dir / "vindr";
+  synthesize_dataset(so);
+  PrepareOptions po;
+  po.data = so.out;
+  po.out = dir / "cache";
+  po.size = 200;  // larger than the images: no resize, so values are exact up to 16-bit rounding
+  po.progress = false;
+  PrepareSummary s = prepare_cache(po);
+  EXPECT_EQ(s.images, 16);
+  EXPECT_EQ(s.written, 16);
+  EXPECT_EQ(s.failed, 0);
+  Dataset dicom = Dataset::open(so.out);
+  Dataset cache = Dataset::open(po.out);
+  EXPECT_EQ(cache.layout(), Layout::Cache);
+  ASSERT_EQ(cache.size(), dicom.size());
+  for (int64_t i = 0; i < cache.size(); ++i) {
+    ASSERT_EQ(cache.sample(i).image_id, dicom.sample(i).image_id);
+    EXPECT_EQ(cache.sample(i).boxes.size(), dicom.sample(i).boxes.size());
+    LoadedImage a = dicom.load(i), b = cache.load(i);
+    ASSERT_EQ(a.image.width, b.image.width);
+    ASSERT_EQ(a.image.height, b.image.height);
+    for (size_t k = 0; k < a.image.px.size(); ++k) ASSERT_NEAR(a.image.px[k], b.image.px[k], 0.5 / 65535 + 1e-6);
+  }
+  // No journal and no temporary files are left.
+  for (const auto& n : test::list_dir(po.out)) {
+    EXPECT_EQ(n.find("journal"), std::string::npos) << n;
+    EXPECT_EQ(n.find(".tmp."), std::string::npos) << n;
+  }
+}
+
+TEST(Prepare, ResizedCacheScalesBoxesAndResumes) {
+  TempDir dir;
+  SynthOptions so;
+  so.images = 12;
+  so.seed = 8;
+  so.size = 128;
+  so.progress = false;
+  so.out = dir / "vindr";
+  synthesize_dataset(so);
+  PrepareOptions po;
+  po.data = so.out;
+  po.out = dir / "cache";
+  po.size = 64;
+  po.progress = false;
+  po.threads = 2;
+  // Break one file: it is reported and counted, the rest is cached.
+  Dataset dicom = Dataset::open(so.out);
+  const Sample& victim = dicom.sample(1);
+  std::string bytes = test::slurp(victim.path);
+  test::spit(victim.path, bytes.substr(0, bytes.size() / 2));
+  PrepareSummary s = prepare_cache(po);
+  EXPECT_EQ(s.failed, 1);
+  EXPECT_EQ(s.written + s.failed, 12);
+  ASSERT_EQ(s.errors.size(), 1u);
+  EXPECT_NE(s.errors[0].find(victim.image_id), std::string::npos);
+  // The cache dataset stops on the failed image by default, skips it on request.
+  EXPECT_THROW(Dataset::open(po.out), IOError);
+  DatasetOptions skip;
+  skip.skip_bad_rows = true;
+  Dataset cache = Dataset::open(po.out, skip);
+  EXPECT_EQ(cache.size(), dicom.size() - 1);
+  for (int64_t i = 0; i < cache.size(); ++i) {
+    LoadedImage li = cache.load(i);
+    EXPECT_EQ(std::max(li.image.width, li.image.height), 64);
+    EXPECT_EQ(li.orig_height, 128);
+    const Sample& s0 = cache.sample(i);
+    for (size_t j = 0; j < s0.boxes.size(); ++j) {
+      EXPECT_NEAR(li.boxes[j].x1, s0.boxes[j].x1 * li.image.width / li.orig_width, 1e-3);
+      EXPECT_NEAR(li.boxes[j].y2, s0.boxes[j].y2 * li.image.height / li.orig_height, 1e-3);
+    }
+  }
+  // A loader over the cache reports scales relative to the original image.
+  LoaderOptions lo;
+  lo.batch_size = 4;
+  lo.workers = 1;
+  lo.transform.size = 32;
+  DataLoader dl(cache, {0, 1, 2}, lo);
+  dl.start_epoch(0);
+  Batch b;
+  ASSERT_TRUE(dl.next(b));
+  for (const Target& t : b.targets) {
+    EXPECT_NEAR(t.scale_y * t.orig_height, t.resized_height, 1e-3);
+    EXPECT_EQ(t.orig_height, 128);
+  }
+  // Resume: repair the file, rerun: only the failed image is redone.
+  test::spit(victim.path, bytes);
+  PrepareSummary r = prepare_cache(po);
+  EXPECT_EQ(r.skipped, 11);
+  EXPECT_EQ(r.written, 1);
+  EXPECT_EQ(r.failed, 0);
+  EXPECT_EQ(Dataset::open(po.out).size(), dicom.size());
+}
+
+TEST(Prepare, AKilledRunLeavesAResumableCache) {
+  TempDir dir;
+  SynthOptions so;
+  so.images = 8;
+  so.seed = 2;
+  so.size = 64;
+  so.progress = false;
+  so.out = dir / "vindr";
+  synthesize_dataset(so);
+  PrepareOptions po;
+  po.data = so.out;
+  po.out = dir / "cache";
+  po.size = 32;
+  po.progress = false;
+  prepare_cache(po);
+  // Simulate a run killed before writing the index: the index is gone, the journal holds two
+  // finished lines and a torn one; a stray temporary PNG lies around.
+  std::string index = test::slurp(po.out + "/spinexr_cache.csv");
+  ::unlink((po.out + "/spinexr_cache.csv").c_str());
+  size_t l1 = index.find('\n'), l2 = index.find('\n', l1 + 1), l3 = index.find('\n', l2 + 1);
+  test::spit(po.out + "/spinexr_cache.journal", index.substr(l1 + 1, l3 - l1) + index.substr(l3 + 1, 20));
+  PrepareSummary r = prepare_cache(po);
+  EXPECT_EQ(r.skipped, 2);
+  EXPECT_EQ(r.written, 6);
+  Dataset ds = Dataset::open(po.out, [] {
+    DatasetOptions o;
+    o.split = "train";
+    return o;
+  }());
+  EXPECT_GT(ds.size(), 0);
+}
+
+TEST(Npy, RoundTripAndHeader) {
+  TempDir dir;
+  std::vector<float> v(6 * 7);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) * 0.5f - 3;
+  write_npy_f32(dir / "a.npy", v.data(), {6, 7});
+  std::string b = test::slurp(dir / "a.npy");
+  EXPECT_EQ(b.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  const size_t hl = static_cast<unsigned char>(b[8]) | (static_cast<unsigned char>(b[9]) << 8);
+  EXPECT_EQ((10 + hl) % 64, 0u);
+  EXPECT_NE(b.find("'shape': (6, 7)"), std::string::npos);
+  std::vector<int64_t> shape;
+  auto back = read_npy_f32(dir / "a.npy", &shape);
+  EXPECT_EQ(shape, (std::vector<int64_t>{6, 7}));
+  EXPECT_EQ(back, v);
+  std::string one = encode_npy(v.data(), 4, "<f4", {3});
+  EXPECT_NE(one.find("'shape': (3,)"), std::string::npos);
+  test::spit(dir / "bad.npy", "nope");
+  EXPECT_THROW(read_npy_f32(dir / "bad.npy", nullptr), IOError);
+}
+
+}  // namespace
+}  // namespace sx::io
