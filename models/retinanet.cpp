@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/box_ops/box_ops.h"
+#include "kernels/focal_loss/focal_loss.h"
 #include "layers/loss.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
@@ -85,24 +86,6 @@ RetinaNetHead::RetinaNetHead(int64_t in_channels, int64_t num_anchors, int64_t n
       register_module("regression_head", std::make_shared<RetinaNetRegressionHead>(in_channels, num_anchors, gen));
 }
 
-// ---- focal loss -------------------------------------------------------------------------------
-Tensor sigmoid_focal_loss_sum(const Tensor& x, const Tensor& t, const Tensor& row_weight, double alpha,
-                              double gamma) {
-  SX_CHECK(x.shape() == t.shape(), "sigmoid_focal_loss_sum: logits ", shape_str(x.shape()), " and targets ",
-           shape_str(t.shape()), " differ");
-  Tensor p = sigmoid(x);
-  Tensor ce = nn::binary_cross_entropy_with_logits(x, t, Tensor(), nn::Reduction::None);
-  Tensor p_t = add(mul(p, t), mul(rsub(1.0, p), rsub(1.0, t)));
-  Tensor mod = gamma == 2.0 ? [&] { Tensor q = rsub(1.0, p_t); return mul(q, q); }() : pow(rsub(1.0, p_t), gamma);
-  Tensor loss = mul(ce, mod);
-  if (alpha >= 0) {
-    Tensor alpha_t = add(mul(t, alpha), mul(rsub(1.0, t), 1.0 - alpha));
-    loss = mul(alpha_t, loss);
-  }
-  if (row_weight.defined()) loss = mul(loss, row_weight.unsqueeze(1));
-  return sum(loss);
-}
-
 // ---- the model ---------------------------------------------------------------------------------
 RetinaNet::RetinaNet(const RetinaNetConfig& cfg) : DetectionModel("RetinaNet"), cfg_(cfg) {
   DetectorOptions& o = cfg_.base;
@@ -167,6 +150,9 @@ std::map<std::string, Tensor> RetinaNet::compute_loss(const HeadOutputs& h, cons
     Tensor logits = h.cls_logits.select(0, i);       // [A, K]
     Tensor reg = h.bbox_regression.select(0, i);     // [A, 4]
     const int64_t G = tg.boxes.size(0);
+    if (!tg.labels.is_cuda())
+      for (double lab : tg.labels.to_vector())
+        SX_CHECK(lab >= 0 && lab < K, "RetinaNet: label ", lab, " of image ", i, " outside 0..", K - 1);
     Tensor gt_boxes = tg.boxes.to(dev, DType::Float32);
     Tensor gt_labels = tg.labels.to(dev, DType::Int64);
     Tensor matched;
@@ -175,31 +161,31 @@ std::map<std::string, Tensor> RetinaNet::compute_loss(const HeadOutputs& h, cons
       if (G == 0) matched = Tensor::full({A}, -1.0, DType::Int64, dev);
       else matched = match_boxes(kernels::box_iou(gt_boxes, anchors), cfg_.fg_iou_thresh, cfg_.bg_iou_thresh, true);
     }
-    Tensor fg = ge(matched, 0.0);                                     // [A] bool
-    Tensor valid = ne(matched, static_cast<double>(kBetweenThresholds)).to(DType::Float32);
+    Tensor fg = ge(matched, 0.0);                                          // [A] bool
     Tensor num_fg = clamp(sum(fg.to(DType::Float32)), 1.0, std::nullopt);  // max(1, #fg), no host sync
+    // Focal-loss targets per anchor: its class (foreground), K (background), -1 (between thresholds).
+    Tensor bg_or_ignore = where(eq(matched, static_cast<double>(kBetweenThresholds)),
+                                Tensor::full({A}, -1.0, DType::Int64, dev),
+                                Tensor::full({A}, static_cast<double>(K), DType::Int64, dev));
     Tensor cls_target, box_loss;
     if (G == 0) {
-      cls_target = Tensor::zeros({A, K}, DType::Float32, dev);
+      cls_target = bg_or_ignore;
       box_loss = Tensor::zeros({}, DType::Float32, dev);
     } else {
       Tensor idx = clamp(matched, 0.0, std::nullopt);
-      Tensor lab = index_select(gt_labels, 0, idx);  // [A]
-      Tensor classes = Tensor::arange(0.0, static_cast<double>(K), 1.0, DType::Int64, dev).unsqueeze(0);
-      cls_target = logical_and(eq(classes, lab.unsqueeze(1)), fg.unsqueeze(1)).to(DType::Float32);
+      cls_target = where(fg, index_select(gt_labels, 0, idx), bg_or_ignore);
       Tensor target_codes = kernels::encode_boxes(index_select(gt_boxes, 0, idx), anchors);  // [A, 4]
       Tensor fg4 = fg.unsqueeze(1).expand({A, 4});
-      Tensor diff = sub(reg, target_codes);
-      Tensor per;
-      if (cfg_.box_loss == "l1") {
-        per = abs(diff);
-      } else {
-        per = nn::smooth_l1_loss(reg, target_codes, 1.0 / 9.0, nn::Reduction::None);
-      }
+      Tensor per = cfg_.box_loss == "l1" ? abs(sub(reg, target_codes))
+                                         : nn::smooth_l1_loss(reg, target_codes, 1.0 / 9.0, nn::Reduction::None);
       per = where(fg4, per, Tensor::zeros({}, DType::Float32, dev));
       box_loss = div(sum(per), num_fg);
     }
-    Tensor cls_loss = div(sigmoid_focal_loss_sum(logits, cls_target, valid, cfg_.focal_alpha, cfg_.focal_gamma), num_fg);
+    kernels::FocalLossParams fp;
+    fp.alpha = cfg_.focal_alpha;
+    fp.gamma = cfg_.focal_gamma;
+    fp.reduction = kernels::FocalReduction::Sum;
+    Tensor cls_loss = div(sigmoid_focal_loss(logits, cls_target, fp), num_fg);
     cls_total = cls_total.defined() ? add(cls_total, cls_loss) : cls_loss;
     box_total = box_total.defined() ? add(box_total, box_loss) : box_loss;
   }

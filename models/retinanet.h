@@ -12,7 +12,7 @@
 //
 // Levels P3..P7 (strides 8..128), A = 9 anchors per location (3 sizes x 3 ratios).
 //
-// Training (losses): anchors matched to ground truth by IoU (>= 0.5 foreground, < 0.4 background,
+// Training (losses, the focal loss is kernels/focal_loss): anchors matched to ground truth by IoU (>= 0.5 foreground, < 0.4 background,
 // between ignored, low-quality matches allowed); classification = sigmoid focal loss (alpha 0.25,
 // gamma 2) summed over valid anchors and classes / max(1, #foreground); box regression = L1 between
 // the predicted codes and BoxCoder(1, 1, 1, 1) codes of the matched boxes, summed over foreground
@@ -110,12 +110,5 @@ class RetinaNet : public DetectionModel {
 // Fills defaults (torchvision's anchors when none were given) and builds the model.
 std::shared_ptr<RetinaNet> make_retinanet(const DetectorOptions& o);
 std::shared_ptr<RetinaNet> make_retinanet(const RetinaNetConfig& cfg);
-
-// Sigmoid focal loss summed over all elements, with a per-row weight (0 drops a row): the op
-// kernels/focal_loss provides when built; this is the reference written with tensor ops.
-//   p = sigmoid(x); ce = BCE-with-logits(x, t); p_t = p t + (1 - p)(1 - t)
-//   loss = alpha_t * ce * (1 - p_t)^gamma,  alpha_t = alpha t + (1 - alpha)(1 - t)
-Tensor sigmoid_focal_loss_sum(const Tensor& logits, const Tensor& targets, const Tensor& row_weight,
-                              double alpha, double gamma);
 
 }  // namespace sx::models

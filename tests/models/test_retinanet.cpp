@@ -145,13 +145,17 @@ TEST(RetinaNet, CheckpointParityWithTorchvision) {
   ASSERT_EQ(N, 3852);
   ASSERT_EQ(static_cast<int64_t>(ref.size()), N * 7 + N * 4);
   auto cls = h.cls_logits.to_vector(), reg = h.bbox_regression.to_vector();
-  double worst_cls = 0, worst_reg = 0;
-  for (int64_t i = 0; i < N * 7; ++i)
-    worst_cls = std::max(worst_cls, std::abs(cls[i] - ref[i]) / (1e-3 + std::abs(ref[i])));
-  for (int64_t i = 0; i < N * 4; ++i)
-    worst_reg = std::max(worst_reg, std::abs(reg[i] - ref[N * 7 + i]) / (1e-3 + std::abs(ref[N * 7 + i])));
-  EXPECT_LT(worst_cls, 2e-4);
-  EXPECT_LT(worst_reg, 2e-4);
+  // float32 through 20 layers: compare against the scale of each output (max |ref|), like
+  // torch.testing's atol + rtol * |ref| with atol tied to the tensor's magnitude.
+  auto check = [](const std::vector<double>& got, const float* ref, int64_t n, const char* what) {
+    double scale = 0, worst = 0;
+    for (int64_t i = 0; i < n; ++i) scale = std::max(scale, std::abs(static_cast<double>(ref[i])));
+    for (int64_t i = 0; i < n; ++i)
+      worst = std::max(worst, std::abs(got[i] - ref[i]) / (1e-5 * scale + 1e-4 * std::abs(ref[i])));
+    EXPECT_LT(worst, 1.0) << what << ": max |ref| " << scale;
+  };
+  check(cls, ref.data(), N * 7, "cls_logits");
+  check(reg, ref.data() + N * 7, N * 4, "bbox_regression");
 
   // Final detections: same count, and each reference detection found in ours (same label, box and
   // score within float32 tolerance). Entries closer than 1e-5 in score may swap places; so we match
@@ -363,7 +367,10 @@ struct TinyAdam {
 };
 
 TEST(RetinaNet, SingleImageOverfitGivesNearPerfectDetection) {
-  auto model = make_retinanet(tiny_options());
+  // The backbone stays frozen (random features are enough to memorise one image) so the test is fast.
+  DetectorOptions o = tiny_options();
+  o.trainable_layers = 0;
+  auto model = make_retinanet(o);
   model->train();
   // A bright rectangle (class 2) and a bright disc-like square (class 0) on a dark background.
   std::vector<double> px(64 * 64, 0.1);
@@ -376,9 +383,9 @@ TEST(RetinaNet, SingleImageOverfitGivesNearPerfectDetection) {
   ImageList il = image_list_from_batch(Tensor::from_vector(px, {1, 1, 64, 64}));
   ImageTargets t{Tensor::from_vector({8, 10, 30, 24, 38, 36, 56, 58}, {2, 4}),
                  Tensor::from_vector({2, 0}, {2}, DType::Int64)};
-  TinyAdam opt(model->trainable_parameters(), 1e-3);
+  TinyAdam opt(model->trainable_parameters(), 3e-3);
   double first = 0, last = 0;
-  for (int it = 0; it < 120; ++it) {
+  for (int it = 0; it < 80; ++it) {
     auto l = model->losses(il, {t});
     Tensor total = add(l.at("classification"), l.at("bbox_regression"));
     if (it == 0) first = total.item();
