@@ -10,6 +10,8 @@
 // atomics, in one parallel region.
 #include <omp.h>
 
+#include <algorithm>
+
 #include <vector>
 
 #include "kernels/roi_align/roi_align.h"
@@ -31,9 +33,28 @@ struct Tap {
   bool valid;
 };
 
+// The pixel window a RoI's taps touch in one plane, for software prefetching: each channel plane
+// is a different, usually uncached, region of a large feature map, so the loop is bound by
+// memory latency unless the rows of the next channels are requested ahead.
+struct Window {
+  int64_t r0 = 1, r1 = 0, c0 = 0, c1 = 0;  // rows [r0, r1], cols [c0, c1]; empty when r0 > r1
+};
+
 template <class T>
-void precalc(const RoiGeom<T>& g, int64_t H, int64_t W, int64_t PH, int64_t PW, std::vector<Tap<T>>& table) {
+void prefetch_window(const T* plane, const Window& w, int64_t W, int rw) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t r = w.r0; r <= w.r1; ++r) {
+    const T* row = plane + r * W;
+    for (int64_t c = w.c0; c <= w.c1; c += kLine) __builtin_prefetch(row + c, rw, 3);
+    __builtin_prefetch(row + w.c1, rw, 3);
+  }
+}
+
+template <class T>
+void precalc(const RoiGeom<T>& g, int64_t H, int64_t W, int64_t PH, int64_t PW, std::vector<Tap<T>>& table,
+             Window& win) {
   table.clear();
+  win = Window{H, -1, W, -1};
   table.reserve(static_cast<size_t>(PH * PW * g.grid_h * g.grid_w));
   for (int64_t ph = 0; ph < PH; ++ph)
     for (int64_t pw = 0; pw < PW; ++pw)
@@ -44,6 +65,12 @@ void precalc(const RoiGeom<T>& g, int64_t H, int64_t W, int64_t PH, int64_t PW, 
           table.push_back(Tap<T>{static_cast<int32_t>(b.p1), static_cast<int32_t>(b.p2),
                                  static_cast<int32_t>(b.p3), static_cast<int32_t>(b.p4), b.w1, b.w2,
                                  b.w3, b.w4, b.valid});
+          if (b.valid) {
+            win.r0 = std::min(win.r0, b.p1 / W);
+            win.r1 = std::max(win.r1, b.p4 / W);
+            win.c0 = std::min(win.c0, b.p1 % W);
+            win.c1 = std::max(win.c1, b.p4 % W);
+          }
         }
       }
 }
@@ -89,6 +116,7 @@ void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int
 #pragma omp parallel if (par)
   {
     std::vector<Tap<T>> table;
+    Window win;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t k = 0; k < K; ++k) {
       if (!on_level(lv, level, k)) continue;
@@ -98,10 +126,13 @@ void forward_impl(const T* in, const T* r, const int64_t* lv, int64_t level, int
         for (int64_t i = 0; i < C * PH * PW; ++i) ok[i] = 0;
         continue;
       }
-      precalc(g, H, W, PH, PW, table);
+      precalc(g, H, W, PH, PW, table, win);
       const int64_t S = static_cast<int64_t>(g.grid_h) * g.grid_w;
+      const T* planes = in + g.batch * C * H * W;
+      for (int64_t c = 0; c < 2 && c < C; ++c) prefetch_window(planes + c * H * W, win, W, 0);
       for (int64_t c = 0; c < C; ++c) {
-        const T* plane = in + (g.batch * C + c) * H * W;
+        const T* plane = planes + c * H * W;
+        if (c + 2 < C) prefetch_window(plane + 2 * H * W, win, W, 0);
         T* oc = ok + c * PH * PW;
         const Tap<T>* t = table.data();
         for (int64_t bin = 0; bin < PH * PW; ++bin) {
@@ -162,14 +193,16 @@ void backward_impl(const T* go, const T* r, const int64_t* lv, int64_t level, in
     const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
     const int64_t c0 = C * tid / nth, c1 = C * (tid + 1) / nth;
     std::vector<Tap<T>> table;
+    Window win;
     for (int64_t k = 0; k < K && c0 < c1; ++k) {
       if (!on_level(lv, level, k)) continue;
       const auto g = roimath::geometry(r + 5 * k, N, scale, PH, PW, p.sampling_ratio, p.aligned);
       if (g.batch < 0) continue;
-      precalc(g, H, W, PH, PW, table);
+      precalc(g, H, W, PH, PW, table, win);
       const int64_t S = static_cast<int64_t>(g.grid_h) * g.grid_w;
       for (int64_t c = c0; c < c1; ++c) {
         T* plane = gi + (g.batch * C + c) * H * W;
+        if (c + 2 < c1) prefetch_window(plane + 2 * H * W, win, W, 1);
         const T* gk = go + (k * C + c) * PH * PW;
         const Tap<T>* t = table.data();
         for (int64_t bin = 0; bin < PH * PW; ++bin) {
