@@ -9,8 +9,9 @@
 //   - B > 1 (column reductions, e.g. over dim 0 of a contiguous [N, C]): a thread owns a tile of up
 //     to 64 neighbouring outputs and streams through r, adding the contiguous row x[a, r, b0:b0+64]
 //     into 64 accumulators, so memory is read in order.
-//   - softmax: per line (a, b): m = max_r x, s = sum_r exp(x - m), y = exp(x - m) / s
-//     (log_softmax: x - m - log s); lines are tiled over b like the column reductions.
+//   - softmax: per line (a, b): m = max_r x, then s = sum_r exp(x - m) while storing exp(x - m)
+//     in y, then y *= 1/s (log_softmax: y = x - m - log s); lines are tiled over b like the column
+//     reductions.
 // The arithmetic (accumulator types, combine rules, first-occurrence tie-break) is reduce_math.h.
 #include <omp.h>
 
@@ -90,6 +91,28 @@ template <class T>
 void softmax_lines(const T* x, T* y, int64_t A, int64_t R, int64_t B, bool log) {
   const int64_t nb = (B + kTile - 1) / kTile;
   const bool par = A * R * B > kGrain && omp_get_max_threads() > 1;
+  if (B == 1) {  // contiguous rows: plain loops the compiler can unroll
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t a = 0; a < A; ++a) {
+      const T* xr = x + a * R;
+      T* yr = y + a * R;
+      T m = xr[0];
+      for (int64_t r = 1; r < R; ++r) m = softmax_max(m, xr[r]);
+      T s = T(0);
+      for (int64_t r = 0; r < R; ++r) {
+        const T e = softmax_exp(xr[r], m);
+        if (!log) yr[r] = e;
+        s += e;
+      }
+      const T k = log ? ew::m_log(s) : T(1) / s;
+      if (log) {
+        for (int64_t r = 0; r < R; ++r) yr[r] = log_softmax_value(xr[r], m, k);
+      } else {
+        for (int64_t r = 0; r < R; ++r) yr[r] = softmax_value(yr[r], k);
+      }
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t t = 0; t < A * nb; ++t) {
     const int64_t a = t / nb;
@@ -105,14 +128,18 @@ void softmax_lines(const T* x, T* y, int64_t A, int64_t R, int64_t B, bool log) 
       for (int64_t j = 0; j < len; ++j) m[j] = softmax_max(m[j], xr[j]);
     }
     for (int64_t r = 0; r < R; ++r) {
-      const T* xr = x + (a * R + r) * B + b0;
-      for (int64_t j = 0; j < len; ++j) s[j] += ew::m_exp(xr[j] - m[j]);
+      const int64_t base = (a * R + r) * B + b0;
+      for (int64_t j = 0; j < len; ++j) {
+        const T e = softmax_exp(x[base + j], m[j]);
+        if (!log) y[base + j] = e;
+        s[j] += e;
+      }
     }
+    for (int64_t j = 0; j < len; ++j) s[j] = log ? ew::m_log(s[j]) : T(1) / s[j];  // log s or 1/s
     for (int64_t r = 0; r < R; ++r) {
       const int64_t base = (a * R + r) * B + b0;
       for (int64_t j = 0; j < len; ++j)
-        y[base + j] = log ? log_softmax_value(x[base + j], m[j], s[j])
-                          : softmax_value(x[base + j], m[j], s[j]);
+        y[base + j] = log ? log_softmax_value(x[base + j], m[j], s[j]) : softmax_value(y[base + j], s[j]);
     }
   }
 }

@@ -12,7 +12,8 @@
 //     neighbouring threads read neighbouring b, so reads stay coalesced. reduce.cpp routes a column
 //     reduction with fewer than 2048 outputs through a transposed copy to the row kernel instead.
 //   - softmax: rows of length R (B == 1) get a block each: a block max, a block sum of exp(x - max),
-//     then the write; lines with B > 1 get a thread each (three passes over r).
+//     then the write (exp recomputed: cheaper than storing and re-reading); lines with B > 1 get a
+//     thread each (three passes over r).
 // Accumulators and combine rules (double for float sums, first-occurrence ties for arg-reductions)
 // are reduce_math.h; the softmax formulas softmax_math.h. All launches use the device's current
 // stream; no host synchronisation.
@@ -124,7 +125,7 @@ struct SumExpOp {
   const T* in;
   T m;
   __device__ T identity() const { return T(0); }
-  __device__ T load(int64_t lin, int64_t) const { return ew::m_exp(in[lin] - m); }
+  __device__ T load(int64_t lin, int64_t) const { return softmax_exp(in[lin], m); }
   __device__ T combine(T x, T y) const { return x + y; }
 };
 
@@ -138,11 +139,12 @@ __global__ void k_softmax_rows(const T* x, T* y, int64_t A, int64_t R, bool log)
     m = block_combine(mop, m);
     SumExpOp<T> sop{xr, m};
     T s = T(0);
-    for (int64_t r = threadIdx.x; r < R; r += blockDim.x) s += ew::m_exp(xr[r] - m);
+    for (int64_t r = threadIdx.x; r < R; r += blockDim.x) s += softmax_exp(xr[r], m);
     s = block_combine(sop, s);
+    const T k = log ? ew::m_log(s) : T(1) / s;  // log s or 1/s
     T* yr = y + a * R;
     for (int64_t r = threadIdx.x; r < R; r += blockDim.x)
-      yr[r] = log ? log_softmax_value(xr[r], m, s) : softmax_value(xr[r], m, s);
+      yr[r] = log ? log_softmax_value(xr[r], m, k) : softmax_value(softmax_exp(xr[r], m), k);
   }
 }
 
@@ -156,9 +158,10 @@ __global__ void k_softmax_cols(const T* x, T* y, int64_t A, int64_t R, int64_t B
     T m = xl[0];
     for (int64_t r = 1; r < R; ++r) m = softmax_max(m, xl[r * B]);
     T s = T(0);
-    for (int64_t r = 0; r < R; ++r) s += ew::m_exp(xl[r * B] - m);
+    for (int64_t r = 0; r < R; ++r) s += softmax_exp(xl[r * B], m);
+    const T k = log ? ew::m_log(s) : T(1) / s;  // log s or 1/s
     for (int64_t r = 0; r < R; ++r)
-      yl[r * B] = log ? log_softmax_value(xl[r * B], m, s) : softmax_value(xl[r * B], m, s);
+      yl[r * B] = log ? log_softmax_value(xl[r * B], m, k) : softmax_value(softmax_exp(xl[r * B], m), k);
   }
 }
 
