@@ -1,0 +1,98 @@
+// The two-stage pipeline of the paper, end to end: the stage-1 classifier gives each radiograph
+// its abnormal probability, the stage-2 detector its boxes, and the decision rule
+// (train/decision_rule.h) joins them. Used by `spinexr predict` and `spinexr eval`.
+//
+// Output formats (`predict`):
+//   predictions.csv   the release's annotation layout plus a score column:
+//                     study_id,series_id,image_id,rad_id,lesion_type,xmin,ymin,xmax,ymax,score
+//                     one row per kept box, in original pixel coordinates; an image with no kept
+//                     box gets one `No finding` row with empty coordinates whose score is the
+//                     classifier's normal probability 1 - p_abnormal. rad_id is empty (a model).
+//                     So the file reads back with io::read_annotations (the extra column is
+//                     ignored) exactly like the release's CSVs.
+//   results.json      COCO-style detection results: [{"image_id": "...", "category_id": k + 1,
+//                     "category_name": "...", "bbox": [x, y, w, h], "score": s}, ...] (image ids
+//                     are the dataset's strings; category ids 1..7 in the paper's class order).
+//   <image_id>.png    the radiograph with class-coloured, labelled boxes (longest side at most
+//                     `max_png_side` px).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/dataset.h"
+#include "tensor/device.h"
+#include "train/decision_rule.h"
+#include "train/det_eval.h"
+
+namespace sx::train {
+
+struct PipelineConfig {
+  std::string cls_ckpt, det_ckpt;
+  // Classifier input; empty/0 = from the checkpoint's metadata (config.arch, config.size, config.channels).
+  std::string cls_arch;
+  int cls_size = 0, cls_channels = 0;
+  // Detector input size (longest side); 0 = from the checkpoint's metadata (config.size).
+  int det_size = 0;
+  int batch = 8;
+  int workers = 2;
+  Device device = Device::cpu();
+  bool progress = true;
+};
+
+// One image after both stages.
+struct PipelineImage {
+  std::string image_id, study_id, series_id;
+  int64_t index = -1;            // dataset index
+  int orig_width = 0, orig_height = 0;
+  int label = -1;                // ground-truth image label (1 abnormal, 0 normal), -1 when unknown
+  double p_abnormal = 0;         // stage 1
+  std::vector<eval::EvalBox> gt;    // ground truth (original pixels), empty when unknown or normal
+  std::vector<eval::EvalBox> dets;  // stage 2, every box (score-descending)
+  std::vector<eval::EvalBox> kept;  // after the decision rule
+};
+
+// Runs both stages over the dataset indices `pool` (in pool order) and applies `rule`.
+std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
+                                        const PipelineConfig& cfg, const eval::DecisionRule& rule);
+
+// (Re)applies a rule: fills `kept` from `dets` and p_abnormal.
+void apply_decision_rule(std::vector<PipelineImage>& images, const eval::DecisionRule& rule);
+
+// The evaluation's input, with the rule's boxes (kept) or every box (dets).
+std::vector<eval::ImageEval> pipeline_evals(const std::vector<PipelineImage>& images, bool with_rule);
+
+// A dataset over DICOM files named on the command line: no annotations (label unknown), image_id
+// = the file name without its extension. Throws IOError for a missing file or a repeated image id.
+io::Dataset dataset_from_files(const std::vector<std::string>& files, const io::ClassMap& classes);
+
+// ---- formats ------------------------------------------------------------------------------------
+std::string predictions_csv(const std::vector<PipelineImage>& images, const std::vector<std::string>& class_names);
+
+struct PredictionRow {
+  std::string study_id, series_id, image_id, rad_id, lesion_type;
+  bool has_box = false;
+  double xmin = 0, ymin = 0, xmax = 0, ymax = 0, score = 0;
+};
+// Reads predictions.csv back (by header name). Throws IOError "predictions.csv:LINE: reason".
+std::vector<PredictionRow> parse_predictions_csv(const std::string& text, const std::string& name = "predictions.csv");
+
+std::string coco_results_json(const std::vector<PipelineImage>& images, const std::vector<std::string>& class_names);
+
+struct CocoResult {
+  std::string image_id, category_name;
+  int category_id = 0;
+  double x = 0, y = 0, w = 0, h = 0, score = 0;
+};
+// Reads a results JSON back (an array of objects as written above). Throws IOError when malformed.
+std::vector<CocoResult> parse_coco_results_json(const std::string& text, const std::string& name = "results.json");
+
+// Draws one image with its kept boxes (class colour, "name score" tags) to `path`.
+void write_prediction_png(const io::Dataset& ds, const PipelineImage& image,
+                          const std::vector<std::string>& class_names, const std::string& path,
+                          int max_png_side = 1024);
+
+// A file-name-safe version of an image id (anything but [A-Za-z0-9._-] becomes '_').
+std::string safe_file_name(const std::string& id);
+
+}  // namespace sx::train
