@@ -122,12 +122,9 @@ __global__ void mask_kernel(const T* sb, const int64_t* m_ptr, int64_t col_block
     const T* p = sb + 4 * cur;
     const T x1 = p[0], y1 = p[1], x2 = p[2], y2 = p[3];
     const T a = (x2 - x1) * (y2 - y1);
-    unsigned long long t = 0;
     const int start = (row_start == col_start) ? threadIdx.x + 1 : 0;
-    for (int i = start; i < col_size; ++i) {
-      const T* q = cb + 5 * i;
-      if (nmsmath::suppresses(x1, y1, x2, y2, a, q[0], q[1], q[2], q[3], q[4], thr)) t |= 1ULL << i;
-    }
+    const unsigned long long t =
+        nmsmath::mask_word(x1, y1, x2, y2, a, cb, start, static_cast<int>(col_size), thr);
     mask[cur * col_blocks + col_start] = t;
   }
 }
@@ -158,25 +155,14 @@ __global__ void keep_kernel(const unsigned long long* mask, int64_t n, int64_t c
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-      unsigned long long rem = removed[b], kw = 0;
+      // keep_rows receives sorted positions; they are mapped to box indices below.
       int64_t nk = s_nkeep;
-      int done = 0;
-      for (int t = 0; t < kBits; ++t) {
-        const int64_t r = b * kBits + t;
-        if (r >= m) break;
-        if (!((rem >> t) & 1ULL)) {
-          kw |= 1ULL << t;
-          keep[nk++] = order[r];
-          rem |= diag[t];
-          if (max_out > 0 && nk >= max_out) {
-            done = 1;
-            break;
-          }
-        }
-      }
-      kept_word = kw;
+      bool done = false;
+      const int rows = static_cast<int>(min(m - b * kBits, (int64_t)kBits));
+      kept_word = nmsmath::resolve_group(removed[b], diag, rows, max_out, &nk, b, keep, &done);
+      for (int64_t r = s_nkeep; r < nk; ++r) keep[r] = order[keep[r]];
       s_nkeep = nk;
-      s_done = done;
+      s_done = done ? 1 : 0;
     }
     __syncthreads();
     if (s_done) break;

@@ -35,4 +35,43 @@ template <class T> HOST_DEVICE bool score_before(T a, T b) {
   return a > b;
 }
 
+// ---- bitmask NMS pieces (the CUDA kernels' per-thread work; also exercised by a CPU test) ----
+
+// Word of the bitmask for box (x1, y1, x2, y2, area) against the boxes of one column group, stored
+// as 5 values each (x1 y1 x2 y2 area) in `cols`: bit t set when the box suppresses column box t,
+// for t in [start, count).
+template <class T>
+HOST_DEVICE unsigned long long mask_word(T x1, T y1, T x2, T y2, T area, const T* cols, int start,
+                                         int count, double threshold) {
+  unsigned long long word = 0;
+  for (int t = start; t < count; ++t) {
+    const T* q = cols + 5 * t;
+    if (suppresses(x1, y1, x2, y2, area, q[0], q[1], q[2], q[3], q[4], threshold)) word |= 1ULL << t;
+  }
+  return word;
+}
+
+// The sequential decisions inside one group of 64 sorted boxes. `removed` has a bit for each box
+// already suppressed by kept boxes of earlier groups; diag[t] is row (64*group + t)'s word for its
+// own group. Boxes are visited in order; a box not removed is kept, appended to keep_rows, and
+// removes the boxes its diag word marks. Stops after `rows` boxes or when *nkeep reaches max_out
+// (> 0), then sets *done. Returns the word of kept boxes (whose rows the caller ORs into the
+// later groups).
+HOST_DEVICE unsigned long long resolve_group(unsigned long long removed, const unsigned long long* diag,
+                                             int rows, int64_t max_out, int64_t* nkeep, int64_t group,
+                                             int64_t* keep_rows, bool* done) {
+  unsigned long long kept = 0;
+  for (int t = 0; t < rows; ++t) {
+    if ((removed >> t) & 1ULL) continue;
+    kept |= 1ULL << t;
+    keep_rows[(*nkeep)++] = group * 64 + t;
+    removed |= diag[t];
+    if (max_out > 0 && *nkeep >= max_out) {
+      *done = true;
+      break;
+    }
+  }
+  return kept;
+}
+
 }  // namespace sx::kernels::nmsmath
