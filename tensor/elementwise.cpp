@@ -72,9 +72,20 @@ Iter make_iter(const char* op, const Tensor& out, std::initializer_list<Tensor> 
     sizes.push_back(1);
     for (int a = 0; a < it.nargs; ++a) ms[a].push_back(1);
   }
-  if (static_cast<int>(sizes.size()) > kMaxDims)
-    throw ValueError(std::string(op) + ": more than " + std::to_string(kMaxDims) +
-                     " non-mergeable dims after broadcasting (shape " + shape_str(shape) + ")");
+  if (static_cast<int>(sizes.size()) > kMaxDims) {
+    if (!out.is_contiguous())
+      throw ValueError(std::string(op) + ": more than " + std::to_string(kMaxDims) +
+                       " non-mergeable dims in a strided output (shape " + shape_str(shape) + ")");
+    // Dense copies of the inputs in the output's shape merge into a single dim.
+    std::vector<Tensor> dense;
+    for (const Tensor& t : inputs) dense.push_back(t.expand(shape).contiguous());
+    Iter d;
+    if (dense.size() == 1) d = make_iter(op, out, {dense[0]});
+    else if (dense.size() == 2) d = make_iter(op, out, {dense[0], dense[1]});
+    else d = make_iter(op, out, {dense[0], dense[1], dense[2]});
+    d.keep_alive = std::move(dense);
+    return d;
+  }
   it.ndim = static_cast<int>(sizes.size());
   for (int d = 0; d < it.ndim; ++d) {
     it.sizes[d] = sizes[d];

@@ -20,6 +20,7 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -37,10 +38,12 @@ struct Iter {
   int64_t strides[kMaxArgs][kMaxDims] = {};   // in elements
   void* ptrs[kMaxArgs] = {};                  // first element of each operand (storage + offset)
   Device device;
+  std::vector<Tensor> keep_alive;  // dense copies made when more than kMaxDims dims remained
 };
 
-// `out` already has the broadcast shape; each input must broadcast to it. Throws ValueError when
-// more than kMaxDims dims remain after merging.
+// `out` already has the broadcast shape; each input must broadcast to it. When more than kMaxDims
+// dims remain after merging (a rare >8-d strided case), the inputs are first copied dense in the
+// output's shape; if the output itself is such a view (in-place ops), ValueError.
 Iter make_iter(const char* op, const Tensor& out, std::initializer_list<Tensor> inputs);
 
 // Op codes. Parameters (scalars, slopes, bounds) travel in Params::p[0..3].

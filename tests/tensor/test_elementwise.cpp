@@ -156,6 +156,22 @@ TEST_P(Elementwise, NonContiguousInputs) {
   expect_near_vec(r.to_vector(), ref_binary(bt.cpu(), col, [](double x, double y) { return x + y; }), 1e-6, "big");
 }
 
+TEST_P(Elementwise, ManyStridedDims) {
+  Device dev = GetParam();
+  SX_SKIP_IF_NO_DEVICE(dev);
+  // 9 dims whose strides cannot be merged (more than the kernels' 8): the inputs are made dense.
+  Shape s(9, 2);
+  Tensor a = rnd(s, -1, 1, 8, DType::Float32, dev);
+  Tensor b = rnd(s, -1, 1, 9, DType::Float32, dev).permute({8, 7, 6, 5, 4, 3, 2, 1, 0});
+  Tensor r = add(a, b);
+  EXPECT_EQ(r.shape(), s);
+  expect_near_vec(r.to_vector(), ref_binary(a, b, [](double x, double y) { return x + y; }), 1e-6, "9-d");
+  // An in-place update of such a view is refused with a clear error.
+  Tensor c = Tensor::zeros(s, DType::Float32, dev);
+  Tensor cv = c.permute({8, 7, 6, 5, 4, 3, 2, 1, 0});
+  EXPECT_THROW(add_(cv, a), ValueError);
+}
+
 TEST_P(Elementwise, EmptyAndZeroDim) {
   Device dev = GetParam();
   SX_SKIP_IF_NO_DEVICE(dev);
