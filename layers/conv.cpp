@@ -42,8 +42,13 @@ Conv2d::Conv2d(const Conv2dOptions& o, Generator* gen) : Module("Conv2d"), opt_(
   SX_CHECK(o.kernel_h >= 1 && o.kernel_w >= 1, "Conv2d: kernel must be >= 1, got ", o.kernel_h, "x", o.kernel_w);
   Generator& g = gen ? *gen : init::default_generator();
   const Shape ws{o.out_channels, o.in_channels / o.params.groups, o.kernel_h, o.kernel_w};
-  weight = register_parameter("weight", init::default_weight(ws, g));
-  if (o.bias) bias = register_parameter("bias", init::default_bias(o.out_channels, init::fan_in(ws), g));
+  if (o.default_init) {
+    weight = register_parameter("weight", init::default_weight(ws, g));
+    if (o.bias) bias = register_parameter("bias", init::default_bias(o.out_channels, init::fan_in(ws), g));
+  } else {
+    weight = register_parameter("weight", Tensor::zeros(ws));
+    if (o.bias) bias = register_parameter("bias", Tensor::zeros({o.out_channels}));
+  }
 }
 
 void Conv2d::reset_parameters(Generator& gen) {

@@ -24,6 +24,9 @@ struct Conv2dOptions {
   int64_t kernel_h = 1, kernel_w = 1;
   Conv2dParams params;
   bool bias = true;
+  // false: weight and bias start at zero and the caller initialises them (models that re-draw
+  // every weight, like ResNet, skip the default draw this way).
+  bool default_init = true;
 };
 
 class Conv2d : public Module {

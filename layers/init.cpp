@@ -1,22 +1,45 @@
 #include "layers/init.h"
 
+// random_math.h before anything that declares sx::log/sqrt/cos for Tensors.
+#include "tensor/random_math.h"
+
 #include <cmath>
 
 namespace sx::nn::init {
+
+// Value i of a draw is a pure function of (seed, first counter + i) (tensor/random_math.h), so the
+// loop can run in parallel and still give the same numbers for any thread count.
+// Weights are float32, so the normal draws use single-precision Box-Muller (3x cheaper than the
+// double version of rng::normal; initialising ResNet-101 draws 44M of them).
+static inline float normal_f(uint64_t seed, uint64_t c) {
+  float u1 = static_cast<float>(rng::uniform(seed, 2 * c));
+  const float u2 = static_cast<float>(rng::uniform(seed, 2 * c + 1));
+  if (u1 < 1e-30f) u1 = 1e-30f;
+  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853071795864769f * u2);
+}
+
+template <class T>
+static void fill_loop(T* p, int64_t n, uint64_t seed, uint64_t first, bool normal_draw, double a, double b) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t c = first + static_cast<uint64_t>(i);
+    if (normal_draw)
+      p[i] = static_cast<T>(sizeof(T) == 4 ? normal_f(seed, c) * b : rng::normal(seed, c) * b);
+    else
+      p[i] = static_cast<T>(a + (b - a) * rng::uniform(seed, c));
+  }
+}
 
 static Tensor fill_with(const Shape& shape, DType dtype, Generator& gen, bool normal_draw, double a, double b) {
   SX_CHECK(dtype == DType::Float32 || dtype == DType::Float64, "init: expected float32 or float64, got ",
            dtype_name(dtype));
   Tensor t = Tensor::empty(shape, dtype);
   const int64_t n = t.numel();
-  if (dtype == DType::Float32) {
-    float* p = t.data<float>();
-    for (int64_t i = 0; i < n; ++i)
-      p[i] = static_cast<float>(normal_draw ? gen.normal() * b : a + (b - a) * gen.uniform());
-  } else {
-    double* p = t.data<double>();
-    for (int64_t i = 0; i < n; ++i) p[i] = normal_draw ? gen.normal() * b : a + (b - a) * gen.uniform();
-  }
+  const uint64_t first = gen.advance(static_cast<uint64_t>(n));
+  if (dtype == DType::Float32)
+    fill_loop(t.data<float>(), n, gen.seed(), first, normal_draw, a, b);
+  else
+    fill_loop(t.data<double>(), n, gen.seed(), first, normal_draw, a, b);
   return t;
 }
 

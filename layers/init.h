@@ -1,5 +1,7 @@
 // Weight initialisation helpers (torch.nn.init equivalents) drawing from an sx::Generator on the
-// host, so a seed gives the same weights on every machine. Results are CPU tensors; modules move
+// host, so a seed gives the same weights on every machine and thread count. Each call reserves
+// numel counters of the generator (Generator::advance) and computes value i from counter first+i
+// with the counter-based functions of tensor/random_math.h. Results are CPU tensors; modules move
 // them with to(device).
 #pragma once
 #include "tensor/random.h"

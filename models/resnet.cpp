@@ -16,12 +16,19 @@ std::shared_ptr<nn::Module> make_norm(int64_t c, NormKind k) {
   return std::make_shared<nn::BatchNorm2d>(c);
 }
 
-std::shared_ptr<nn::Conv2d> conv3x3(int64_t in, int64_t out, int64_t stride) {
-  return std::make_shared<nn::Conv2d>(in, out, 3, stride, 1, 1, 1, false);
+// Bias-free convs whose weights the ResNet constructor draws (kaiming), so no default draw here.
+std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
+  nn::Conv2dOptions o;
+  o.in_channels = in;
+  o.out_channels = out;
+  o.kernel_h = o.kernel_w = k;
+  o.params = nn::Conv2dParams{stride, stride, pad, pad, 1, 1, 1};
+  o.bias = false;
+  o.default_init = false;
+  return std::make_shared<nn::Conv2d>(o);
 }
-std::shared_ptr<nn::Conv2d> conv1x1(int64_t in, int64_t out, int64_t stride) {
-  return std::make_shared<nn::Conv2d>(in, out, 1, stride, 0, 1, 1, false);
-}
+std::shared_ptr<nn::Conv2d> conv3x3(int64_t in, int64_t out, int64_t stride) { return conv(in, out, 3, stride, 1); }
+std::shared_ptr<nn::Conv2d> conv1x1(int64_t in, int64_t out, int64_t stride) { return conv(in, out, 1, stride, 0); }
 
 std::shared_ptr<nn::Sequential> make_downsample(int64_t in, int64_t out, int64_t stride, NormKind norm) {
   auto ds = std::make_shared<nn::Sequential>();
@@ -88,7 +95,7 @@ ResNet::ResNet(const ResNetConfig& config) : Module("ResNet"), cfg_(config) {
   const bool bottle = is_bottleneck(cfg_.depth);
   const int64_t expansion = bottle ? Bottleneck::expansion : BasicBlock::expansion;
 
-  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(cfg_.in_channels, 64, 7, 2, 3, 1, 1, false));
+  conv1 = register_module("conv1", conv(cfg_.in_channels, 64, 7, 2, 3));
   bn1 = register_module("bn1", make_norm(64, cfg_.norm));
   relu = register_module("relu", std::make_shared<nn::ReLU>());
   maxpool = register_module("maxpool", std::make_shared<nn::MaxPool2d>(3, 2, 1));

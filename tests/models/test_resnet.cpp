@@ -1,0 +1,298 @@
+// ResNet: torchvision's state-dict names/shapes and parameter counts, output and feature shapes,
+// a golden forward/backward against torchvision (weights from a closed formula that the fixture
+// script uses too), 1-channel weight folding, freezing, FrozenBatchNorm, save/load round trip.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+// random_math.h first: its unqualified log/sqrt/cos must not see sx::log(Tensor) from ops.h.
+#include "tensor/random_math.h"
+// (blank line keeps include sorting from moving it)
+
+#include "io/safetensors.h"
+#include "models/resnet.h"
+#include "tensor/ops.h"
+
+namespace sx {
+namespace {
+
+using models::ResNetConfig;
+
+std::string data_path(const std::string& f) { return std::string(SX_TEST_DATA_DIR) + "/layers/" + f; }
+
+// The fixture's formula: v(k, i) = 2 * u(k, i) - 1 with u sx's counter-based uniform (the script
+// reproduces it bit-exactly), computed in double and rounded to float32 once, as the script does.
+Tensor formula(const Shape& s, int64_t k, double scale = 1.0, double shift = 0.0) {
+  Tensor t = Tensor::empty(s, DType::Float32);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    p[i] = static_cast<float>((2.0 * rng::uniform(static_cast<uint64_t>(k), static_cast<uint64_t>(i)) - 1.0) * scale +
+                              shift);
+  return t;
+}
+
+// Fill a ResNet's state the way scripts/fixtures/layers_resnet.py fills torchvision's.
+void fill_formula(models::ResNet& m) {
+  int64_t k = 0;
+  NoGradGuard ng;
+  for (const auto& [name, t0] : m.state_dict()) {
+    Tensor t = t0;
+    auto ends = [&](const std::string& suf) {
+      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    if (ends("num_batches_tracked")) {
+      t.zero_();
+      ++k;
+      continue;
+    }
+    double scale = 0.1, shift = 0.0;  // norm bias, running_mean
+    if (t.dim() == 4) {
+      scale = std::sqrt(6.0 / static_cast<double>(t.size(1) * t.size(2) * t.size(3)));
+    } else if (name.rfind("fc.", 0) == 0) {
+      scale = ends("weight") ? 1.0 / std::sqrt(512.0) : 0.1;
+    } else if (ends("running_var")) {
+      scale = 0.5, shift = 1.0;
+    } else if (ends("weight")) {
+      scale = 0.1, shift = 1.0;
+    }
+    t.copy_(formula(t.shape(), k, scale, shift));
+    ++k;
+  }
+}
+
+std::map<std::string, Tensor> load_golden() {
+  std::map<std::string, Tensor> m;
+  for (auto& [k, v] : safetensors::load(data_path("resnet18_golden.safetensors")).tensors) m[k] = v;
+  return m;
+}
+
+void expect_close(const Tensor& got, const Tensor& ref, double rel, const std::string& what) {
+  ASSERT_EQ(got.shape(), ref.shape()) << what;
+  auto g = got.to_vector(), r = ref.to_vector();
+  double scale = 0;
+  for (double v : r) scale = std::max(scale, std::fabs(v));
+  for (size_t i = 0; i < r.size(); ++i)
+    ASSERT_NEAR(g[i], r[i], rel * scale + 1e-6) << what << " element " << i << " (max |ref| " << scale << ")";
+}
+
+TEST(ResNet, StateDictNamesAndShapesEqualTorchvision) {
+  std::ifstream f(data_path("resnet_state_dict.txt"));
+  ASSERT_TRUE(f) << "missing fixture";
+  std::map<std::string, std::vector<std::pair<std::string, Shape>>> ref;
+  std::map<std::string, int64_t> counts;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty()) continue;
+    std::istringstream is(line);
+    if (line[0] == '#') {
+      std::string hash, arch, word;
+      int64_t n;
+      is >> hash >> arch >> word >> n;
+      counts[arch] = n;
+      continue;
+    }
+    std::string arch, name, shape;
+    is >> arch >> name;
+    std::getline(is, shape);
+    Shape s;
+    std::istringstream ss(shape);
+    std::string tok;
+    while (std::getline(ss, tok, ','))
+      if (tok.find_first_not_of(' ') != std::string::npos) s.push_back(std::stoll(tok));
+    ref[arch].emplace_back(name, s);
+  }
+  ASSERT_EQ(ref.size(), 4u);
+  for (const auto& [arch, entries] : ref) {
+    auto m = models::make_resnet(arch);
+    // torchvision's parameter counts (resnet18 11,689,512; resnet50 25,557,032)
+    EXPECT_EQ(m->num_parameters(), counts[arch]) << arch;
+    EXPECT_EQ(m->num_parameters(), models::torchvision_resnet_num_parameters(m->config().depth)) << arch;
+    auto sd = m->state_dict();
+    ASSERT_EQ(sd.size(), entries.size()) << arch;
+    size_t i = 0;
+    for (const auto& [name, t] : sd) {
+      EXPECT_EQ(name, entries[i].first) << arch << " entry " << i;
+      EXPECT_EQ(t.shape(), entries[i].second) << arch << " " << name;
+      ++i;
+    }
+  }
+}
+
+TEST(ResNet, OutputAndFeatureShapes) {
+  ResNetConfig cfg;
+  cfg.num_classes = 7;
+  cfg.in_channels = 1;
+  models::ResNet r18(cfg);
+  Tensor x = Tensor::zeros({2, 1, 64, 96});
+  r18.eval();
+  NoGradGuard ng;
+  EXPECT_EQ(r18.forward(x).shape(), (Shape{2, 7}));
+  auto f = r18.forward_features(x);
+  EXPECT_EQ(f.c2.shape(), (Shape{2, 64, 16, 24}));
+  EXPECT_EQ(f.c3.shape(), (Shape{2, 128, 8, 12}));
+  EXPECT_EQ(f.c4.shape(), (Shape{2, 256, 4, 6}));
+  EXPECT_EQ(f.c5.shape(), (Shape{2, 512, 2, 3}));
+  EXPECT_EQ(r18.stage_channels(), (std::vector<int64_t>{64, 128, 256, 512}));
+
+  ResNetConfig c50;
+  c50.depth = 50;
+  c50.num_classes = 0;  // backbone only
+  models::ResNet r50(c50);
+  EXPECT_EQ(r50.stage_channels(), (std::vector<int64_t>{256, 512, 1024, 2048}));
+  EXPECT_FALSE(r50.state_dict().contains("fc.weight"));
+  r50.eval();
+  auto g = r50.forward_features(Tensor::zeros({1, 3, 64, 64}));
+  EXPECT_EQ(g.c2.shape(), (Shape{1, 256, 16, 16}));
+  EXPECT_EQ(g.c5.shape(), (Shape{1, 2048, 2, 2}));
+  EXPECT_THROW(r50.forward(Tensor::zeros({1, 3, 64, 64})), ValueError);
+  EXPECT_THROW(r18.forward(Tensor::zeros({1, 3, 64, 64})), ValueError);  // wrong channel count
+}
+
+TEST(ResNet, InitLikeTorchvision) {
+  ResNetConfig cfg;
+  cfg.seed = 3;
+  models::ResNet m(cfg);
+  // conv weights ~ N(0, 2 / fan_out): check the empirical std of layer3.0.conv1 (256*3*3 fan_out)
+  auto w = m.parameter("layer3.0.conv1.weight").to_vector();
+  double s2 = 0;
+  for (double v : w) s2 += v * v;
+  const double std_emp = std::sqrt(s2 / w.size()), std_ref = std::sqrt(2.0 / (256 * 9));
+  EXPECT_NEAR(std_emp, std_ref, 0.03 * std_ref);
+  for (double v : m.parameter("layer3.0.bn1.weight").to_vector()) EXPECT_EQ(v, 1.0);
+  for (double v : m.parameter("layer3.0.bn1.bias").to_vector()) EXPECT_EQ(v, 0.0);
+  for (double v : m.parameter("fc.weight").to_vector()) EXPECT_LE(std::fabs(v), 1.0 / std::sqrt(512.0));
+  // same seed, same weights; another seed, other weights
+  models::ResNet same(cfg);
+  EXPECT_EQ(same.parameter("conv1.weight").to_vector(), m.parameter("conv1.weight").to_vector());
+  cfg.seed = 4;
+  models::ResNet other(cfg);
+  EXPECT_NE(other.parameter("conv1.weight").to_vector(), m.parameter("conv1.weight").to_vector());
+  // zero_init_residual
+  ResNetConfig z;
+  z.zero_init_residual = true;
+  models::ResNet mz(z);
+  for (double v : mz.parameter("layer1.0.bn2.weight").to_vector()) EXPECT_EQ(v, 0.0);
+}
+
+TEST(ResNet, GoldenForwardAndBackwardAgainstTorchvision) {
+  ResNetConfig cfg;
+  cfg.num_classes = 10;
+  models::ResNet m(cfg);
+  fill_formula(m);
+  auto gold = load_golden();
+  Tensor x = formula({2, 3, 64, 64}, 1000);
+  m.eval();
+  {
+    NoGradGuard ng;
+    expect_close(m.forward(x), gold.at("logits_eval"), 2e-4, "logits_eval");
+  }
+  m.train();
+  Tensor logits = m.forward(x);
+  expect_close(logits, gold.at("logits_train"), 2e-4, "logits_train");
+  expect_close(m.buffer("bn1.running_mean"), gold.at("bn1.running_mean"), 1e-4, "bn1.running_mean");
+  expect_close(m.buffer("bn1.running_var"), gold.at("bn1.running_var"), 1e-4, "bn1.running_var");
+  EXPECT_EQ(m.buffer("bn1.num_batches_tracked").item<int64_t>(), 1);
+  Tensor wl = formula(logits.shape(), 2000);
+  sum(mul(logits, wl)).backward();
+  expect_close(m.parameter("fc.weight").grad(), gold.at("grad.fc.weight"), 1e-3, "grad fc.weight");
+  expect_close(m.parameter("fc.bias").grad(), gold.at("grad.fc.bias"), 1e-3, "grad fc.bias");
+  expect_close(m.parameter("layer4.1.bn2.weight").grad(), gold.at("grad.layer4.1.bn2.weight"), 1e-3,
+               "grad layer4.1.bn2.weight");
+  expect_close(m.parameter("layer2.0.downsample.0.weight").grad().narrow(0, 0, 16),
+               gold.at("grad.layer2.0.downsample.0.weight"), 2e-3, "grad layer2.0.downsample.0.weight");
+  expect_close(m.parameter("conv1.weight").grad(), gold.at("grad.conv1.weight"), 2e-3, "grad conv1.weight");
+}
+
+TEST(ResNet, OneChannelFoldingMatchesReplicatedGrey) {
+  ResNetConfig c3;
+  c3.num_classes = 5;
+  c3.seed = 11;
+  models::ResNet rgb(c3);
+  ResNetConfig c1 = c3;
+  c1.in_channels = 1;
+  c1.seed = 99;
+  models::ResNet grey(c1);
+  // Strict load fails without folding (conv1 is mis-shaped) and works with it.
+  EXPECT_THROW(grey.load_state_dict(rgb.state_dict(), true), ValueError);
+  auto folded = models::adapt_resnet_state_dict(rgb.state_dict(), 1);
+  EXPECT_EQ(folded.at("conv1.weight").shape(), (Shape{64, 1, 7, 7}));
+  auto rep = grey.load_state_dict(folded, true);
+  EXPECT_TRUE(rep.ok()) << rep.str();
+  rgb.eval();
+  grey.eval();
+  NoGradGuard ng;
+  Tensor g = formula({2, 1, 48, 48}, 5);
+  Tensor g3 = cat({g, g, g}, 1);
+  expect_close(grey.forward(g), rgb.forward(g3), 1e-5, "folded logits");
+  // in_channels 3 and drop_fc
+  auto same = models::adapt_resnet_state_dict(rgb.state_dict(), 3, /*drop_fc=*/true);
+  EXPECT_EQ(same.at("conv1.weight").shape(), (Shape{64, 3, 7, 7}));
+  EXPECT_FALSE(same.contains("fc.weight"));
+  EXPECT_FALSE(same.contains("fc.bias"));
+  auto r = grey.load_state_dict(models::adapt_resnet_state_dict(rgb.state_dict(), 1, true), false);
+  EXPECT_EQ(r.missing, (std::vector<std::string>{"fc.weight", "fc.bias"}));
+}
+
+TEST(ResNet, TrainableLayersLikeTorchvision) {
+  ResNetConfig cfg;
+  cfg.trainable_layers = 3;  // layer4, layer3, layer2 (+ fc)
+  models::ResNet m(cfg);
+  for (auto& [name, t] : m.named_parameters()) {
+    const bool expect = name.rfind("layer4.", 0) == 0 || name.rfind("layer3.", 0) == 0 ||
+                        name.rfind("layer2.", 0) == 0 || name.rfind("fc.", 0) == 0;
+    EXPECT_EQ(t.requires_grad(), expect) << name;
+  }
+  m.set_trainable_layers(5);
+  EXPECT_EQ(m.num_parameters(true), m.num_parameters());
+  m.set_trainable_layers(0);
+  EXPECT_EQ(m.num_parameters(true), 512 * 1000 + 1000);
+  EXPECT_THROW(m.set_trainable_layers(6), ValueError);
+}
+
+TEST(ResNet, FrozenBatchNormLoadsABatchNormCheckpoint) {
+  ResNetConfig cfg;
+  cfg.num_classes = 4;
+  cfg.seed = 5;
+  models::ResNet bn(cfg);
+  fill_formula(bn);
+  ResNetConfig fc = cfg;
+  fc.norm = models::NormKind::FrozenBatchNorm;
+  models::ResNet frozen(fc);
+  // Norm weights are buffers in FrozenBatchNorm2d: fewer parameters.
+  EXPECT_LT(frozen.num_parameters(), bn.num_parameters());
+  auto rep = frozen.load_state_dict(bn.state_dict(), true);  // num_batches_tracked ignored
+  EXPECT_TRUE(rep.ok()) << rep.str();
+  bn.eval();
+  frozen.train();  // frozen norms ignore the mode
+  NoGradGuard ng;
+  Tensor x = formula({1, 3, 40, 40}, 7);
+  expect_close(frozen.forward(x), bn.forward(x), 1e-5, "frozen vs eval BN");
+}
+
+TEST(ResNet, SafetensorsRoundTrip) {
+  ResNetConfig cfg;
+  cfg.num_classes = 3;
+  cfg.seed = 21;
+  models::ResNet a(cfg);
+  a.train();
+  a.forward(formula({2, 3, 32, 32}, 1));  // move the running statistics away from 0/1
+  std::string bytes = safetensors::serialize(a.state_dict().items(), {{"arch", "resnet18"}});
+  auto c = safetensors::parse(bytes.data(), bytes.size(), "memory");
+  cfg.seed = 22;
+  models::ResNet b(cfg);
+  auto rep = b.load_state_dict(c.tensors, true);
+  EXPECT_TRUE(rep.ok()) << rep.str();
+  EXPECT_EQ(rep.loaded, static_cast<int64_t>(a.state_dict().size()));
+  a.eval();
+  b.eval();
+  NoGradGuard ng;
+  Tensor x = formula({1, 3, 32, 32}, 2);
+  EXPECT_EQ(a.forward(x).to_vector(), b.forward(x).to_vector());
+  EXPECT_EQ(b.buffer("layer1.0.bn1.num_batches_tracked").item<int64_t>(), 1);
+}
+
+}  // namespace
+}  // namespace sx
