@@ -48,7 +48,7 @@ __global__ void forward_kernel(const T* in, const T* rois, const int64_t* levels
 
 // Fixed-point accumulator add (two's complement wrap-around is associative).
 __device__ __forceinline__ void fx_add(unsigned long long* p, double v, double scale) {
-  atomicAdd(p, static_cast<unsigned long long>(llrint(v * scale)));
+  atomicAdd(p, roimath::to_fixed(v, scale));
 }
 
 template <class T, bool kFixed>
@@ -118,14 +118,7 @@ __global__ void fixed_scale_kernel(const double* partial, int nparts, double* fx
     if (threadIdx.x < st) red[threadIdx.x] += red[threadIdx.x + st];
     __syncthreads();
   }
-  if (threadIdx.x == 0) {
-    const double S = red[0];
-    double sc;
-    if (!isfinite(S)) sc = 0.0;
-    else if (S <= 0.0) sc = 1.0;
-    else sc = exp2(62.0 - ceil(log2(S)));
-    *fx_scale = sc;
-  }
+  if (threadIdx.x == 0) *fx_scale = roimath::fixed_point_scale(red[0]);
 }
 
 template <class T>
@@ -137,8 +130,7 @@ __global__ void fixed_to_float_kernel(const unsigned long long* acc, int64_t n, 
     if (sc == 0.0) {
       gi[i] = T(NAN);
     } else {
-      const long long v = static_cast<long long>(acc[i]);
-      gi[i] += static_cast<T>(static_cast<double>(v) / sc);
+      gi[i] += static_cast<T>(roimath::from_fixed(acc[i], sc));
     }
   }
 }

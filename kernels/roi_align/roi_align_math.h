@@ -163,4 +163,21 @@ HOST_DEVICE int64_t fpn_level(const T* roi, int64_t k_min, int64_t k_max, double
   return static_cast<int64_t>(v) - k_min;
 }
 
+// ---- deterministic (fixed-point) accumulation, used by the CUDA backward ------------------------
+// scale = 2^(62 - ceil(log2 S)) for S = sum |grad_out| > 0, so that every partial sum of rounded
+// contributions stays below 2^62 in magnitude; 1 when S == 0; 0 (meaning "give NaN") when S is not
+// finite. Contributions are added as int64 (two's complement wrap-around is associative, so the
+// order of the atomic adds does not change a single bit of the result).
+HOST_DEVICE double fixed_point_scale(double abs_sum) {
+  if (!(abs_sum - abs_sum == 0.0)) return 0.0;  // inf or NaN
+  if (abs_sum <= 0.0) return 1.0;
+  return exp2(62.0 - ceil(log2(abs_sum)));
+}
+HOST_DEVICE unsigned long long to_fixed(double v, double scale) {
+  return static_cast<unsigned long long>(llrint(v * scale));
+}
+HOST_DEVICE double from_fixed(unsigned long long acc, double scale) {
+  return static_cast<double>(static_cast<long long>(acc)) / scale;
+}
+
 }  // namespace sx::kernels::roimath

@@ -7,6 +7,7 @@
 
 #include "kernels/roi_align/roi_align.h"
 #include "kernels/roi_align/roi_align_autograd.h"
+#include "kernels/roi_align/roi_align_math.h"
 #include "tensor/autograd.h"
 #include "tests/common/devices.h"
 #include "tests/common/gradcheck.h"
@@ -88,6 +89,53 @@ TEST(RoiAlign, GradcheckFloat64CrossingBorder) {
       p.aligned = aligned;
       SX_EXPECT_GRADCHECK([&](const std::vector<Tensor>& in) { return roi_align(in[0], rois, p); }, {x});
     }
+}
+
+// The fixed-point accumulation of the CUDA deterministic backward (roi_align_math.h), emulated on
+// the host: forward and reversed contribution orders give bit-identical sums, close to the float64
+// CPU backward.
+TEST(RoiAlign, FixedPointAccumulationIsOrderIndependent) {
+  DetectionFixture f("roi");
+  Tensor x = f["roi_x"].to(DType::Float64), rois = f["roi_rois"].to(DType::Float64);
+  Tensor w = f["roi_wout"].to(DType::Float64);
+  const RoiAlignParams p = params(true, 0);
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = rois.size(0);
+  auto rv = rois.to_vector();
+  auto gv = w.to_vector();
+  double S = 0;
+  for (double v : gv) S += std::fabs(v);
+  const double scale = roimath::fixed_point_scale(S);
+  ASSERT_GT(scale, 0.0);
+  struct Contribution { int64_t index; double value; };
+  std::vector<Contribution> list;
+  for (int64_t k = 0; k < K; ++k) {
+    const auto g = roimath::geometry(&rv[5 * k], N, 0.5, p.pooled_h, p.pooled_w, p.sampling_ratio, p.aligned);
+    if (g.batch < 0) continue;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t ph = 0; ph < p.pooled_h; ++ph)
+        for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+          const double go = gv[((k * C + c) * p.pooled_h + ph) * p.pooled_w + pw];
+          const int64_t base = (g.batch * C + c) * H * W;
+          for (int iy = 0; iy < g.grid_h; ++iy)
+            for (int ix = 0; ix < g.grid_w; ++ix) {
+              const auto b = roimath::bilinear(H, W, roimath::sample_y(g, ph, iy), roimath::sample_x(g, pw, ix));
+              if (!b.valid) continue;
+              list.push_back({base + b.p1, go * b.w1 / g.count});
+              list.push_back({base + b.p2, go * b.w2 / g.count});
+              list.push_back({base + b.p3, go * b.w3 / g.count});
+              list.push_back({base + b.p4, go * b.w4 / g.count});
+            }
+        }
+  }
+  std::vector<unsigned long long> fwd(x.numel(), 0), rev(x.numel(), 0);
+  for (const auto& c : list) fwd[c.index] += roimath::to_fixed(c.value, scale);
+  for (auto it = list.rbegin(); it != list.rend(); ++it) rev[it->index] += roimath::to_fixed(it->value, scale);
+  EXPECT_EQ(fwd, rev);
+  auto ref = roi_align_backward(w, rois, x.shape(), p).to_vector();
+  for (int64_t i = 0; i < x.numel(); ++i)
+    EXPECT_NEAR(roimath::from_fixed(fwd[i], scale), ref[i], 1e-12) << i;
+  EXPECT_EQ(roimath::fixed_point_scale(INFINITY), 0.0);
+  EXPECT_EQ(roimath::fixed_point_scale(0.0), 1.0);
 }
 
 TEST(RoiAlign, EmptyAndDegenerateInputs) {
