@@ -1,0 +1,189 @@
+// Layer benchmarks: Conv2d forward / backward-data / backward-filter on ResNet shapes (FLOP/s
+// counters), and a whole ResNet training step (forward, cross-entropy, backward, SGD update) in
+// images/s, on the CPU and, in CUDA builds with a GPU, on CUDA (timed with cudaEvents, manual time).
+//
+// CPU runs: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./bench_layers --benchmark_filter=CPU
+// The PyTorch side of the comparison: scripts/bench_torch_resnet.py (same shapes, same step).
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels/conv2d/conv2d.h"
+#include "layers/loss.h"
+#include "models/resnet.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#ifdef SX_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include "tensor/cuda_context.h"
+#endif
+
+namespace sx {
+namespace {
+
+using kernels::Conv2dParams;
+
+struct ConvShape {
+  const char* name;
+  int64_t N, C, H, K, R, stride, pad;
+};
+
+// ResNet-18/50 convolutions at 224 px, batch 8.
+const ConvShape kShapes[] = {
+    {"stem_7x7_3_64_224", 8, 3, 224, 64, 7, 2, 3},   {"l1_3x3_64_56", 8, 64, 56, 64, 3, 1, 1},
+    {"l2_3x3_128_28", 8, 128, 28, 128, 3, 1, 1},     {"l3_3x3_256_14", 8, 256, 14, 256, 3, 1, 1},
+    {"l4_3x3_512_7", 8, 512, 7, 512, 3, 1, 1},       {"l2_down_3x3_64_128_s2", 8, 64, 56, 128, 3, 2, 1},
+    {"b_1x1_256_64_56", 8, 256, 56, 64, 1, 1, 0},    {"b_1x1_64_256_56", 8, 64, 56, 256, 1, 1, 0},
+    {"ds_1x1_256_512_s2", 8, 256, 56, 512, 1, 2, 0},
+};
+
+Tensor randn_cpu(const Shape& s, uint64_t seed) {
+  Generator g(seed);
+  return randn(s, g);
+}
+
+double conv_flops(const ConvShape& s) {
+  const int64_t P = (s.H + 2 * s.pad - s.R) / s.stride + 1;
+  return 2.0 * s.N * s.K * P * P * s.C * s.R * s.R;
+}
+
+enum Dir { kFwd, kBwdData, kBwdFilter };
+
+void sync_device(Device d) {
+#ifdef SX_WITH_CUDA
+  if (d.is_cuda()) sx::cuda::synchronize(d.index);
+#else
+  (void)d;
+#endif
+}
+
+void BM_Conv(benchmark::State& st, ConvShape s, Dir dir, Device dev) {
+  if (dev.is_cuda() && !cuda_available()) {
+    st.SkipWithError("no CUDA GPU");
+    return;
+  }
+  Conv2dParams p{s.stride, s.stride, s.pad, s.pad, 1, 1, 1};
+  Tensor x = randn_cpu({s.N, s.C, s.H, s.H}, 1).to(dev);
+  Tensor w = mul(randn_cpu({s.K, s.C, s.R, s.R}, 2), 0.05).to(dev);
+  Tensor y = kernels::conv2d_forward(x, w, Tensor(), p);
+  Tensor g = randn_cpu(y.shape(), 3).to(dev);
+  auto run = [&] {
+    if (dir == kFwd) benchmark::DoNotOptimize(kernels::conv2d_forward(x, w, Tensor(), p));
+    if (dir == kBwdData) benchmark::DoNotOptimize(kernels::conv2d_backward_input(g, w, x.shape(), p));
+    if (dir == kBwdFilter) benchmark::DoNotOptimize(kernels::conv2d_backward_weight(g, x, w.shape(), p));
+  };
+  run();  // warm-up (cuDNN algorithm search, buffers)
+  sync_device(dev);
+#ifdef SX_WITH_CUDA
+  if (dev.is_cuda()) {
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaStream_t stream = sx::cuda::current_stream(dev.index);
+    for (auto _ : st) {
+      cudaEventRecord(a, stream);
+      run();
+      cudaEventRecord(b, stream);
+      cudaEventSynchronize(b);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a, b);
+      st.SetIterationTime(ms / 1000.0);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  } else
+#endif
+  {
+    for (auto _ : st) run();
+  }
+  st.counters["FLOP/s"] = benchmark::Counter(conv_flops(s), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// One training step: forward, cross-entropy, backward, plain SGD update (p -= lr * grad).
+void BM_ResNetTrainStep(benchmark::State& st, int depth, int64_t batch, Device dev) {
+  if (dev.is_cuda() && !cuda_available()) {
+    st.SkipWithError("no CUDA GPU");
+    return;
+  }
+  models::ResNetConfig cfg;
+  cfg.depth = depth;
+  cfg.num_classes = 1000;
+  models::ResNet m(cfg);
+  m.to(dev);
+  m.train();
+  Tensor x = randn_cpu({batch, 3, 224, 224}, 4).to(dev);
+  Generator gy(5);
+  Tensor y = randint(0, 1000, {batch}, gy).to(dev);
+  auto params = m.trainable_parameters();
+  auto step = [&] {
+    m.zero_grad();
+    Tensor loss = nn::cross_entropy(m.forward(x), y);
+    loss.backward();
+    NoGradGuard ng;
+    for (auto& p : params) add_(p, p.grad(), -0.01);
+  };
+  step();  // warm-up
+  sync_device(dev);
+#ifdef SX_WITH_CUDA
+  if (dev.is_cuda()) {
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaStream_t stream = sx::cuda::current_stream(dev.index);
+    for (auto _ : st) {
+      cudaEventRecord(a, stream);
+      step();
+      cudaEventRecord(b, stream);
+      cudaEventSynchronize(b);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a, b);
+      st.SetIterationTime(ms / 1000.0);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  } else
+#endif
+  {
+    for (auto _ : st) step();
+  }
+  st.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_all() {
+  const char* dir_name[] = {"fwd", "bwd_data", "bwd_filter"};
+  for (Device dev : {Device::cpu(), Device::cuda(0)}) {
+#ifndef SX_WITH_CUDA
+    if (dev.is_cuda()) continue;
+#endif
+    const std::string dn = dev.is_cpu() ? "CPU" : "CUDA";
+    for (const auto& s : kShapes)
+      for (int d = 0; d < 3; ++d) {
+        auto* b = benchmark::RegisterBenchmark(("Conv2d_" + dn + "/" + dir_name[d] + "/" + s.name).c_str(), BM_Conv, s,
+                                               static_cast<Dir>(d), dev);
+        b->Unit(benchmark::kMillisecond)->MinTime(0.5);
+        if (dev.is_cuda()) b->UseManualTime();
+      }
+    for (int depth : {18, 50}) {
+      const int64_t batch = dev.is_cpu() ? 8 : 64;
+      auto* b = benchmark::RegisterBenchmark(
+          ("ResNet" + std::to_string(depth) + "_TrainStep_" + dn + "/batch" + std::to_string(batch) + "_224px").c_str(),
+          BM_ResNetTrainStep, depth, batch, dev);
+      b->Unit(benchmark::kMillisecond)->MinTime(dev.is_cpu() ? 5.0 : 2.0);
+      if (dev.is_cuda()) b->UseManualTime();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sx
+
+int main(int argc, char** argv) {
+  sx::register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
