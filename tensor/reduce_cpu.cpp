@@ -9,6 +9,9 @@
 //   - B > 1 (column reductions, e.g. over dim 0 of a contiguous [N, C]): a thread owns a tile of up
 //     to 64 neighbouring outputs and streams through r, adding the contiguous row x[a, r, b0:b0+64]
 //     into 64 accumulators, so memory is read in order.
+//   - max/min with indices over many rows: a CPU-only two-pass scan per row (arg_row below) with
+//     the same first-occurrence / NaN-first result as the generic fold, which it beats by
+//     vectorising; columns and few long rows use the generic fold.
 //   - softmax: per line (a, b): m = max_r x, then s = sum_r exp(x - m) while storing exp(x - m)
 //     in y, then y *= 1/s (log_softmax: y = x - m - log s); lines are tiled over b like the column
 //     reductions.
@@ -85,6 +88,38 @@ void cpu_reduce(const Op& op, int64_t A, int64_t R, int64_t B) {
     }
     for (int64_t j = 0; j < len; ++j) op.write(a * B + b0 + j, acc[j]);
   }
+}
+
+// max/min of one contiguous row with the index of its first occurrence (NaN first, if any):
+// the same result as folding ArgOp over the row, but in two branch-free passes the compiler can
+// vectorise (find the extreme, then the first position holding it) instead of one pass that
+// carries an index through every comparison.
+template <class T, bool IsMax>
+ValIdx<T> arg_row(const T* x, int64_t R) {
+  bool nan = false;
+  for (int64_t r = 0; r < R; ++r) nan |= (x[r] != x[r]);
+  // kLanes independent running extremes (a select each, no loop-carried branch).
+  T lane[kLanes];
+  for (int k = 0; k < kLanes; ++k) lane[k] = x[0];
+  int64_t r0 = 0;
+  for (; r0 + kLanes <= R; r0 += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      const T v = x[r0 + k];
+      lane[k] = IsMax ? (v > lane[k] ? v : lane[k]) : (v < lane[k] ? v : lane[k]);
+    }
+  T best = lane[0];
+  for (int k = 1; k < kLanes; ++k) best = IsMax ? (lane[k] > best ? lane[k] : best) : (lane[k] < best ? lane[k] : best);
+  for (; r0 < R; ++r0) best = IsMax ? (x[r0] > best ? x[r0] : best) : (x[r0] < best ? x[r0] : best);
+  for (int64_t r = 0; r < R; ++r)
+    if (nan ? (x[r] != x[r]) : (x[r] == best)) return ValIdx<T>{x[r], r};
+  return ValIdx<T>{best, 0};  // not reached
+}
+
+template <class T, bool IsMax>
+void arg_rows(const ArgOp<T, IsMax>& op, int64_t A, int64_t R) {
+  const bool par = A * R > kGrain && omp_get_max_threads() > 1;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t a = 0; a < A; ++a) op.write(a, arg_row<T, IsMax>(op.in + a * R, R));
 }
 
 template <class T>
@@ -170,10 +205,18 @@ void arg_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, cons
   auto run = [&](auto in_tag) {
     using T = typename decltype(in_tag)::type;
     T* vp = values.defined() ? values.data<T>() : nullptr;
-    if (is_max)
-      cpu_reduce(ArgOp<T, true>{x.data<T>(), nullptr, vp, ip}, A, R, B);
-    else
-      cpu_reduce(ArgOp<T, false>{x.data<T>(), nullptr, vp, ip}, A, R, B);
+    // Many rows: the two-pass row scan; otherwise (columns, or few long rows split over threads)
+    // the generic fold.
+    const bool rows = B == 1 && A >= omp_get_max_threads();
+    if (is_max) {
+      ArgOp<T, true> op{x.data<T>(), nullptr, vp, ip};
+      if (rows) arg_rows(op, A, R);
+      else cpu_reduce(op, A, R, B);
+    } else {
+      ArgOp<T, false> op{x.data<T>(), nullptr, vp, ip};
+      if (rows) arg_rows(op, A, R);
+      else cpu_reduce(op, A, R, B);
+    }
   };
   switch (x.dtype()) {
     case DType::Float32: run(Tag<float>{}); break;

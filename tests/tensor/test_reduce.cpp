@@ -259,6 +259,14 @@ TEST_P(Reduce, MaxMinIndicesTiesAndNaN) {
   EXPECT_TRUE(std::isnan(vn.item()));
   EXPECT_EQ(in.item(), 1.0);
   EXPECT_TRUE(std::isnan(min(xn).item()));
+  // Many rows (the CPU's row scan): NaN rows report their first NaN, others their first extreme.
+  Tensor rows = Tensor::from_vector({1, nan, 3, nan, 4, 4, -2, 4, -2, 0, -2, 1, 9, 9, 9, 9}, {4, 4}, DType::Float32).to(dev);
+  auto [rv, ri] = max(rows, 1);
+  auto rvv = rv.to_vector();
+  EXPECT_TRUE(std::isnan(rvv[0]));
+  EXPECT_EQ(rvv[1], 4.0);
+  EXPECT_EQ(ri.to_vector(), (std::vector<double>{1, 0, 3, 0}));
+  EXPECT_EQ(argmin(rows, 1).to_vector(), (std::vector<double>{1, 2, 0, 0}));
   // Empty.
   Tensor e = Tensor::zeros({0, 3}, DType::Float32, dev);
   EXPECT_EQ(max(e, 0 + 1).first.shape(), (Shape{0}));
