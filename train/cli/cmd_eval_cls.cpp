@@ -91,6 +91,7 @@ int run_eval_cls(int argc, char** argv) {
   std::printf("evaluating %s (%s, %lld tensors) on %zu %s images of %s, on %s\n", ckpt.c_str(), arch.c_str(),
               static_cast<long long>(rep.loaded), data.split.train.size(), d.split.c_str(), d.root.c_str(),
               device.str().c_str());
+  std::fflush(stdout);
   ClsPredictions p = predict_cls(*model, src, device, !args.get_flag("quiet"));
 
   double threshold = -1;

@@ -128,6 +128,7 @@ int run_train_cls(int argc, char** argv) {
   model->to(device);
   std::printf("model: %s, %d channel(s), %lld parameters, on %s\n", arch.c_str(), d.channels,
               static_cast<long long>(model->num_parameters()), device.str().c_str());
+  std::fflush(stdout);  // before the progress bar starts writing to stderr
 
   LoaderClsSource train(*data.dataset, data.split.train, cls_loader_options(d, true));
   LoaderClsSource val(*data.dataset, data.split.val, cls_loader_options(d, false));
