@@ -24,15 +24,46 @@ namespace sx::train {
 
 namespace {
 
+// The checkpoint writer (train/checkpoint.h) stores the caller's metadata under "config."; a key is
+// looked up as given and with that prefix, so "config.size" is found whether it was passed as
+// "size" or as "config.size".
+const std::string* find_meta(const Metadata& md, const std::string& key) {
+  auto it = md.find(key);
+  if (it == md.end()) it = md.find("config." + key);
+  return it == md.end() ? nullptr : &it->second;
+}
+
 std::string meta(const Metadata& md, const std::string& key, const std::string& given, const std::string& ckpt,
                  const std::string& option) {
   if (!given.empty() && given != "0") return given;
-  auto it = md.find(key);
-  SX_CHECK(it != md.end(), ckpt, " does not record ", key, "; give ", option);
-  return it->second;
+  const std::string* v = find_meta(md, key);
+  SX_CHECK(v != nullptr, ckpt, " does not record ", key, "; give ", option);
+  return *v;
 }
 
 }  // namespace
+
+// Rebuilds the detector from its checkpoint's metadata (det.model and the detector options, stored
+// directly or under "config.") and loads its weights strictly.
+std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device) {
+  Metadata md = read_checkpoint_metadata(ckpt);
+  Metadata flat = md;
+  for (const auto& [k, v] : md)
+    if (k.rfind("config.", 0) == 0 && !flat.count(k.substr(7))) flat[k.substr(7)] = v;
+  auto it = flat.find("det.model");
+  SX_CHECK(it != flat.end(), ckpt, ": not a detector checkpoint (no det.model in its metadata)");
+  auto model = make_detector(it->second, models::detector_options_from_metadata(flat));
+  load_model_weights(ckpt, *model, /*strict=*/true);
+  model->to(device);
+  model->eval();
+  return model;
+}
+
+
+int checkpoint_input_size(const std::string& ckpt) {
+  Metadata md = read_checkpoint_metadata(ckpt);
+  return std::stoi(meta(md, "config.size", "", ckpt, "the input size (--size)"));
+}
 
 void apply_decision_rule(std::vector<PipelineImage>& images, const eval::DecisionRule& rule) {
   for (auto& im : images) {
@@ -73,7 +104,7 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
   Metadata dmd = read_checkpoint_metadata(cfg.det_ckpt);
   const int det_size =
       std::stoi(meta(dmd, "config.size", std::to_string(cfg.det_size), cfg.det_ckpt, "the detector's input size"));
-  auto det = load_detector(cfg.det_ckpt, cfg.device);
+  auto det = load_detector_checkpoint(cfg.det_ckpt, cfg.device);
   DetData dd;
   dd.dataset = &ds;
   dd.pool = pool;

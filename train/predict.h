@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "io/dataset.h"
+#include "models/detection_common.h"
 #include "tensor/device.h"
 #include "train/decision_rule.h"
 #include "train/det_eval.h"
@@ -51,6 +52,13 @@ struct PipelineImage {
   std::vector<eval::EvalBox> dets;  // stage 2, every box (score-descending)
   std::vector<eval::EvalBox> kept;  // after the decision rule
 };
+
+// Rebuilds a detector from a checkpoint's metadata (det.model and the detector options, stored as
+// given or under the checkpoint writer's "config." prefix), loads its weights strictly, moves it to
+// `device`, eval mode.
+std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device);
+// The input size (longest side) a detector/classifier checkpoint was trained at (config.size).
+int checkpoint_input_size(const std::string& ckpt);
 
 // Runs both stages over the dataset indices `pool` (in pool order) and applies `rule`.
 std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,

@@ -54,12 +54,7 @@ int run_eval_det(int argc, char** argv) {
   io::Dataset ds = io::Dataset::open(args.get("cache").empty() ? args.get("data") : args.get("cache"), dopt);
 
   int size = static_cast<int>(args.get_int("size"));
-  if (size <= 0) {
-    auto md = train::read_checkpoint_metadata(ckpt);
-    auto it = md.find("config.size");
-    SX_CHECK(it != md.end(), ckpt, " does not record its input size; give --size");
-    size = std::stoi(it->second);
-  }
+  if (size <= 0) size = train::checkpoint_input_size(ckpt);
   std::string out = args.get("out");
   if (out.empty()) {
     std::filesystem::path p(ckpt);
@@ -68,7 +63,7 @@ int run_eval_det(int argc, char** argv) {
   std::filesystem::create_directories(out);
 
   Device device = Device::parse(args.get("device"));
-  auto model = train::load_detector(ckpt, device);
+  auto model = train::load_detector_checkpoint(ckpt, device);
   train::DetData data;
   data.dataset = &ds;
   data.pool.resize(ds.size());
