@@ -80,7 +80,7 @@ DetectorOptions detector_options_from_metadata(const std::map<std::string, std::
 //   models/retinanet.h    std::shared_ptr<RetinaNet>  make_retinanet(const DetectorOptions&)
 //   models/faster_rcnn.h  std::shared_ptr<FasterRCNN> make_faster_rcnn(const DetectorOptions&)
 // train/det_train.h make_detector(name, options) dispatches on the name, and
-// load_detector(checkpoint, device) rebuilds a model from a checkpoint's metadata alone
+// train/predict.h load_detector_checkpoint(checkpoint, device) rebuilds a model from a checkpoint's metadata alone
 // ("det.model" = model_name(), plus detector_options_to_metadata()).
 //
 // The interface the trainer (train/det_train.h), evaluation and `predict` use. A model is an
