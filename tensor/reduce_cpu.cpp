@@ -6,9 +6,10 @@
 //     per thread, the chunks are reduced in parallel and their accumulators combined in order.
 //     Inside a row 8 independent accumulators ("lanes") take every 8th element, which breaks the
 //     add-latency chain and lets the compiler vectorise; the lanes are combined at the end.
-//   - B > 1 (column reductions, e.g. over dim 0 of a contiguous [N, C]): a thread owns a tile of up
-//     to 64 neighbouring outputs and streams through r, adding the contiguous row x[a, r, b0:b0+64]
-//     into 64 accumulators, so memory is read in order.
+//   - B > 1 (column reductions, e.g. over dim 0 of a contiguous [N, C]): whole rows x[a, r, :] are
+//     streamed into B accumulators, so memory is read in order; with fewer slabs a than threads,
+//     r is split into one chunk per thread and the chunk accumulators are combined in order.
+//     Beyond 65536 outputs per slab a thread instead owns a tile of 64 outputs and walks r.
 //   - max/min with indices over many rows: a CPU-only two-pass scan per row (arg_row below) with
 //     the same first-occurrence / NaN-first result as the generic fold, which it beats by
 //     vectorising; columns and few long rows use the generic fold.
@@ -33,6 +34,7 @@ namespace {
 constexpr int64_t kGrain = 32768;
 constexpr int kLanes = 8;
 constexpr int64_t kTile = 64;
+constexpr int64_t kMaxRowAcc = 1 << 16;  // column reductions keep up to this many accumulators per slab
 
 template <class Op>
 typename Op::acc_t reduce_range(const Op& op, int64_t base, int64_t r0, int64_t r1) {
@@ -74,6 +76,34 @@ void cpu_reduce(const Op& op, int64_t A, int64_t R, int64_t B) {
     }
     return;
   }
+  if (B <= kMaxRowAcc) {
+    // Stream whole rows x[a, r, :] into B accumulators (contiguous reads). With fewer slabs than
+    // threads, r is split into one chunk per thread and the chunks' accumulators are combined in
+    // order afterwards.
+    const int64_t C = (par && A < nt) ? std::max<int64_t>(1, std::min<int64_t>(nt, R)) : 1;
+    const int64_t chunk = (R + C - 1) / C;
+    std::vector<acc_t> part(static_cast<size_t>(A * C * B));
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t c = 0; c < C; ++c) {
+        acc_t* acc = part.data() + (a * C + c) * B;
+        for (int64_t b = 0; b < B; ++b) acc[b] = op.identity();
+        const int64_t r1 = std::min(R, (c + 1) * chunk);
+        for (int64_t r = c * chunk; r < r1; ++r) {
+          const int64_t base = (a * R + r) * B;
+          for (int64_t b = 0; b < B; ++b) acc[b] = op.combine(acc[b], op.load(base + b, r));
+        }
+      }
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t t = 0; t < A * B; ++t) {
+      const int64_t a = t / B, b = t % B;
+      acc_t acc = part[(a * C) * B + b];
+      for (int64_t c = 1; c < C; ++c) acc = op.combine(acc, part[(a * C + c) * B + b]);
+      op.write(t, acc);
+    }
+    return;
+  }
+  // Very wide rows: tiles of kTile outputs per thread.
   const int64_t nb = (B + kTile - 1) / kTile;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t t = 0; t < A * nb; ++t) {
