@@ -164,6 +164,7 @@ void register_all() {
                                                static_cast<Dir>(d), dev);
         b->Unit(benchmark::kMillisecond)->MinTime(0.5);
         if (dev.is_cuda()) b->UseManualTime();
+        else b->UseRealTime();  // wall time: the work runs on several threads
       }
     for (int depth : {18, 50}) {
       const int64_t batch = dev.is_cpu() ? 8 : 64;
@@ -172,6 +173,7 @@ void register_all() {
           BM_ResNetTrainStep, depth, batch, dev);
       b->Unit(benchmark::kMillisecond)->MinTime(dev.is_cpu() ? 5.0 : 2.0);
       if (dev.is_cuda()) b->UseManualTime();
+      else b->UseRealTime();
     }
   }
 }
