@@ -364,6 +364,19 @@ Canvas render_roc(const std::vector<double>& fpr, const std::vector<double>& tpr
   return cv;
 }
 
+Canvas render_pr(const std::vector<Series>& curves, const std::string& title) {
+  LinePlot p;
+  p.title = title;
+  p.xlabel = "Recall";
+  p.ylabel = "Precision";
+  p.width = 640;
+  p.height = 560;
+  p.series = curves;
+  for (size_t i = 0; i < p.series.size(); ++i)
+    if (p.series[i].color == palette(0) && i > 0) p.series[i].color = palette(static_cast<int>(i));
+  return render(p);
+}
+
 // ---- boxes ------------------------------------------------------------------------------------
 
 Canvas draw_boxes(const uint8_t* grey, int width, int height, const std::vector<LabeledBox>& boxes,

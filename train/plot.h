@@ -102,6 +102,10 @@ std::string tick_label(double v);
 Canvas render_roc(const std::vector<double>& fpr, const std::vector<double>& tpr, const std::string& label,
                   double op_fpr = -1, double op_tpr = -1, const std::string& title = "ROC");
 
+// Precision-recall curves (e.g. one per lesion class): recall on x, precision on y, both [0, 1];
+// each series' label should carry its AP ("Osteophytes AP 0.41").
+Canvas render_pr(const std::vector<Series>& curves, const std::string& title = "Precision-recall");
+
 // ---- boxes on images --------------------------------------------------------------------------
 struct LabeledBox {
   double x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // pixel coordinates of the image

@@ -172,4 +172,23 @@ TEST(Plot, RocPlotMarksOperatingPoint) {
   EXPECT_GT(red, 20);
 }
 
+TEST(Plot, PrCurvesGetDistinctColours) {
+  Series a, b;
+  a.label = "class A AP 0.50";
+  a.x = {0, 0.5, 1};
+  a.y = {1, 0.5, 0.2};
+  b.label = "class B AP 0.80";
+  b.x = {0, 1};
+  b.y = {1, 0.6};
+  Canvas c = render_pr({a, b});
+  int n0 = 0, n1 = 0;
+  for (size_t i = 0; i < c.rgb().size(); i += 3) {
+    Color px{c.rgb()[i], c.rgb()[i + 1], c.rgb()[i + 2]};
+    n0 += px == palette(0);
+    n1 += px == palette(1);
+  }
+  EXPECT_GT(n0, 100);
+  EXPECT_GT(n1, 100);
+}
+
 }  // namespace
