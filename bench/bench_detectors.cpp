@@ -1,0 +1,183 @@
+// Detector benchmarks: a training step (forward, losses, backward, SGD step) and inference (forward
+// and post-processing) for RetinaNet and Faster R-CNN with torchvision's default configuration
+// (ResNet-50-FPN, 256 FPN channels, frozen BatchNorm, 3 trainable stages, 3-channel input,
+// 7 classes), at 512 and 1024 px, batch 2, on the CPU and (CUDA builds with a GPU) on CUDA.
+//
+// Counters: images/s (rate), and the share of the step time spent in each stage, as the models
+// record it (DetectionModel::set_record_stage_times): backbone (ResNet + FPN), heads (RetinaNet's
+// heads / RPN + RoI heads), loss (matching, sampling, the loss terms), postprocess (decoding, NMS),
+// plus what the benchmark times itself: backward and optimizer step. On CUDA the models synchronise
+// the device at stage boundaries while recording, so the shares are exact there too, and the
+// whole step is timed with cudaEvents (manual time).
+//
+//   ./bench_detectors --benchmark_filter='CPU/512'            (the 1024 px CPU cases take minutes)
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "models/detection_common.h"
+#include "models/retinanet.h"
+#include "tensor/autograd.h"
+#include "tensor/cuda_context.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "train/det_train.h"
+#include "train/optim.h"
+
+#ifdef SX_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace {
+
+using namespace sx;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void sync(Device d) {
+#ifdef SX_WITH_CUDA
+  if (d.is_cuda()) sx::cuda::synchronize(d.index);
+#else
+  (void)d;
+#endif
+}
+
+struct Setup {
+  std::shared_ptr<models::DetectionModel> model;
+  models::ImageList images;
+  std::vector<models::ImageTargets> targets;
+};
+
+Setup make_setup(const std::string& name, int size, Device dev) {
+  models::DetectorOptions o;
+  o.arch = "resnet50";
+  o.in_channels = 3;
+  o.num_classes = 7;
+  o.fpn_channels = 256;
+  o.trainable_layers = 3;
+  Setup s;
+  s.model = train::make_detector(name, o);
+  s.model->to(dev);
+  s.model->set_record_stage_times(true);
+  Generator g(1);
+  s.images = models::image_list_from_batch(rand({2, 3, size, size}, g).to(dev));
+  for (int i = 0; i < 2; ++i) {
+    std::vector<double> b;
+    for (int k = 0; k < 4; ++k) {
+      double x = g.uniform() * size * 0.7, y = g.uniform() * size * 0.7;
+      double w = size * (0.05 + 0.2 * g.uniform()), h = size * (0.05 + 0.2 * g.uniform());
+      b.insert(b.end(), {x, y, x + w, y + h});
+    }
+    s.targets.push_back({Tensor::from_vector(b, {4, 4}).to(dev),
+                         Tensor::from_vector({0, 1, 4, 6}, {4}, DType::Int64).to(dev)});
+  }
+  return s;
+}
+
+bool skip_cuda(benchmark::State& st, Device dev) {
+  if (!dev.is_cuda()) return false;
+  if (!cuda_built()) {
+    st.SkipWithError("built without CUDA");
+    return true;
+  }
+  if (!cuda_available()) {
+    st.SkipWithError("no CUDA GPU");
+    return true;
+  }
+  return false;
+}
+
+void report(benchmark::State& st, const std::map<std::string, double>& sums, double total, int64_t images) {
+  st.counters["images/s"] = benchmark::Counter(static_cast<double>(images), benchmark::Counter::kIsRate);
+  for (const auto& [k, v] : sums) st.counters["share_" + k] = total > 0 ? v / total : 0;
+}
+
+void BM_TrainStep(benchmark::State& st, std::string name, int size, Device dev) {
+  if (skip_cuda(st, dev)) return;
+  Setup s = make_setup(name, size, dev);
+  s.model->train();
+  optim::SgdOptions so;
+  so.lr = 1e-4;  // small: the step must stay finite over the iterations
+  so.momentum = 0.9;
+  optim::SGD opt(s.model->trainable_parameters(), so);
+  auto step = [&](std::map<std::string, double>* sums) {
+    auto t0 = Clock::now();
+    auto losses = s.model->losses(s.images, s.targets);
+    Tensor total;
+    for (auto& [k, l] : losses) total = total.defined() ? add(total, l) : l;
+    sync(dev);
+    auto t1 = Clock::now();
+    total.backward();
+    sync(dev);
+    auto t2 = Clock::now();
+    opt.step();
+    opt.zero_grad();
+    sync(dev);
+    if (sums) {
+      for (const auto& [k, v] : s.model->stage_seconds()) (*sums)[k] += v;
+      (*sums)["backward"] += std::chrono::duration<double>(t2 - t1).count();
+      (*sums)["optimizer"] += since(t2);
+    }
+    (void)t0;
+  };
+  step(nullptr);  // warm-up (cuDNN algorithm search, allocator)
+  std::map<std::string, double> sums;
+  double total = 0;
+  for (auto _ : st) {
+    auto t = Clock::now();
+    step(&sums);
+    double secs = since(t);
+    total += secs;
+    if (dev.is_cuda()) st.SetIterationTime(secs);  // synchronised at the end of the step
+  }
+  report(st, sums, total, st.iterations() * s.images.batch());
+}
+
+void BM_Inference(benchmark::State& st, std::string name, int size, Device dev) {
+  if (skip_cuda(st, dev)) return;
+  Setup s = make_setup(name, size, dev);
+  s.model->eval();
+  NoGradGuard ng;
+  s.model->detect(s.images);  // warm-up
+  sync(dev);
+  std::map<std::string, double> sums;
+  double total = 0;
+  for (auto _ : st) {
+    auto t = Clock::now();
+    auto d = s.model->detect(s.images);
+    sync(dev);
+    double secs = since(t);
+    total += secs;
+    for (const auto& [k, v] : s.model->stage_seconds()) sums[k] += v;
+    benchmark::DoNotOptimize(d);
+    if (dev.is_cuda()) st.SetIterationTime(secs);
+  }
+  report(st, sums, total, st.iterations() * s.images.batch());
+}
+
+int register_all() {
+  for (const char* name : {"retinanet", "faster_rcnn"}) {
+    for (int size : {512, 1024}) {
+      for (Device dev : {Device::cpu(), Device::cuda(0)}) {
+        const std::string tag = std::string(name) + "/" + (dev.is_cuda() ? "CUDA" : "CPU") + "/" + std::to_string(size);
+        auto* t = benchmark::RegisterBenchmark(("TrainStep/" + tag).c_str(), BM_TrainStep, std::string(name), size, dev);
+        auto* i = benchmark::RegisterBenchmark(("Inference/" + tag).c_str(), BM_Inference, std::string(name), size, dev);
+        for (auto* b : {t, i}) {
+          b->Unit(benchmark::kMillisecond);
+          if (dev.is_cuda()) b->UseManualTime()->MinTime(2.0);
+          else b->Iterations(size >= 1024 ? 1 : 3);
+        }
+      }
+    }
+  }
+  return 0;
+}
+const int kRegistered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();
