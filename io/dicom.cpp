@@ -25,6 +25,7 @@
 
 #include "io/atomic_file.h"
 #include "io/dicom_scan.h"
+#include "io/j2k_reduced.h"
 #include "tensor/errors.h"
 
 namespace sx::io {
@@ -510,10 +511,10 @@ std::vector<int32_t> read_dicom_stored(const std::string& path, DicomInfo* info,
   return std::move(d.stored);
 }
 
-DicomImage read_dicom(const std::string& path, const DicomLimits& lim) {
-  gdcm::ImageReader reader;
-  Decoded d;
-  decode(path, lim, reader, d);
+namespace {
+
+// Steps 3 (rescale / modality LUT) and the VOI LUT lookup, shared by the full and reduced decoders.
+DicomImage finish_image(Decoded& d, const std::string& path) {
   DicomImage img;
   img.info = d.info;
   const DicomInfo& in = img.info;
@@ -558,6 +559,78 @@ DicomImage read_dicom(const std::string& path, const DicomLimits& lim) {
     img.voi_lut = std::move(vlut.table);
   }
   return img;
+}
+
+}  // namespace
+
+DicomImage read_dicom(const std::string& path, const DicomLimits& lim) {
+  gdcm::ImageReader reader;
+  Decoded d;
+  decode(path, lim, reader, d);
+  DicomImage img = finish_image(d, path);
+  img.full_rows = img.info.rows;
+  img.full_columns = img.info.columns;
+  return img;
+}
+
+DicomImage read_dicom_for_size(const std::string& path, int max_side, const DicomLimits& lim) {
+  SX_CHECK(max_side > 0, "read_dicom_for_size: max_side must be positive, got ", max_side);
+  if (j2k_reduced_available()) {
+    const int64_t fsize = check_file_size(path, lim);
+    const DicomScan scan = scan_file(path, fsize, false);
+    if (scan.transfer_syntax == "1.2.840.10008.1.2.4.90" || scan.transfer_syntax == "1.2.840.10008.1.2.4.91") {
+      gdcm::Reader reader;
+      reader.SetFileName(path.c_str());
+      bool ok = false;
+      try {
+        ok = reader.Read();
+      } catch (const std::exception&) {
+        ok = false;
+      }
+      if (ok) {
+        DicomInfo in = parse_info(reader.GetFile(), path, lim, scan.reached_pixel_data);
+        check_pixel_element(reader.GetFile(), in, scan.dataset_offset);
+        // The final size (longest side max_side, never enlarged), and the coarsest resolution level
+        // still at least that large.
+        const double sc = std::min(1.0, static_cast<double>(max_side) / std::max(in.rows, in.columns));
+        const int64_t tw = std::max<int64_t>(1, std::llround(in.columns * sc)), th = std::max<int64_t>(1, std::llround(in.rows * sc));
+        int r = 0;
+        while (r < 8 && ((int64_t(in.columns) + (int64_t(1) << (r + 1)) - 1) >> (r + 1)) >= tw &&
+               ((int64_t(in.rows) + (int64_t(1) << (r + 1)) - 1) >> (r + 1)) >= th)
+          ++r;
+        const gdcm::SequenceOfFragments* sf =
+            reader.GetFile().GetDataSet().GetDataElement(gdcm::Tag(0x7fe0, 0x0010)).GetSequenceOfFragments();
+        if (r > 0 && sf) {
+          std::vector<uint8_t> cs;
+          for (unsigned i = 0; i < sf->GetNumberOfFragments(); ++i) {
+            const gdcm::ByteValue* bv = sf->GetFragment(i).GetByteValue();
+            if (bv && bv->GetPointer()) cs.insert(cs.end(), bv->GetPointer(), bv->GetPointer() + bv->GetLength());
+          }
+          J2kImage j;
+          if (j2k_decode_reduced(cs.data(), cs.size(), r, &j) && j.full_width == in.columns && j.full_height == in.rows) {
+            Decoded d;
+            d.info = in;
+            d.info.rows = j.height;
+            d.info.columns = j.width;
+            const bool sg = in.pixel_representation == 1;
+            const int bs = in.bits_stored;
+            const int64_t lo = sg ? -(int64_t(1) << (bs - 1)) : 0, hi = sg ? (int64_t(1) << (bs - 1)) - 1 : (int64_t(1) << bs) - 1;
+            bool widened = false;
+            for (int32_t v : j.values) widened |= v < lo || v > hi;
+            d.info.bits_widened = widened;
+            d.stored = std::move(j.values);
+            d.file = &reader.GetFile();
+            DicomImage img = finish_image(d, path);
+            img.full_rows = in.rows;
+            img.full_columns = in.columns;
+            img.reduce = r;
+            return img;
+          }
+        }
+      }
+    }
+  }
+  return read_dicom(path, lim);
 }
 
 // ---- windowing -------------------------------------------------------------------------------

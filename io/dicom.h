@@ -67,12 +67,20 @@ struct DicomImage {
   int64_t voi_first = 0;
   int voi_bits = 0;
   std::vector<uint16_t> voi_lut;
+  // Size of the full image; differs from info.rows/columns after a reduced decode.
+  int full_rows = 0, full_columns = 0;
+  int reduce = 0;  // resolution levels skipped (read_dicom_for_size on JPEG 2000), 0 otherwise
 };
 
 // Header only (does not decode the pixel data). Throws sx::IOError.
 DicomInfo read_dicom_info(const std::string& path, const DicomLimits& limits = {});
 // Header and pixels. Throws sx::IOError.
 DicomImage read_dicom(const std::string& path, const DicomLimits& limits = {});
+// For a consumer that resizes anyway (prepare, loaders): decodes at the coarsest JPEG 2000
+// resolution level whose size is still >= the final size (longest side max_side, never enlarged),
+// skipping the finer wavelet levels (see j2k_reduced.h); info.rows/columns are then the decoded
+// size and full_rows/full_columns the original. Other syntaxes (or no OpenJPEG) decode in full.
+DicomImage read_dicom_for_size(const std::string& path, int max_side, const DicomLimits& limits = {});
 // The decoded stored values (after step 2, before rescale) as int32; for round-trip tests.
 std::vector<int32_t> read_dicom_stored(const std::string& path, DicomInfo* info = nullptr,
                                        const DicomLimits& limits = {});

@@ -25,11 +25,13 @@ namespace sx::io {
 
 PreparedImage prepare_image(const std::string& path, int max_side, const WindowOptions& window, const DicomLimits& limits) {
   SX_CHECK(max_side > 0, "prepare: size must be positive, got ", max_side);
-  DicomImage d = read_dicom(path, limits);
+  DicomImage d = read_dicom_for_size(path, max_side, limits);
   PreparedImage p;
-  p.orig_width = d.info.columns;
-  p.orig_height = d.info.rows;
+  p.orig_width = d.full_columns;
+  p.orig_height = d.full_rows;
   p.photometric = d.info.photometric;
+  p.reduce = d.reduce;
+  const int dw = d.info.columns, dh = d.info.rows;  // decoded size (reduced for JPEG 2000)
   std::vector<float> v = window_image(d, window, &p.window);
   d.values = std::vector<float>();  // free early
   const int longest = std::max(p.orig_width, p.orig_height);
@@ -38,9 +40,9 @@ PreparedImage prepare_image(const std::string& path, int max_side, const WindowO
   p.height = std::max(1, static_cast<int>(std::lround(p.orig_height * s)));
   std::vector<float> r;
   const float* src = v.data();
-  if (p.width != p.orig_width || p.height != p.orig_height) {
+  if (p.width != dw || p.height != dh) {
     r.resize(static_cast<size_t>(p.width) * p.height);
-    resize_image(v.data(), p.orig_width, p.orig_height, r.data(), p.width, p.height);
+    resize_image(v.data(), dw, dh, r.data(), p.width, p.height);
     src = r.data();
   }
   p.pixels.resize(static_cast<size_t>(p.width) * p.height);

@@ -1,6 +1,7 @@
 // The decode-once cache: `spinexr prepare --data DIR --out CACHE --size N`.
 //
-// Every DICOM of the chosen splits is decoded once, in parallel, windowed (bone bright, MONOCHROME1
+// Every DICOM of the chosen splits is decoded once, in parallel (JPEG 2000 at the coarsest
+// resolution level still >= the cached size, see j2k_reduced.h), windowed (bone bright, MONOCHROME1
 // inverted), resized so its longest side is at most N (area averaging; never enlarged) and stored as
 // a 16-bit grey PNG (0..65535 = the [0, 1] windowed range):
 //   CACHE/images/<split>/<image_id>.png
@@ -47,6 +48,7 @@ struct PreparedImage {
   std::vector<uint16_t> pixels;        // width * height, 0..65535
   WindowUsed window;
   std::string photometric;
+  int reduce = 0;                      // JPEG 2000 resolution levels skipped (see j2k_reduced.h)
 };
 PreparedImage prepare_image(const std::string& dicom_path, int max_side, const WindowOptions& window = {},
                             const DicomLimits& limits = {});

@@ -5,6 +5,9 @@
 #include <cmath>
 
 #include "io/dataset.h"
+#include "io/dicom_write.h"
+#include "io/j2k_reduced.h"
+#include "io/transforms.h"
 #include "io/npy.h"
 #include "io/prepare.h"
 #include "io/synth.h"
@@ -146,6 +149,56 @@ TEST(Prepare, AKilledRunLeavesAResumableCache) {
     return o;
   }());
   EXPECT_GT(ds.size(), 0);
+}
+
+TEST(ReducedJ2k, CloseToTheFullDecodeThenResize) {
+  if (!j2k_reduced_available()) GTEST_SKIP() << "built without OpenJPEG headers: no reduced-resolution decoding";
+  TempDir dir;
+  SynthImage im = render_synthetic(6, 3, 600);
+  im.spec.codec = DicomCodec::Jpeg2000Lossless;
+  im.spec.study_uid = "1.2";
+  im.spec.series_uid = "1.3";
+  im.spec.sop_uid = "1.4";
+  const std::string p = dir / "a.dicom";
+  write_dicom(p, im.stored.data(), im.spec);
+  DicomImage red = read_dicom_for_size(p, 140);
+  EXPECT_EQ(red.reduce, 2);  // 600 -> 150 >= 140
+  EXPECT_EQ(red.full_rows, 600);
+  EXPECT_EQ(red.info.rows, 150);
+  EXPECT_EQ(red.full_columns, im.columns);
+  // Against full decode + area resize to the same size: close (the codec's low-pass band differs
+  // from an area average by a little, mostly at edges).
+  DicomImage full = read_dicom(p);
+  GreyF f;
+  f.width = full.info.columns;
+  f.height = full.info.rows;
+  f.px = full.values;
+  GreyF ref = resize_image(f, red.info.columns, red.info.rows);
+  double mad = 0, bias = 0;
+  for (size_t i = 0; i < ref.px.size(); ++i) mad += std::fabs(ref.px[i] - red.values[i]), bias += ref.px[i] - red.values[i];
+  mad /= ref.px.size();
+  bias /= ref.px.size();
+  // The synthetic images carry per-pixel noise of ~60 units that the two low-pass filters average
+  // differently; about 1% of the 12-bit range on average, and no bias.
+  EXPECT_LT(mad, 80.0) << "mean abs difference in 12-bit units";
+  EXPECT_LT(std::fabs(bias), 5.0);
+  // prepare_image uses it and gives the requested size.
+  PreparedImage pi = prepare_image(p, 140);
+  EXPECT_EQ(pi.reduce, 2);
+  EXPECT_EQ(pi.orig_height, 600);
+  EXPECT_EQ(pi.height, 140);
+  // A size needing the full resolution decodes in full.
+  EXPECT_EQ(read_dicom_for_size(p, 400).reduce, 0);
+  // Other syntaxes are decoded in full.
+  im.spec.codec = DicomCodec::ExplicitLE;
+  write_dicom(dir / "b.dicom", im.stored.data(), im.spec);
+  DicomImage nb = read_dicom_for_size(dir / "b.dicom", 140);
+  EXPECT_EQ(nb.reduce, 0);
+  EXPECT_EQ(nb.info.rows, 600);
+  // Garbage is refused without printing or throwing.
+  J2kImage j;
+  const uint8_t junk[8] = {0xFF, 0x4F, 0xFF, 0x51, 0, 0, 0, 0};
+  EXPECT_FALSE(j2k_decode_reduced(junk, sizeof junk, 1, &j));
 }
 
 TEST(Npy, RoundTripAndHeader) {
