@@ -60,7 +60,7 @@ int run_train_cls(int argc, char** argv) {
       .option("seed", "0", "seed for initialisation, split, order and augmentation")
       .required("out", "run folder")
       .option("weights", "", "initial weights (safetensors): a torchvision ResNet state dict, fc dropped")
-      .flag("resume", "continue the run in --out from its last checkpoint")
+      .flag("resume", "continue the run in --out from its last checkpoint (give the same options as before)")
       .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping")
       .flag("quiet", "no progress bar");
   if (!args.parse(argc, argv)) return 0;
