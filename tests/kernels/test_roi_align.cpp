@@ -138,6 +138,62 @@ TEST(RoiAlign, FixedPointAccumulationIsOrderIndependent) {
   EXPECT_EQ(roimath::fixed_point_scale(0.0), 1.0);
 }
 
+// Plain float64 RoIAlign written from the definition (independent of roi_align_math.h): bins of the
+// scaled box, a grid of sample points per bin, bilinear interpolation with torchvision's border
+// rule (outside [-1, H] x [-1, W] -> 0, otherwise clamp to the image), average per bin.
+std::vector<double> naive_roi_align(const std::vector<double>& x, int64_t C, int64_t H, int64_t W,
+                                    const std::vector<double>& roi, const RoiAlignParams& p) {
+  const double off = p.aligned ? 0.5 : 0.0;
+  const double x1 = roi[1] * p.spatial_scale - off, y1 = roi[2] * p.spatial_scale - off;
+  double rw = roi[3] * p.spatial_scale - off - x1, rh = roi[4] * p.spatial_scale - off - y1;
+  if (!p.aligned) rw = std::max(rw, 1.0), rh = std::max(rh, 1.0);
+  const double bw = rw / p.pooled_w, bh = rh / p.pooled_h;
+  const int gh = p.sampling_ratio > 0 ? int(p.sampling_ratio) : int(std::ceil(rh / p.pooled_h));
+  const int gw = p.sampling_ratio > 0 ? int(p.sampling_ratio) : int(std::ceil(rw / p.pooled_w));
+  const int64_t b = static_cast<int64_t>(roi[0]);
+  auto at = [&](int64_t c, int64_t yy, int64_t xx) { return x[((b * C + c) * H + yy) * W + xx]; };
+  auto sample = [&](int64_t c, double y, double xv) {
+    if (y < -1.0 || y > H || xv < -1.0 || xv > W) return 0.0;
+    y = std::min(std::max(y, 0.0), double(H - 1));
+    xv = std::min(std::max(xv, 0.0), double(W - 1));
+    const int64_t y0 = int64_t(std::floor(y)), x0 = int64_t(std::floor(xv));
+    const int64_t y1i = std::min(y0 + 1, H - 1), x1i = std::min(x0 + 1, W - 1);
+    const double ly = y - y0, lx = xv - x0;
+    return (1 - ly) * (1 - lx) * at(c, y0, x0) + (1 - ly) * lx * at(c, y0, x1i) + ly * (1 - lx) * at(c, y1i, x0) +
+           ly * lx * at(c, y1i, x1i);
+  };
+  std::vector<double> out;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t ph = 0; ph < p.pooled_h; ++ph)
+      for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+        double acc = 0;
+        for (int iy = 0; iy < gh; ++iy)
+          for (int ix = 0; ix < gw; ++ix)
+            acc += sample(c, y1 + ph * bh + (iy + 0.5) * bh / gh, x1 + pw * bw + (ix + 0.5) * bw / gw);
+        out.push_back(acc / std::max(gh * gw, 1));
+      }
+  return out;
+}
+
+TEST(RoiAlign, MatchesNaiveFloat64Reference) {
+  DetectionFixture f("roi");
+  Tensor x = f["roi_x"].to(DType::Float64), rois = f["roi_rois"].to(DType::Float64);
+  const int64_t C = x.size(1), H = x.size(2), W = x.size(3);
+  auto xv = x.to_vector(), rv = rois.to_vector();
+  for (bool aligned : {false, true})
+    for (int64_t sr : {0, 2}) {
+      const RoiAlignParams p = params(aligned, sr);
+      auto got = roi_align_forward(x, rois, p).to_vector();
+      const int64_t per = C * p.pooled_h * p.pooled_w;
+      for (int64_t k = 0; k < rois.size(0); ++k) {
+        std::vector<double> roi(rv.begin() + 5 * k, rv.begin() + 5 * k + 5);
+        auto want = naive_roi_align(xv, C, H, W, roi, p);
+        for (int64_t i = 0; i < per; ++i)
+          EXPECT_NEAR(got[k * per + i], want[i], 1e-12) << "roi " << k << " aligned " << aligned << " sr " << sr;
+      }
+    }
+}
+
 TEST(RoiAlign, EmptyAndDegenerateInputs) {
   Tensor x = Tensor::zeros({1, 3, 4, 4});
   RoiAlignParams p = params(false, 2);
