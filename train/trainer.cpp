@@ -352,13 +352,23 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     ClsMetrics vm;
     if (validate) {
       ClsPredictions pv = predict_cls(model_, *val, cfg_.device, false);
-      vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
-      rec.val_loss = vm.mean_loss;
-      rec.val_auroc = vm.auroc;
-      if (vm.auroc > st.best_metric) {
-        st.best_metric = vm.auroc;
-        st.best_step = st.step;
+      int64_t pos = 0;
+      for (int v : pv.labels) pos += v;
+      rec.val_loss = pv.mean_loss;
+      if (pos == 0 || pos == static_cast<int64_t>(pv.labels.size())) {
+        // No AUROC without both classes: keep going, and let "best" follow the latest epoch.
+        log.line("warning: the validation set holds " + std::to_string(pv.labels.size()) + " images of one class only; "
+                 "no AUROC, best.safetensors follows the last epoch");
+        validate = false;
         is_best = true;
+      } else {
+        vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
+        rec.val_auroc = vm.auroc;
+        if (vm.auroc > st.best_metric) {
+          st.best_metric = vm.auroc;
+          st.best_step = st.step;
+          is_best = true;
+        }
       }
     }
     history.push_back(rec);

@@ -276,6 +276,24 @@ TEST(Trainer, NonFiniteLossStopsNamingTheStepOrIsSkipped) {
   fs::remove_all(c.out_dir);
 }
 
+TEST(Trainer, OneClassValidationIsNotFatal) {
+  Synthetic tr = make_synthetic(32, 8);
+  Tensor vimg = tr.images.narrow(0, 0, 8).contiguous();
+  Tensor vlab = Tensor::zeros({8});
+  std::string dir = temp_dir("oneclass");
+  Probe p;
+  InMemoryClsSource s(tr.images, tr.labels, 16, true, false, 0), v(vimg, vlab, 8, false, false, 0);
+  ClsTrainConfig c = base_config(dir);
+  c.epochs = 1;
+  ClsTrainResult r = ClsTrainer(p, c).fit(s, &v);
+  EXPECT_EQ(r.steps, 2);
+  EXPECT_TRUE(std::isnan(r.history[0].val_auroc));
+  EXPECT_TRUE(std::isfinite(r.history[0].val_loss));
+  EXPECT_TRUE(fs::exists(dir + "/best.safetensors"));
+  EXPECT_NE(io::read_file(dir + "/train.log").find("one class only"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(Trainer, InMemorySourceOrderIsAFunctionOfEpoch) {
   Synthetic tr = make_synthetic(40, 7);
   InMemoryClsSource s(tr.images, tr.labels, 16, true, true, 9);
