@@ -500,8 +500,7 @@ void write_prediction_png(const io::Dataset& ds, const PipelineImage& image, con
   const int scale = std::max(w, h) >= 800 ? 2 : 1;
   plot::Canvas c = plot::draw_boxes(grey.data(), w, h, boxes, scale + 1, scale);
   char head[96];
-  std::snprintf(head, sizeof head, "p(abnormal) %.3f, %zu of %zu boxes kept", image.p_abnormal, image.kept.size(),
-                image.dets.size());
+  std::snprintf(head, sizeof head, "p %.3f, %zu/%zu boxes", image.p_abnormal, image.kept.size(), image.dets.size());
   c.fill_rect(0, 0, plot::Canvas::text_width(head, scale) + 6, plot::Canvas::text_height(head, scale) + 5, plot::kBlack);
   c.text(3, 3, head, plot::kWhite, scale);
   c.save_png(path);
