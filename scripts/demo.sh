@@ -5,4 +5,4 @@ source "$(dirname "$0")/common.sh"
 sx_install_deps
 cd "$SX_ROOT"
 sx_build build -DSX_CUDA="${SX_CUDA:-AUTO}" -DSX_BUILD_TESTS=OFF -DSX_BUILD_BENCH=OFF
-exec ./build/train/spinexr toy "$@"
+exec ./build/train/spinexr demo "$@"
