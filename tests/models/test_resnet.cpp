@@ -12,6 +12,7 @@
 #include "tensor/random_math.h"
 // (blank line keeps include sorting from moving it)
 
+#include "common/devices.h"
 #include "io/safetensors.h"
 #include "models/resnet.h"
 #include "tensor/ops.h"
@@ -293,6 +294,37 @@ TEST(ResNet, SafetensorsRoundTrip) {
   EXPECT_EQ(a.forward(x).to_vector(), b.forward(x).to_vector());
   EXPECT_EQ(b.buffer("layer1.0.bn1.num_batches_tracked").item<int64_t>(), 1);
 }
+
+class ResNetParity : public ::testing::TestWithParam<Device> {};
+
+// The whole model on the device against the CPU: train-mode forward (batch statistics), the
+// running statistics it leaves, and the parameter gradients; then an eval-mode forward.
+TEST_P(ResNetParity, TrainStepMatchesCPU) {
+  Device dev = GetParam();
+  SX_SKIP_IF_NO_DEVICE(dev);
+  ResNetConfig cfg;
+  cfg.num_classes = 10;
+  models::ResNet a(cfg), b(cfg);
+  fill_formula(a);
+  fill_formula(b);
+  b.to(dev);
+  EXPECT_TRUE(b.device() == dev);
+  Tensor x = formula({2, 3, 64, 64}, 1000);
+  Tensor wl = formula({2, 10}, 2000);
+  Tensor la = a.forward(x), lb = b.forward(x.to(dev));
+  sum(mul(la, wl)).backward();
+  sum(mul(lb, wl.to(dev))).backward();
+  expect_close(lb.cpu(), la, 1e-3, "logits");
+  expect_close(b.buffer("layer3.1.bn2.running_var").cpu(), a.buffer("layer3.1.bn2.running_var"), 1e-4, "running_var");
+  for (const char* n : {"conv1.weight", "layer2.0.downsample.0.weight", "layer4.1.bn2.weight", "fc.weight"})
+    expect_close(b.parameter(n).grad().cpu(), a.parameter(n).grad(), 5e-3, std::string("grad ") + n);
+  a.eval();
+  b.eval();
+  NoGradGuard ng;
+  expect_close(b.forward(x.to(dev)).cpu(), a.forward(x), 1e-3, "eval logits");
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, ResNetParity, SX_DEVICES, test::device_name);
 
 }  // namespace
 }  // namespace sx
