@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <vector>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 #include "layers/activation.h"
 #include "layers/linear.h"
@@ -210,6 +212,41 @@ TEST(GIoULoss, Gradcheck) {
   SX_EXPECT_GRADCHECK([](const std::vector<Tensor>& in) { return nn::giou_loss(in[0], in[1], Reduction::None); },
                       {b1, b2});
 }
+
+class LossParity : public ::testing::TestWithParam<Device> {};
+
+// Every loss (and Linear) on the device against the CPU, values and input gradients.
+TEST_P(LossParity, MatchesCPU) {
+  Device dev = GetParam();
+  SX_SKIP_IF_NO_DEVICE(dev);
+  auto both = [&](const std::function<Tensor(const Tensor&)>& f, const Tensor& x0) {
+    Tensor xc = Tensor::from_vector(x0.to_vector(), x0.shape(), x0.dtype()).set_requires_grad();
+    Tensor xd = Tensor::from_vector(x0.to_vector(), x0.shape(), x0.dtype(), dev).set_requires_grad();
+    Tensor lc = f(xc), ld = f(xd);
+    EXPECT_TRUE(ld.device() == dev);
+    EXPECT_NEAR(lc.item(), ld.item(), 1e-5 * (1 + std::fabs(lc.item())));
+    lc.backward();
+    ld.backward();
+    auto gc = xc.grad().to_vector(), gd = xd.grad().cpu().to_vector();
+    ASSERT_EQ(gc.size(), gd.size());
+    for (size_t i = 0; i < gc.size(); ++i) ASSERT_NEAR(gc[i], gd[i], 1e-5 * (1 + std::fabs(gc[i])));
+  };
+  Tensor x = random_tensor({6, 5}, 30, DType::Float32, 3.0);
+  Tensor t = add(mul(random_tensor({6, 5}, 31, DType::Float32), 0.5), 0.5);
+  Tensor pw = add(random_tensor({5}, 32, DType::Float32), 2.0);
+  Tensor y = Tensor::from_vector({0, 4, 2, -100, 1, 3}, {6}, DType::Int64);
+  Tensor w = random_tensor({3, 5}, 33, DType::Float32);
+  Tensor b = Tensor::from_vector({0.1, 0.2, 2.3, 2.1}, {1, 4}, DType::Float32);
+  both([&](const Tensor& v) { return nn::binary_cross_entropy_with_logits(v, t.to(v.device()), pw.to(v.device())); }, x);
+  both([&](const Tensor& v) { return nn::cross_entropy(v, y.to(v.device()), Reduction::Mean, Tensor(), -100, 0.1); }, x);
+  both([&](const Tensor& v) { return nn::smooth_l1_loss(v, t.to(v.device()), 0.5, Reduction::Sum); }, x);
+  both([&](const Tensor& v) { return nn::l1_loss(v, t.to(v.device())); }, x);
+  both([&](const Tensor& v) { return sum(nn::linear(v, w.to(v.device()), Tensor())); }, x);
+  both([&](const Tensor& v) { return nn::giou_loss(v, b.to(v.device()), Reduction::Mean); },
+       Tensor::from_vector({0.3, 0.1, 2.0, 2.4}, {1, 4}, DType::Float32));
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, LossParity, SX_DEVICES, test::device_name);
 
 }  // namespace
 }  // namespace sx
