@@ -1,11 +1,12 @@
 // Batch normalisation on CUDA, over the same math as the CPU loops (batchnorm_math.h).
 //
-// Per-channel reductions: one thread block per channel; its threads stride over the channel's
-// M = N * S values ((n, s) -> offset (n*C + c)*S + s), accumulate in double, and combine through
-// a shared-memory tree. The mean is reduced first, then the centred squares (two passes, as on
-// the CPU). Thread 0 then writes the saved statistics, the running statistics and the folded
-// per-channel scale/shift. Elementwise passes (normalise, input gradient) are grid-stride loops
-// over all elements, finding the channel as (i / S) % C.
+// Per-channel reductions: one thread block per channel; for each image n its threads stride over
+// the contiguous run of S values at (n*C + c)*S (no per-element division), accumulate in double,
+// and combine through a shared-memory tree. The mean is reduced first, then the centred squares
+// (two passes, as on the CPU). Thread 0 then writes the saved statistics, the running statistics
+// and the folded per-channel scale/shift. Elementwise passes (normalise, input gradient) run one
+// block per (n, c) plane: the channel is known once per block and the threads stride over the
+// plane's S contiguous values.
 #include "kernels/batchnorm/batchnorm.h"
 #include "kernels/batchnorm/batchnorm_math.h"
 #include "tensor/cuda_context.h"
@@ -35,16 +36,18 @@ __global__ void stats_kernel(const T* x, const T* w, const T* b, T* rm, T* rv, T
   const int64_t c = blockIdx.x;
   const int64_t M = N * S;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < M; i += kThreads) {
-    const int64_t n = i / S, k = i - n * S;
-    s += static_cast<double>(x[(n * C + c) * S + k]);
+  for (int64_t n = 0; n < N; ++n) {
+    const T* p = x + (n * C + c) * S;
+    for (int64_t k = threadIdx.x; k < S; k += kThreads) s += static_cast<double>(p[k]);
   }
   const double mean = block_sum(s, sh) / M;
   double v = 0;
-  for (int64_t i = threadIdx.x; i < M; i += kThreads) {
-    const int64_t n = i / S, k = i - n * S;
-    double d = static_cast<double>(x[(n * C + c) * S + k]) - mean;
-    v += d * d;
+  for (int64_t n = 0; n < N; ++n) {
+    const T* p = x + (n * C + c) * S;
+    for (int64_t k = threadIdx.x; k < S; k += kThreads) {
+      const double d = static_cast<double>(p[k]) - mean;
+      v += d * d;
+    }
   }
   const double var = block_sum(v, sh) / M;
   if (threadIdx.x == 0) {
@@ -60,11 +63,15 @@ __global__ void stats_kernel(const T* x, const T* w, const T* b, T* rm, T* rv, T
   }
 }
 
+// Elementwise kernels: block b handles plane b = n*C + c (grid-stride over planes when there are
+// more planes than blocks), its threads stride over the plane's S values.
 template <class T>
-__global__ void affine_kernel(const T* x, const T* scale, const T* shift, T* y, int64_t total, int64_t C, int64_t S) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t c = (i / S) % C;
-    y[i] = bn_math::affine(x[i], scale[c], shift[c]);
+__global__ void affine_kernel(const T* x, const T* scale, const T* shift, T* y, int64_t planes, int64_t C, int64_t S) {
+  for (int64_t pl = blockIdx.x; pl < planes; pl += gridDim.x) {
+    const int64_t c = pl % C;
+    const T a = scale[c], b = shift[c];
+    const int64_t base = pl * S;
+    for (int64_t k = threadIdx.x; k < S; k += blockDim.x) y[base + k] = bn_math::affine(x[base + k], a, b);
   }
 }
 
@@ -74,15 +81,15 @@ __global__ void grad_sums_kernel(const T* dy, const T* x, const T* center, T* su
                                  int64_t S) {
   __shared__ double sh[kThreads];
   const int64_t c = blockIdx.x;
-  const int64_t M = N * S;
   const double m = center ? static_cast<double>(center[c]) : 0.0;
   double sg = 0, sgx = 0;
-  for (int64_t i = threadIdx.x; i < M; i += kThreads) {
-    const int64_t n = i / S, k = i - n * S;
-    const int64_t off = (n * C + c) * S + k;
-    const double g = static_cast<double>(dy[off]);
-    sg += g;
-    sgx += g * (static_cast<double>(x[off]) - m);
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t base = (n * C + c) * S;
+    for (int64_t k = threadIdx.x; k < S; k += kThreads) {
+      const double g = static_cast<double>(dy[base + k]);
+      sg += g;
+      sgx += g * (static_cast<double>(x[base + k]) - m);
+    }
   }
   sg = block_sum(sg, sh);
   sgx = block_sum(sgx, sh);
@@ -94,21 +101,31 @@ __global__ void grad_sums_kernel(const T* dy, const T* x, const T* center, T* su
 
 template <class T>
 __global__ void bn_grad_input_kernel(const T* dy, const T* x, const T* w, const T* smean, const T* sinv,
-                                     const T* sum_g, const T* sum_gxc, T* dx, int64_t total, int64_t C, int64_t S,
+                                     const T* sum_g, const T* sum_gxc, T* dx, int64_t planes, int64_t C, int64_t S,
                                      long long M) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t c = (i / S) % C;
-    const T inv = sinv[c];
-    // sum_gxc holds sum g * (x - mean); times invstd it is sum g * xhat.
-    dx[i] = bn_math::train_grad_input(dy[i], x[i], smean[c], inv, w ? w[c] : T(1), sum_g[c], sum_gxc[c] * inv, M);
+  for (int64_t pl = blockIdx.x; pl < planes; pl += gridDim.x) {
+    const int64_t c = pl % C;
+    const T inv = sinv[c], mean = smean[c], wc = w ? w[c] : T(1), sg = sum_g[c];
+    const T sgxhat = sum_gxc[c] * inv;  // sum_gxc holds sum g * (x - mean); times invstd: sum g * xhat
+    const int64_t base = pl * S;
+    for (int64_t k = threadIdx.x; k < S; k += blockDim.x)
+      dx[base + k] = bn_math::train_grad_input(dy[base + k], x[base + k], mean, inv, wc, sg, sgxhat, M);
   }
 }
 
 template <class T>
-__global__ void scale_by_channel_kernel(const T* dy, const T* scale, T* dx, int64_t total, int64_t C, int64_t S) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
-    dx[i] = dy[i] * scale[(i / S) % C];
+__global__ void scale_by_channel_kernel(const T* dy, const T* scale, T* dx, int64_t planes, int64_t C, int64_t S) {
+  for (int64_t pl = blockIdx.x; pl < planes; pl += gridDim.x) {
+    const T a = scale[pl % C];
+    const int64_t base = pl * S;
+    for (int64_t k = threadIdx.x; k < S; k += blockDim.x) dx[base + k] = dy[base + k] * a;
+  }
 }
+
+// Blocks for the per-plane kernels (capped; the kernels grid-stride over planes).
+unsigned int plane_blocks(int64_t planes) { return static_cast<unsigned int>(planes < 1048576 ? planes : 1048576); }
+// Threads per plane block: enough for the plane, at most 256, a multiple of 32.
+unsigned int plane_threads(int64_t S) { return S >= 256 ? 256u : static_cast<unsigned int>(((S + 31) / 32) * 32); }
 
 // sum_gxhat = invstd * sum g (x - mean), done per channel after the reduction.
 template <class T>
@@ -156,9 +173,8 @@ BatchNormTrainResult batch_norm_train_forward(const Tensor& x_, const Tensor& we
         rv.defined() ? rv.data<scalar_t>() : nullptr, r.save_mean.data<scalar_t>(), r.save_invstd.data<scalar_t>(),
         scale.data<scalar_t>(), shift.data<scalar_t>(), g.N, g.C, g.S, momentum, eps);
     SX_CUDA_CHECK_LAUNCH();
-    const int64_t total = x.numel();
-    affine_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
-        x.data<scalar_t>(), scale.data<scalar_t>(), shift.data<scalar_t>(), r.y.data<scalar_t>(), total, g.C, g.S);
+    affine_kernel<scalar_t><<<plane_blocks(g.N * g.C), plane_threads(g.S), 0, st>>>(
+        x.data<scalar_t>(), scale.data<scalar_t>(), shift.data<scalar_t>(), r.y.data<scalar_t>(), g.N * g.C, g.C, g.S);
     SX_CUDA_CHECK_LAUNCH();
   });
   if (rm.defined() && !rm.same_storage(running_mean)) running_mean.copy_(rm);
@@ -184,10 +200,9 @@ BatchNormBackwardResult batch_norm_train_backward(const Tensor& grad_out, const 
                                                                   sm.data<scalar_t>(), sum_g.data<scalar_t>(),
                                                                   sum_gx.data<scalar_t>(), g.N, g.C, g.S);
     SX_CUDA_CHECK_LAUNCH();
-    const int64_t total = x.numel();
-    bn_grad_input_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
+    bn_grad_input_kernel<scalar_t><<<plane_blocks(g.N * g.C), plane_threads(g.S), 0, st>>>(
         dy.data<scalar_t>(), x.data<scalar_t>(), cptr<scalar_t>(w), sm.data<scalar_t>(), si.data<scalar_t>(),
-        sum_g.data<scalar_t>(), sum_gx.data<scalar_t>(), r.grad_input.data<scalar_t>(), total, g.C, g.S,
+        sum_g.data<scalar_t>(), sum_gx.data<scalar_t>(), r.grad_input.data<scalar_t>(), g.N * g.C, g.C, g.S,
         (long long)(g.N * g.S));
     SX_CUDA_CHECK_LAUNCH();
     if (w.defined()) {
@@ -211,9 +226,8 @@ Tensor channel_affine_forward(const Tensor& x_, const Tensor& scale, const Tenso
   Geo g = geo(x);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   SX_DISPATCH_FLOAT(x.dtype(), "channel_affine", [&] {
-    const int64_t total = x.numel();
-    affine_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
-        x.data<scalar_t>(), a.data<scalar_t>(), b.data<scalar_t>(), y.data<scalar_t>(), total, g.C, g.S);
+    affine_kernel<scalar_t><<<plane_blocks(g.N * g.C), plane_threads(g.S), 0, st>>>(
+        x.data<scalar_t>(), a.data<scalar_t>(), b.data<scalar_t>(), y.data<scalar_t>(), g.N * g.C, g.C, g.S);
     SX_CUDA_CHECK_LAUNCH();
   });
   return y;
@@ -231,10 +245,9 @@ ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, cons
   if (need_scale) r.grad_scale = Tensor::empty({g.C}, x.dtype(), x.device());
   if (need_shift) r.grad_shift = Tensor::empty({g.C}, x.dtype(), x.device());
   SX_DISPATCH_FLOAT(x.dtype(), "channel_affine_backward", [&] {
-    const int64_t total = x.numel();
     if (need_input) {
-      scale_by_channel_kernel<scalar_t><<<sx::cuda::blocks_for(total), 256, 0, st>>>(
-          dy.data<scalar_t>(), a.data<scalar_t>(), r.grad_input.data<scalar_t>(), total, g.C, g.S);
+      scale_by_channel_kernel<scalar_t><<<plane_blocks(g.N * g.C), plane_threads(g.S), 0, st>>>(
+          dy.data<scalar_t>(), a.data<scalar_t>(), r.grad_input.data<scalar_t>(), g.N * g.C, g.C, g.S);
       SX_CUDA_CHECK_LAUNCH();
     }
     if (need_scale || need_shift) {
