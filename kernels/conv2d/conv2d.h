@@ -40,6 +40,9 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
 Tensor conv2d_backward_bias(const Tensor& grad_out);
 
 namespace cpu {
+// Size of the per-thread im2col buffer, in values (default 4M); larger convolutions are done in
+// bands of output rows. A tuning knob (and lets tests force the banded path).
+int64_t& im2col_chunk_elements();
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& input_shape,
                              const Conv2dParams& p);

@@ -15,7 +15,10 @@
 // duration, so the two thread pools do not fight over the cores). With one image, the batch loop
 // is sequential and OpenBLAS threads the GEMM instead. The weight gradient is summed in one
 // buffer per thread, then reduced. Column buffers are thread-local and grow as needed, so a
-// training loop does not fault fresh pages for them on every call.
+// training loop does not fault fresh pages for them on every call. For large images the column
+// matrix is built for a band of output rows at a time (at most im2col_chunk_elements() values),
+// which bounds the buffer without changing the arithmetic: each band is one GEMM on a slice of
+// the output (ldc = P*Q) or of the gradient.
 #include <cblas.h>
 #include <omp.h>
 
@@ -27,6 +30,11 @@
 #include "kernels/conv2d/conv2d_math.h"
 
 namespace sx::kernels::cpu {
+
+int64_t& im2col_chunk_elements() {
+  static int64_t limit = int64_t(1) << 22;  // 4M values: 16 MB of float32 per thread
+  return limit;
+}
 
 namespace {
 
@@ -101,22 +109,25 @@ Geo make_geo(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return g;
 }
 
-// im2col of channels [c0, c0 + Cg) of one image x [C, H, W] into col [Cg*R*S, P*Q].
+// im2col of the Cg channels of one image x [Cg, H, W] for output rows [pb, pe) into
+// col [Cg*R*S, (pe - pb)*Q].
 template <class T>
-void im2col(const T* x, const Geo& g, T* col) {
+void im2col(const T* x, const Geo& g, T* col, int64_t pb, int64_t pe) {
   const Conv2dParams& p = *g.p;
+  const int64_t L = (pe - pb) * g.Q;
   for (int64_t c = 0; c < g.Cg; ++c) {
     const T* xc = x + c * g.H * g.W;
     for (int64_t r = 0; r < g.R; ++r) {
-      const int64_t p0 = first_valid(r, p.stride_h, p.pad_h, p.dil_h);
-      const int64_t p1 = std::max(p0, end_valid(g.H, r, p.stride_h, p.pad_h, p.dil_h, g.P));
+      // output rows whose tap r lands inside the input, clipped to the chunk
+      const int64_t p0 = std::min(std::max(first_valid(r, p.stride_h, p.pad_h, p.dil_h), pb), pe);
+      const int64_t p1 = std::max(p0, std::min(end_valid(g.H, r, p.stride_h, p.pad_h, p.dil_h, g.P), pe));
       for (int64_t s = 0; s < g.S; ++s) {
-        T* row = col + ((c * g.R + r) * g.S + s) * g.PQ;
+        T* row = col + ((c * g.R + r) * g.S + s) * L;
         const int64_t q0 = std::min(first_valid(s, p.stride_w, p.pad_w, p.dil_w), g.Q);
         const int64_t q1 = std::max(q0, end_valid(g.W, s, p.stride_w, p.pad_w, p.dil_w, g.Q));
-        std::fill(row, row + std::min(p0, g.P) * g.Q, T(0));
+        std::fill(row, row + (p0 - pb) * g.Q, T(0));
         for (int64_t op = p0; op < p1; ++op) {
-          T* dst = row + op * g.Q;
+          T* dst = row + (op - pb) * g.Q;
           const T* src = xc + in_coord(op, r, p.stride_h, p.pad_h, p.dil_h) * g.W;
           for (int64_t oq = 0; oq < q0; ++oq) dst[oq] = T(0);
           const int64_t iw0 = in_coord(q0, s, p.stride_w, p.pad_w, p.dil_w);
@@ -127,29 +138,30 @@ void im2col(const T* x, const Geo& g, T* col) {
           }
           for (int64_t oq = q1; oq < g.Q; ++oq) dst[oq] = T(0);
         }
-        if (p1 < g.P) std::fill(row + p1 * g.Q, row + g.P * g.Q, T(0));
+        std::fill(row + (p1 - pb) * g.Q, row + L, T(0));
       }
     }
   }
 }
 
-// col2im: adds col [Cg*R*S, P*Q] back into dx [Cg, H, W] (which must be zeroed first).
+// col2im: adds col [Cg*R*S, (pe - pb)*Q] (output rows [pb, pe)) back into dx [Cg, H, W].
 template <class T>
-void col2im(const T* col, const Geo& g, T* dx) {
+void col2im(const T* col, const Geo& g, T* dx, int64_t pb, int64_t pe) {
   const Conv2dParams& p = *g.p;
+  const int64_t L = (pe - pb) * g.Q;
   for (int64_t c = 0; c < g.Cg; ++c) {
     T* xc = dx + c * g.H * g.W;
     for (int64_t r = 0; r < g.R; ++r) {
-      const int64_t p0 = first_valid(r, p.stride_h, p.pad_h, p.dil_h);
-      const int64_t p1 = end_valid(g.H, r, p.stride_h, p.pad_h, p.dil_h, g.P);
+      const int64_t p0 = std::max(first_valid(r, p.stride_h, p.pad_h, p.dil_h), pb);
+      const int64_t p1 = std::min(end_valid(g.H, r, p.stride_h, p.pad_h, p.dil_h, g.P), pe);
       for (int64_t s = 0; s < g.S; ++s) {
-        const T* row = col + ((c * g.R + r) * g.S + s) * g.PQ;
+        const T* row = col + ((c * g.R + r) * g.S + s) * L;
         const int64_t q0 = first_valid(s, p.stride_w, p.pad_w, p.dil_w);
         const int64_t q1 = end_valid(g.W, s, p.stride_w, p.pad_w, p.dil_w, g.Q);
         if (q1 <= q0) continue;
         const int64_t iw0 = in_coord(q0, s, p.stride_w, p.pad_w, p.dil_w);
         for (int64_t op = p0; op < p1; ++op) {
-          const T* src = row + op * g.Q;
+          const T* src = row + (op - pb) * g.Q;
           T* dst = xc + in_coord(op, r, p.stride_h, p.pad_h, p.dil_h) * g.W + iw0;
           if (p.stride_w == 1) {
             for (int64_t oq = q0; oq < q1; ++oq) dst[oq - q0] += src[oq];
@@ -162,6 +174,13 @@ void col2im(const T* col, const Geo& g, T* dx) {
   }
 }
 
+// Output rows per im2col chunk: the column buffer holds at most im2col_chunk_elements() values
+// (at least one row), so large images do not need a column matrix of their full size.
+int64_t chunk_rows(const Geo& g) {
+  const int64_t per_row = std::max<int64_t>(1, g.CRS * g.Q);
+  return std::max<int64_t>(1, std::min<int64_t>(g.P, im2col_chunk_elements() / per_row));
+}
+
 bool parallel_batch(int64_t N) { return N > 1 && omp_get_max_threads() > 1; }
 
 template <class T>
@@ -170,21 +189,27 @@ void forward_impl(const T* x, const T* w, const T* b, T* y, const Geo& g) {
   BlasSingleThread guard(par);
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t n = 0; n < g.N; ++n) {
-    T* col = g.direct ? nullptr : scratch<T>(static_cast<size_t>(g.CRS * g.PQ), 0);
+    const int64_t rows = chunk_rows(g);
+    T* col = g.direct ? nullptr : scratch<T>(static_cast<size_t>(g.CRS * rows * g.Q), 0);
     for (int64_t gi = 0; gi < g.G; ++gi) {
       const T* xg = x + (n * g.C + gi * g.Cg) * g.H * g.W;
+      const T* wg = w + gi * g.Kg * g.CRS;
       T* yg = y + (n * g.K + gi * g.Kg) * g.PQ;
-      const T* B = xg;
-      if (!g.direct) {
-        im2col(xg, g, col);
-        B = col;
-      }
       T beta = T(0);
       if (b) {
         for (int64_t k = 0; k < g.Kg; ++k) std::fill(yg + k * g.PQ, yg + (k + 1) * g.PQ, b[gi * g.Kg + k]);
         beta = T(1);
       }
-      gemm(false, false, g.Kg, g.PQ, g.CRS, T(1), w + gi * g.Kg * g.CRS, g.CRS, B, g.PQ, beta, yg, g.PQ);
+      if (g.direct) {
+        gemm(false, false, g.Kg, g.PQ, g.CRS, T(1), wg, g.CRS, xg, g.PQ, beta, yg, g.PQ);
+        continue;
+      }
+      for (int64_t pb = 0; pb < g.P; pb += rows) {
+        const int64_t pe = std::min(g.P, pb + rows), L = (pe - pb) * g.Q;
+        im2col(xg, g, col, pb, pe);
+        // y[:, pb*Q : pe*Q] = W col   (ldc = PQ: the chunk's columns of the output rows)
+        gemm(false, false, g.Kg, L, g.CRS, T(1), wg, g.CRS, col, L, beta, yg + pb * g.Q, g.PQ);
+      }
     }
   }
 }
@@ -195,17 +220,22 @@ void backward_input_impl(const T* dy, const T* w, T* dx, const Geo& g) {
   BlasSingleThread guard(par);
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t n = 0; n < g.N; ++n) {
-    T* col = g.direct ? nullptr : scratch<T>(static_cast<size_t>(g.CRS * g.PQ), 0);
+    const int64_t rows = chunk_rows(g);
+    T* col = g.direct ? nullptr : scratch<T>(static_cast<size_t>(g.CRS * rows * g.Q), 0);
     for (int64_t gi = 0; gi < g.G; ++gi) {
       T* dxg = dx + (n * g.C + gi * g.Cg) * g.H * g.W;
       const T* dyg = dy + (n * g.K + gi * g.Kg) * g.PQ;
       const T* wg = w + gi * g.Kg * g.CRS;
       if (g.direct) {
         gemm(true, false, g.CRS, g.PQ, g.Kg, T(1), wg, g.CRS, dyg, g.PQ, T(0), dxg, g.PQ);
-      } else {
-        gemm(true, false, g.CRS, g.PQ, g.Kg, T(1), wg, g.CRS, dyg, g.PQ, T(0), col, g.PQ);
-        std::fill(dxg, dxg + g.Cg * g.H * g.W, T(0));
-        col2im(col, g, dxg);
+        continue;
+      }
+      std::fill(dxg, dxg + g.Cg * g.H * g.W, T(0));
+      for (int64_t pb = 0; pb < g.P; pb += rows) {
+        const int64_t pe = std::min(g.P, pb + rows), L = (pe - pb) * g.Q;
+        // dcol = W^T dy[:, pb*Q : pe*Q], then scatter-add into dx
+        gemm(true, false, g.CRS, L, g.Kg, T(1), wg, g.CRS, dyg + pb * g.Q, g.PQ, T(0), col, L);
+        col2im(col, g, dxg, pb, pe);
       }
     }
   }
@@ -227,18 +257,24 @@ void backward_weight_impl(const T* dy, const T* x, T* dw, const Geo& g) {
     acc[t] = mine;
     std::fill(mine, mine + wsize, T(0));
 #pragma omp barrier
-    T* col = g.direct ? nullptr : scratch<T>(static_cast<size_t>(g.CRS * g.PQ), 0);
+    const int64_t rows = chunk_rows(g);
+    T* col = g.direct ? nullptr : scratch<T>(static_cast<size_t>(g.CRS * rows * g.Q), 0);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; ++n) {
       for (int64_t gi = 0; gi < g.G; ++gi) {
         const T* xg = x + (n * g.C + gi * g.Cg) * g.H * g.W;
         const T* dyg = dy + (n * g.K + gi * g.Kg) * g.PQ;
-        const T* B = xg;
-        if (!g.direct) {
-          im2col(xg, g, col);
-          B = col;
+        T* dwg = mine + gi * g.Kg * g.CRS;
+        if (g.direct) {
+          gemm(false, true, g.Kg, g.CRS, g.PQ, T(1), dyg, g.PQ, xg, g.PQ, T(1), dwg, g.CRS);
+          continue;
         }
-        gemm(false, true, g.Kg, g.CRS, g.PQ, T(1), dyg, g.PQ, B, g.PQ, T(1), mine + gi * g.Kg * g.CRS, g.CRS);
+        for (int64_t pb = 0; pb < g.P; pb += rows) {
+          const int64_t pe = std::min(g.P, pb + rows), L = (pe - pb) * g.Q;
+          im2col(xg, g, col, pb, pe);
+          // dW += dy[:, pb*Q : pe*Q] col^T
+          gemm(false, true, g.Kg, g.CRS, L, T(1), dyg + pb * g.Q, g.PQ, col, L, T(1), dwg, g.CRS);
+        }
       }
     }
     // implicit barrier at the end of the omp for: every accumulator is complete

@@ -101,6 +101,21 @@ void check_against_naive(DType dt, double tol) {
 TEST(Conv2dCPU, MatchesNaiveFloat32) { check_against_naive(DType::Float32, 1e-5); }
 TEST(Conv2dCPU, MatchesNaiveFloat64) { check_against_naive(DType::Float64, 1e-12); }
 
+TEST(Conv2dCPU, BandedIm2colMatchesNaiveAndGradients) {
+  // Force tiny column buffers: every case runs in bands of one or a few output rows.
+  int64_t& limit = kernels::cpu::im2col_chunk_elements();
+  const int64_t saved = limit;
+  for (int64_t lim : {int64_t(1), int64_t(200)}) {
+    limit = lim;
+    check_against_naive(DType::Float64, 1e-12);
+    Conv2dParams p{2, 1, 1, 2, 1, 2, 1};
+    Tensor x = random_tensor({2, 3, 9, 8}, 70, DType::Float64).set_requires_grad();
+    Tensor w = random_tensor({5, 3, 3, 2}, 71, DType::Float64).set_requires_grad();
+    SX_EXPECT_GRADCHECK([p](const std::vector<Tensor>& in) { return nn::conv2d(in[0], in[1], Tensor(), p); }, {x, w});
+  }
+  limit = saved;
+}
+
 TEST(Conv2dCPU, NonContiguousInput) {
   // A transposed view: the kernel must read through the strides (via contiguous()).
   Tensor base = random_tensor({2, 3, 8, 7}, 5);
