@@ -238,10 +238,16 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
 
   TrainState st;
   std::vector<EpochRecord> history;
+  // What checkpoints record besides the state: the caller's config and, once validated, the
+  // Youden threshold chosen on the validation set at that checkpoint ("val_threshold"), which
+  // eval-cls can apply to the test set (--threshold val).
+  Metadata ckpt_meta = cfg_.config;
   if (resume) {
     SX_CHECK(file_exists(mgr.last_path()), "--resume: no checkpoint at ", mgr.last_path());
     LoadedCheckpoint lc = load_checkpoint(mgr.last_path(), model_, opt.get());
     st = lc.state;
+    auto vt = lc.metadata.find("config.val_threshold");
+    if (vt != lc.metadata.end()) ckpt_meta["val_threshold"] = vt->second;
     history = read_history_csv(out + "/history.csv", st.step);
     log.line("resumed from " + mgr.last_path() + " at epoch " + std::to_string(st.epoch) + ", batch " +
              std::to_string(st.batch_in_epoch) + ", step " + std::to_string(st.step));
@@ -256,7 +262,7 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
   StopSignals signals;
   ClsTrainResult res;
   auto finish_interrupted = [&](int sig) {
-    mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, false);
+    mgr.save(model_, opt.get(), sched.get(), st, ckpt_meta, false);
     res.interrupted = true;
     res.exit_code = exit_code_for_signal(sig);
     log.line("stopped by signal " + std::to_string(sig) + " at step " + std::to_string(st.step) +
@@ -315,7 +321,7 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
                            fmt("%.1f", secs > 0 ? images / secs : 0.0) + " img/s");
       }
       if (cfg_.ckpt_every > 0 && st.step % cfg_.ckpt_every == 0)
-        mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, false);
+        mgr.save(model_, opt.get(), sched.get(), st, ckpt_meta, false);
       if (stop_requested()) {
         if (bar) bar->finish();
         finish_interrupted(stop_signal());
@@ -325,7 +331,7 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
       }
       if (cfg_.max_steps > 0 && st.step >= cfg_.max_steps) {
         if (bar) bar->finish();
-        mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, false);
+        mgr.save(model_, opt.get(), sched.get(), st, ckpt_meta, false);
         log.line("reached max steps " + std::to_string(cfg_.max_steps) + "; checkpoint " + mgr.last_path());
         res.steps = st.step;
         res.history = history;
@@ -364,6 +370,9 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
       } else {
         vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
         rec.val_auroc = vm.auroc;
+        char buf[40];
+        std::snprintf(buf, sizeof buf, "%.17g", vm.threshold);
+        ckpt_meta["val_threshold"] = buf;
         if (vm.auroc > st.best_metric) {
           st.best_metric = vm.auroc;
           st.best_step = st.step;
@@ -372,7 +381,7 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
       }
     }
     history.push_back(rec);
-    mgr.save(model_, opt.get(), sched.get(), st, cfg_.config, is_best || (!val && epoch + 1 == cfg_.epochs));
+    mgr.save(model_, opt.get(), sched.get(), st, ckpt_meta, is_best || (!val && epoch + 1 == cfg_.epochs));
     std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs) + " step " +
                        std::to_string(st.step) + " train_loss " + fmt("%.4f", rec.train_loss) + " lr " +
                        fmt("%.3e", lr) + " time " + fmt("%.1fs", rec.seconds);

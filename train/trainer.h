@@ -15,6 +15,8 @@
 //
 // Files in the run folder (out_dir):
 //   ckpt-<step>.safetensors (last K), last.safetensors, best.safetensors   checkpoint.h
+//                  (metadata: the config, and config.val_threshold = the Youden threshold of the
+//                  latest validation at that checkpoint)
 //   metrics.json   the latest and best validation metrics and the per-epoch history (atomic)
 //   history.csv    epoch,step,train_loss,val_loss,val_auroc,lr,seconds (atomic rewrite)
 //   train.log      human-readable log, appended (resumed runs continue it)

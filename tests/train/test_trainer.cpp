@@ -113,6 +113,7 @@ TEST(Trainer, TinyResNetLearnsAboveChance) {
   EXPECT_NE(mj.find("\"auroc\""), std::string::npos);
   EXPECT_NE(mj.find("\"history\""), std::string::npos);
   EXPECT_EQ(read_checkpoint_metadata(dir + "/last.safetensors").at("step"), "8");
+  EXPECT_EQ(read_checkpoint_metadata(dir + "/best.safetensors").count("config.val_threshold"), 1u);
   // evaluation from the best checkpoint reproduces the best AUROC
   auto fresh = tiny_resnet();
   load_model_weights(dir + "/best.safetensors", *fresh);

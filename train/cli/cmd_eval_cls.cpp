@@ -42,7 +42,9 @@ int run_eval_cls(int argc, char** argv) {
       .option("arch", "", "architecture when the checkpoint does not record it (resnet18 | resnet34 | resnet50)")
       .option("size", "", "input size when the checkpoint does not record it")
       .option("channels", "", "input channels when the checkpoint does not record it")
-      .option("threshold", "youden", "decision threshold on p_abnormal: youden (chosen on this split) or a number")
+      .option("threshold", "youden",
+              "decision threshold on p_abnormal: youden (chosen on this split), val (the Youden threshold the\n"
+              "      training run chose on its validation set, stored in the checkpoint) or a number")
       .option("bootstrap", "10000", "bootstrap resamples for the AUROC confidence interval")
       .option("seed", "0", "bootstrap seed")
       .option("batch", "32", "batch size")
@@ -95,11 +97,16 @@ int run_eval_cls(int argc, char** argv) {
   ClsPredictions p = predict_cls(*model, src, device, !args.get_flag("quiet"));
 
   double threshold = -1;
-  if (args.get("threshold") != "youden") {
+  if (args.get("threshold") == "val") {
+    auto it = md.find("config.val_threshold");
+    SX_CHECK(it != md.end(), ckpt, " records no validation threshold (train-cls writes it after a validation)");
+    threshold = std::stod(it->second);
+  } else if (args.get("threshold") != "youden") {
     threshold = std::stod(args.get("threshold"));
     SX_CHECK(threshold >= 0 && threshold <= 1, "--threshold must be youden or a number in [0, 1], got ", threshold);
   }
   ClsMetrics m = compute_cls_metrics(p, args.get_int("bootstrap"), static_cast<uint64_t>(args.get_int("seed")), threshold);
+  if (args.get("threshold") == "val") m.threshold_source = "validation";
   write_cls_metrics_json(out + "/metrics.json", m,
                          {{"checkpoint", ckpt}, {"split", d.split}, {"data", d.root}, {"arch", arch}});
 
