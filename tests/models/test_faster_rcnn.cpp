@@ -315,10 +315,12 @@ struct Adam {
     for (size_t i = 0; i < params.size(); ++i) {
       Tensor g = params[i].grad();
       if (!g.defined()) continue;
-      m[i] = add(mul(m[i], b1), mul(g, 1 - b1));
-      v[i] = add(mul(v[i], b2), mul(mul(g, g), 1 - b2));
-      Tensor upd = div(div(m[i], c1), add(sqrt(div(v[i], c2)), 1e-8));
-      add_(params[i], upd, -lr);
+      mul_(m[i], b1);
+      add_(m[i], g, 1 - b1);
+      mul_(v[i], b2);
+      add_(v[i], mul(g, g), 1 - b2);
+      // p -= lr * (m / c1) / (sqrt(v / c2) + eps)
+      add_(params[i], div(m[i], add(sqrt(v[i]), 1e-8 * std::sqrt(c2))), -lr * std::sqrt(c2) / c1);
     }
   }
 };
