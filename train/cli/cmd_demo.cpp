@@ -71,8 +71,8 @@ int run_demo(int argc, char** argv) {
       .option("synth-size", "256", "synthetic image height in pixels")
       .option("seed", "0", "seed of the data and of training")
       .option("cls-size", "128", "classifier input size")
-      .option("cls-epochs", "8", "classifier epochs")
-      .option("det-size", "192", "detector input size (longest side)")
+      .option("cls-epochs", "5", "classifier epochs")
+      .option("det-size", "160", "detector input size (longest side)")
       .option("det-epochs", "10", "detector epochs")
       .option("det-batch", "4", "detector batch size")
       .option("det-lr", "0.01", "detector learning rate (SGD)")
@@ -107,15 +107,18 @@ int run_demo(int argc, char** argv) {
          args.get("cls-epochs"), "--batch", "16", "--lr", "0.01", "--warmup", "10", "--val-fraction", "0.15",
          "--bootstrap", "200", "--device", dev, "--workers", workers, "--seed", seed, "--keep-last", "1", "--out",
          out + "/classifier"});
-  stage("stage 2: RetinaNet", "train-det",
-        {"--data", data, "--model", "retinanet", "--arch", args.get("arch"), "--channels", "1", "--fpn-channels",
-         "64", "--trainable-layers", "5", "--norm", "frozen", "--anchor-base", "16", "--size", args.get("det-size"),
-         "--epochs", args.get("det-epochs"), "--batch", args.get("det-batch"), "--lr", args.get("det-lr"),
-         "--warmup", "20", "--clip", "10", "--val-fraction", "0", "--scale-min", "0.9", "--scale-max", "1.1",
-         "--device", dev, "--workers", workers, "--seed", seed, "--out", out + "/detector"});
+  // No ImageNet weights are downloaded: the detector's backbone starts from the stage-1 classifier's
+  // (same ResNet, same grey input, trained on the same images), with trainable BatchNorm.
   const std::string cls_ckpt = std::filesystem::exists(out + "/classifier/best.safetensors")
                                    ? out + "/classifier/best.safetensors"
                                    : out + "/classifier/last.safetensors";
+  stage("stage 2: RetinaNet", "train-det",
+        {"--data", data, "--model", "retinanet", "--arch", args.get("arch"), "--channels", "1", "--fpn-channels",
+         "64", "--trainable-layers", "5", "--norm", "batchnorm", "--weights", cls_ckpt, "--anchor-base", "16",
+         "--size", args.get("det-size"),
+         "--epochs", args.get("det-epochs"), "--batch", args.get("det-batch"), "--lr", args.get("det-lr"),
+         "--warmup", "50", "--clip", "10", "--val-fraction", "0", "--scale-min", "0.9", "--scale-max", "1.1",
+         "--device", dev, "--workers", workers, "--seed", seed, "--out", out + "/detector"});
   const std::string det_ckpt = out + "/detector/last.safetensors";
   stage("evaluation", "eval",
         {"--data", data, "--cls", cls_ckpt, "--det", det_ckpt, "--out", out + "/eval", "--bootstrap", "2000",
