@@ -3,6 +3,8 @@
 // images/s, on the CPU and, in CUDA builds with a GPU, on CUDA (timed with cudaEvents, manual time).
 //
 // CPU runs: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./bench_layers --benchmark_filter=CPU
+// CUDA runs use TF32 for float32 convolutions/matmuls (sx::cuda::set_allow_tf32(true)), the
+// precision PyTorch's cuDNN convolutions use by default; pass --no_tf32 first to measure full FP32.
 // The PyTorch side of the comparison: scripts/bench_torch_resnet.py (same shapes, same step).
 #include <benchmark/benchmark.h>
 
@@ -182,6 +184,17 @@ void register_all() {
 }  // namespace sx
 
 int main(int argc, char** argv) {
+  bool tf32 = true;
+  if (argc > 1 && std::string(argv[1]) == "--no_tf32") {
+    tf32 = false;
+    for (int i = 1; i + 1 < argc; ++i) argv[i] = argv[i + 1];
+    --argc;
+  }
+#ifdef SX_WITH_CUDA
+  sx::cuda::set_allow_tf32(tf32);
+#else
+  (void)tf32;
+#endif
   sx::register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

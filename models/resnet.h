@@ -1,4 +1,4 @@
-// ResNet-18/34/50/101 (He et al. 2015) with torchvision's structure and state-dict names, so a
+// ResNet-18/34/50/101 (and 152) (He et al. 2015) with torchvision's structure and state-dict names, so a
 // torchvision checkpoint saved with safetensors.torch.save_file(model.state_dict(), path) loads
 // unchanged:
 //   conv1, bn1, relu, maxpool, layer1..layer4 (each a Sequential of blocks "0", "1", ...), avgpool, fc

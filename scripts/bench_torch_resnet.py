@@ -55,9 +55,16 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--arch", nargs="+", default=["resnet18", "resnet50"])
+    ap.add_argument("--no-tf32", action="store_true")
     a = ap.parse_args()
     if a.device == "cpu":
         torch.set_num_threads(a.threads)
+    else:
+        # Same precision as bench_layers' CUDA runs (TF32 convolutions/matmuls, PyTorch's cuDNN
+        # default) unless --no-tf32; cudnn.benchmark because bench_layers times algorithms too.
+        torch.backends.cudnn.allow_tf32 = not a.no_tf32
+        torch.backends.cuda.matmul.allow_tf32 = not a.no_tf32
+        torch.backends.cudnn.benchmark = True
     for arch in a.arch:
         bench(arch, a.device, a.batch, a.steps, a.warmup)
 
