@@ -12,6 +12,7 @@
 #include "io/atomic_file.h"
 #include "io/dataset.h"
 #include "tensor/errors.h"
+#include "train/checkpoint.h"
 #include "train/cli/cli.h"
 #include "train/det_eval.h"
 #include "train/metrics.h"
@@ -43,7 +44,9 @@ int run_eval(int argc, char** argv) {
       .required("out", "output folder")
       .option("c", "0.28", "classifier threshold of the decision rule")
       .option("box-thresh", "0.5", "score a box needs when p_abnormal < c")
-      .option("threshold", "youden", "classifier operating point for sensitivity/specificity: youden or a number")
+      .option("threshold", "youden",
+              "classifier operating point for sensitivity/specificity: youden (chosen on this split), val (the\n"
+              "      validation Youden threshold recorded in the classifier checkpoint) or a number")
       .option("bootstrap", "10000", "bootstrap resamples for the AUROC confidence interval")
       .option("seed", "0", "bootstrap seed")
       .option("limit", "-1", "only the first N images (-1: all)")
@@ -87,9 +90,19 @@ int run_eval(int argc, char** argv) {
     cp.labels.push_back(im.label);
   }
   double thr = -1;
-  if (args.get("threshold") != "youden") thr = std::stod(args.get("threshold"));
+  const std::string tmode = args.get("threshold");
+  if (tmode == "val") {
+    train::Metadata md = train::read_checkpoint_metadata(pc.cls_ckpt);
+    auto it = md.find("config.val_threshold");
+    SX_CHECK(it != md.end(), pc.cls_ckpt, " records no validation threshold; use --threshold youden or a number");
+    thr = std::stod(it->second);
+  } else if (tmode != "youden") {
+    thr = std::stod(tmode);
+    SX_CHECK(thr >= 0 && thr <= 1, "--threshold must be youden, val or a number in [0, 1], got ", thr);
+  }
   train::ClsMetrics cm = train::compute_cls_metrics(cp, args.get_int("bootstrap"),
                                                     static_cast<uint64_t>(args.get_int("seed")), thr);
+  if (tmode == "val") cm.threshold_source = "validation";
   train::write_cls_metrics_json(out + "/classifier.json", cm, {{"checkpoint", pc.cls_ckpt}, {"split", dopt.split}});
   {
     metrics::RocCurve roc = metrics::roc_curve(cp.probs, cp.labels);
