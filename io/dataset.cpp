@@ -192,7 +192,7 @@ Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
   return d;
 }
 
-LoadedImage Dataset::load(int64_t i) const {
+LoadedImage Dataset::load(int64_t i, int max_side) const {
   const Sample& s = sample(i);
   LoadedImage out;
   if (layout_ == Layout::Cache) {
@@ -208,19 +208,23 @@ LoadedImage Dataset::load(int64_t i) const {
     for (Box& b : out.boxes) b.x1 *= sx, b.x2 *= sx, b.y1 *= sy, b.y2 *= sy;
     return out;
   }
-  DicomImage dcm = read_dicom(s.path, limits_);
+  DicomImage dcm = max_side > 0 ? read_dicom_for_size(s.path, max_side, limits_) : read_dicom(s.path, limits_);
   std::vector<float> v = window_image(dcm, window_);
   out.image.width = dcm.info.columns;
   out.image.height = dcm.info.rows;
   out.image.px = std::move(v);
-  out.orig_width = dcm.info.columns;
-  out.orig_height = dcm.info.rows;
+  out.orig_width = dcm.full_columns;
+  out.orig_height = dcm.full_rows;
   ImageAnnotation a;
   a.image_id = s.image_id;
   a.boxes = s.boxes;
   // Sizes were not checked at open (check_boxes off): drop boxes outside silently.
   if (s.width == 0) check_boxes_in_image(a, out.orig_width, out.orig_height, "", true, nullptr);
   out.boxes = a.boxes;
+  const float sx = static_cast<float>(out.image.width) / out.orig_width, sy = static_cast<float>(out.image.height) / out.orig_height;
+  out.pre_scale = sx;
+  if (sx != 1.0f || sy != 1.0f)
+    for (Box& b : out.boxes) b.x1 *= sx, b.x2 *= sx, b.y1 *= sy, b.y2 *= sy;
   return out;
 }
 
@@ -343,7 +347,13 @@ Batch make_batch(const Dataset& ds, const std::vector<int64_t>& order, int64_t k
   int H = 0, W = 0;
   for (int64_t p = begin; p < end; ++p) {
     const int64_t idx = order[static_cast<size_t>(p)];
-    LoadedImage li = ds.load(idx);
+    // The longest side this batch can need: lets JPEG 2000 decode at a reduced resolution.
+    int max_side = 0;
+    if (opt.transform.mode == ResizeMode::Longest)
+      max_side = static_cast<int>(std::ceil(opt.transform.size * std::max(1.0, opt.augment ? opt.transform.scale_max : 1.0)));
+    else if (opt.transform.max_size > 0)
+      max_side = static_cast<int>(std::ceil(opt.transform.max_size * std::max(1.0, opt.augment ? opt.transform.scale_max : 1.0)));
+    LoadedImage li = ds.load(idx, max_side);
     AugRng rng(mix(mix(opt.seed, static_cast<uint64_t>(epoch) + 0xA5A5), static_cast<uint64_t>(p)));
     Transformed t = apply_transforms(li.image, li.boxes, opt.transform, opt.augment ? &rng : nullptr);
     const Sample& s = ds.sample(idx);

@@ -103,8 +103,10 @@ class Dataset {
   const std::vector<BadRow>& bad_rows() const { return bad_rows_; }
   const std::string& root() const { return root_; }
 
-  // Decodes sample i (thread-safe; no shared mutable state).
-  LoadedImage load(int64_t i) const;
+  // Decodes sample i (thread-safe; no shared mutable state). With max_side > 0 the caller promises
+  // to resize to at most that longest side, so a JPEG 2000 DICOM may be decoded at a reduced
+  // resolution (read_dicom_for_size); boxes and pre_scale then refer to the decoded size.
+  LoadedImage load(int64_t i, int max_side = 0) const;
 
  private:
   std::vector<Sample> samples_;
