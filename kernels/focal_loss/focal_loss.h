@@ -15,8 +15,9 @@
 // Reduction: None -> [N, C]; Sum -> scalar; Mean -> sum / (N * C) (ignored rows count as zeros, as
 // torchvision's mean over all elements). Every result is then divided by `normalizer` (e.g. the
 // number of positive anchors, as RetinaNet: sum / max(1, num_foreground)).
-// Sums are accumulated in float64 in a fixed order (CPU: per-thread chunks; CUDA: per-block
-// partials summed by the last block), so results are deterministic.
+// Sums are accumulated in float64 in a fixed order (CPU: per block of rows, added in block order,
+// independent of the number of threads; CUDA: per-block partials summed by the last block), so
+// results are deterministic.
 // N = 0: None gives [0, C]; Sum gives 0; Mean gives NaN (0/0, like torch's mean of nothing).
 #pragma once
 #include "tensor/tensor.h"

@@ -1,11 +1,23 @@
-// CPU sigmoid focal loss over focal_loss_math.h: one pass over [N, C] for the forward (loss and,
-// for Sum/Mean, a float64 sum per thread chunk, added in thread order) and one for the backward.
-// Each pass works on blocks of rows: first the target-independent terms of the block's logits in
-// a branch-free loop (vectorised: exp and log1p are polynomials for float), then the cheap
-// target-dependent arithmetic.
+// CPU sigmoid focal loss over focal_loss_math.h: one fused pass over [N, C] for the forward and
+// one for the backward.
+//
+// Algorithm. Both passes walk the logits in blocks of whole rows (about kBlockElems elements, so a
+// block's logits and codes stay in L1/L2). Per block:
+//   1. expand the row targets into one float code per element (+1 positive, 0 negative, -1
+//      ignored row): a few stores per row, and the only place the int64 targets are read;
+//   2. one flat loop over the block's elements calling focalmath::loss / dloss_dx. For float that
+//      loop is straight-line arithmetic (polynomial exp and log1p, one division, bit-level selects,
+//      no calls, no branches), so `omp simd` vectorises it; the row structure is gone, so C = 7
+//      costs no remainder loop per row.
+// Forward Sum/Mean: each block's sum is accumulated in float64 (a simd reduction) and the block
+// sums are added in block order, so the result does not depend on the number of threads.
+// Threads: OpenMP over blocks (static schedule) once the tensor is large enough to pay for it.
+// gamma is a template parameter: 2, 1 and 0 multiply; any other gamma calls pow (that loop stays
+// scalar, still fused).
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/focal_loss/focal_loss.h"
@@ -14,98 +26,88 @@
 namespace sx::kernels::cpu {
 namespace {
 
-constexpr int64_t kRows = 256;  // rows per block of precomputed terms
+constexpr int64_t kBlockElems = 4096;     // elements per block (whole rows, at least one row)
+constexpr int64_t kParallelMin = 32768;   // below this many elements one thread does it all
 
-// e, log1p(e), 1 / (1 + e) of m consecutive logits. float: two branch-free loops the compiler
-// vectorises (the clamp of |x| and the polynomials are kept apart: GCC does not if-convert the
-// clamp next to the float->int conversion of the exponent under its default trapping-math rules).
-inline void block_terms(const float* x, int64_t m, std::vector<focalmath::XTerms<float>>& out,
-                        std::vector<float>& a) {
-  out.resize(static_cast<size_t>(m));
-  a.resize(static_cast<size_t>(m));
-  float* ap = a.data();
-  focalmath::XTerms<float>* o = out.data();
-#pragma omp simd
-  for (int64_t i = 0; i < m; ++i) ap[i] = focalmath::clamped_abs(x[i]);
-#pragma omp simd
-  for (int64_t i = 0; i < m; ++i) o[i] = focalmath::x_terms_from_abs(ap[i]);
-}
-inline void block_terms(const double* x, int64_t m, std::vector<focalmath::XTerms<double>>& out,
-                        std::vector<double>&) {
-  out.resize(static_cast<size_t>(m));
-  for (int64_t i = 0; i < m; ++i) out[i] = focalmath::x_terms(x[i]);
+int64_t rows_per_block(int64_t C) { return std::max<int64_t>(1, kBlockElems / C); }
+
+// Step 1: the codes of rows [n0, n1) into code[(n - n0) * C + c].
+template <class T>
+void fill_codes(const int64_t* __restrict t, int64_t n0, int64_t n1, int64_t C, T* __restrict code) {
+  for (int64_t n = n0; n < n1; ++n, code += C) {
+    const int64_t tn = t[n];
+    const T base = tn < 0 ? T(-1) : T(0);
+    for (int64_t c = 0; c < C; ++c) code[c] = base;
+    if (tn >= 0 && tn < C) code[tn] = T(1);
+  }
 }
 
 template <int G, class T>
-void forward_impl(const T* x, const int64_t* t, int64_t N, int64_t C, const FocalLossParams& p,
-                  T* out_elem, T* out_scalar) {
-  const T alpha = T(p.alpha), gamma = T(p.gamma);
+void forward_impl(const T* __restrict x, const int64_t* __restrict t, int64_t N, int64_t C,
+                  const FocalLossParams& p, T* __restrict out) {
+  const focalmath::Consts<T> k0 = focalmath::make_consts<T>(p.alpha, p.gamma);
   const bool reduce = p.reduction != FocalReduction::None;
-  const int nt = omp_get_max_threads();
-  std::vector<double> partial(nt, 0.0);
-  const bool par = N * C > 32768;
-#pragma omp parallel num_threads(par ? nt : 1)
+  const T inv_norm = static_cast<T>(1.0 / p.normalizer);
+  const int64_t R = rows_per_block(C), blocks = (N + R - 1) / R;
+  std::vector<double> block_sum(reduce ? blocks : 0);
+#pragma omp parallel if (N * C >= kParallelMin)
   {
-    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    const int64_t lo = N * tid / nth, hi = N * (tid + 1) / nth;
-    double acc = 0;
-    std::vector<focalmath::XTerms<T>> terms;
-    std::vector<T> scratch;
-    for (int64_t n0 = lo; n0 < hi; n0 += kRows) {
-      const int64_t n1 = std::min(hi, n0 + kRows), m = (n1 - n0) * C;
-      block_terms(x + n0 * C, m, terms, scratch);
-      for (int64_t n = n0; n < n1; ++n) {
-        const int64_t tn = t[n];
-        const T* xr = x + n * C;
-        const focalmath::XTerms<T>* tr = terms.data() + (n - n0) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const T l = tn < 0 ? T(0)
-                             : focalmath::loss_yk<G>(xr[c], tr[c], tn == c ? T(1) : T(0), alpha, gamma);
-          if (reduce) acc += static_cast<double>(l);
-          else out_elem[n * C + c] = static_cast<T>(static_cast<double>(l) / p.normalizer);
-        }
+    const focalmath::Consts<T> k = k0;  // a private copy: registers, not loads through a pointer
+    std::vector<T> codes(static_cast<size_t>(R * C));
+    T* __restrict code = codes.data();
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t n0 = b * R, n1 = std::min(N, n0 + R), m = (n1 - n0) * C;
+      fill_codes(t, n0, n1, C, code);
+      const T* __restrict xb = x + n0 * C;
+      if (reduce) {
+        double acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < m; ++i) acc += static_cast<double>(focalmath::loss<G>(xb[i], code[i], k));
+        block_sum[b] = acc;
+      } else {
+        T* __restrict ob = out + n0 * C;
+#pragma omp simd
+        for (int64_t i = 0; i < m; ++i) ob[i] = focalmath::loss<G>(xb[i], code[i], k) * inv_norm;
       }
     }
-    partial[tid] = acc;
   }
   if (reduce) {
     double s = 0;
-    for (double v : partial) s += v;
+    for (double v : block_sum) s += v;
     if (p.reduction == FocalReduction::Mean) s /= static_cast<double>(N * C);
-    *out_scalar = static_cast<T>(s / p.normalizer);
+    out[0] = static_cast<T>(s / p.normalizer);
   }
 }
 
 template <int G, class T>
-void backward_impl(const T* g, const T* x, const int64_t* t, int64_t N, int64_t C,
-                   const FocalLossParams& p, T* gx) {
-  const T alpha = T(p.alpha), gamma = T(p.gamma);
+void backward_impl(const T* __restrict g, const T* __restrict x, const int64_t* __restrict t, int64_t N,
+                   int64_t C, const FocalLossParams& p, T* __restrict gx) {
+  const focalmath::Consts<T> k0 = focalmath::make_consts<T>(p.alpha, p.gamma);
   const bool reduce = p.reduction != FocalReduction::None;
   double f = 1.0 / p.normalizer;
   if (p.reduction == FocalReduction::Mean) f /= static_cast<double>(N * C);
-  const T scalar_g = reduce ? static_cast<T>(g[0] * f) : T(0);
-  const T factor = static_cast<T>(f);
-  const bool par = N * C > 32768;
-  const int64_t blocks = (N + kRows - 1) / kRows;
-#pragma omp parallel if (par)
+  // d total / d loss_i: g[0] * f for Sum/Mean (one scalar), g[i] * f for None.
+  const T scale = reduce ? static_cast<T>(static_cast<double>(g[0]) * f) : static_cast<T>(f);
+  const int64_t R = rows_per_block(C), blocks = (N + R - 1) / R;
+#pragma omp parallel if (N * C >= kParallelMin)
   {
-    std::vector<focalmath::XTerms<T>> terms;
-    std::vector<T> scratch;
+    const focalmath::Consts<T> k = k0;  // a private copy: registers, not loads through a pointer
+    std::vector<T> codes(static_cast<size_t>(R * C));
+    T* __restrict code = codes.data();
 #pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t n0 = blk * kRows, n1 = std::min(N, n0 + kRows), m = (n1 - n0) * C;
-      block_terms(x + n0 * C, m, terms, scratch);
-      for (int64_t n = n0; n < n1; ++n) {
-        const int64_t tn = t[n];
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t i = n * C + c;
-          if (tn < 0) {
-            gx[i] = T(0);
-            continue;
-          }
-          const T d = focalmath::dloss_yk<G>(x[i], terms[i - n0 * C], tn == c ? T(1) : T(0), alpha, gamma);
-          gx[i] = reduce ? scalar_g * d : g[i] * factor * d;
-        }
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t n0 = b * R, n1 = std::min(N, n0 + R), m = (n1 - n0) * C;
+      fill_codes(t, n0, n1, C, code);
+      const T* __restrict xb = x + n0 * C;
+      T* __restrict ob = gx + n0 * C;
+      if (reduce) {
+#pragma omp simd
+        for (int64_t i = 0; i < m; ++i) ob[i] = scale * focalmath::dloss_dx<G>(xb[i], code[i], k);
+      } else {
+        const T* __restrict gb = g + n0 * C;
+#pragma omp simd
+        for (int64_t i = 0; i < m; ++i) ob[i] = gb[i] * scale * focalmath::dloss_dx<G>(xb[i], code[i], k);
       }
     }
   }
@@ -115,17 +117,21 @@ void backward_impl(const T* g, const T* x, const int64_t* t, int64_t N, int64_t 
 
 Tensor sigmoid_focal_loss_forward(const Tensor& logits, const Tensor& targets, const FocalLossParams& p) {
   const int64_t N = logits.size(0), C = logits.size(1);
-  Tensor out = p.reduction == FocalReduction::None ? Tensor::empty({N, C}, logits.dtype())
-                                                   : Tensor::empty({}, logits.dtype());
+  const bool none = p.reduction == FocalReduction::None;
+  Tensor out = none ? Tensor::empty({N, C}, logits.dtype()) : Tensor::empty({}, logits.dtype());
+  if (N * C == 0) {
+    if (!none) out.fill_(p.reduction == FocalReduction::Sum ? 0.0 : NAN);  // Mean of nothing: 0 / 0
+    return out;
+  }
   SX_DISPATCH_FLOAT(logits.dtype(), "sigmoid_focal_loss", [&] {
     const auto* x = logits.data<scalar_t>();
     const auto* t = targets.data<int64_t>();
     scalar_t* o = out.data<scalar_t>();
     switch (focalmath::gamma_kind(p.gamma)) {
-      case 0: forward_impl<0>(x, t, N, C, p, o, o); break;
-      case 1: forward_impl<1>(x, t, N, C, p, o, o); break;
-      case 2: forward_impl<2>(x, t, N, C, p, o, o); break;
-      default: forward_impl<-1>(x, t, N, C, p, o, o); break;
+      case 0: forward_impl<0>(x, t, N, C, p, o); break;
+      case 1: forward_impl<1>(x, t, N, C, p, o); break;
+      case 2: forward_impl<2>(x, t, N, C, p, o); break;
+      default: forward_impl<-1>(x, t, N, C, p, o); break;
     }
   });
   return out;

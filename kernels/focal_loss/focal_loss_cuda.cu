@@ -6,6 +6,8 @@
 // partials in block order and writes the scalar. The grid size depends only on N * C, so the
 // result is deterministic and one launch does the whole reduction (no second kernel, no host sync).
 // Backward: one thread per element; for Sum/Mean the incoming scalar gradient is read on the device.
+// Both kernels are templated on the gamma kind G (2, 1, 0 multiply, -1 calls pow), like the CPU
+// loops, and compute each element with focalmath::loss / dloss_dx from the element's target code.
 #include "kernels/focal_loss/focal_loss.h"
 #include "kernels/focal_loss/focal_loss_math.h"
 #include "tensor/cuda_context.h"
@@ -16,8 +18,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxBlocks = 1024;
 
-template <class T>
-__global__ void forward_kernel(const T* x, const int64_t* t, int64_t N, int64_t C, T alpha, T gamma,
+template <int G, class T>
+__global__ void forward_kernel(const T* x, const int64_t* t, int64_t N, int64_t C, focalmath::Consts<T> k,
                                int mode /*0 none, 1 sum, 2 mean*/, double normalizer, T* out,
                                double* partial, unsigned int* ticket) {
   __shared__ double red[kThreads];
@@ -27,8 +29,7 @@ __global__ void forward_kernel(const T* x, const int64_t* t, int64_t N, int64_t 
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = i / C, c = i - n * C;
-    const int64_t tn = t[n];
-    const T l = tn < 0 ? T(0) : focalmath::loss(x[i], focalmath::positive(tn, c), alpha, gamma);
+    const T l = focalmath::loss<G>(x[i], focalmath::target_code<T>(t[n], c), k);
     if (mode == 0) out[i] = static_cast<T>(l / normalizer);
     else acc += static_cast<double>(l);
   }
@@ -63,21 +64,16 @@ __global__ void forward_kernel(const T* x, const int64_t* t, int64_t N, int64_t 
   }
 }
 
-template <class T>
-__global__ void backward_kernel(const T* g, const T* x, const int64_t* t, int64_t N, int64_t C, T alpha,
-                                T gamma, bool reduce, double factor, T* gx) {
+template <int G, class T>
+__global__ void backward_kernel(const T* g, const T* x, const int64_t* t, int64_t N, int64_t C,
+                                focalmath::Consts<T> k, bool reduce, double factor, T* gx) {
   const int64_t total = N * C;
   const T sg = reduce ? static_cast<T>(static_cast<double>(g[0]) * factor) : T(0);
   const T f = static_cast<T>(factor);
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = i / C, c = i - n * C;
-    const int64_t tn = t[n];
-    if (tn < 0) {
-      gx[i] = T(0);
-      continue;
-    }
-    const T d = focalmath::dloss_dx(x[i], focalmath::positive(tn, c), alpha, gamma);
+    const T d = focalmath::dloss_dx<G>(x[i], focalmath::target_code<T>(t[n], c), k);
     gx[i] = reduce ? sg * d : g[i] * f * d;
   }
 }
@@ -100,11 +96,19 @@ Tensor sigmoid_focal_loss_forward(const Tensor& logits, const Tensor& targets, c
   Tensor ticket = Tensor::zeros({1}, DType::Int32, d);
   const int mode = none ? 0 : (p.reduction == FocalReduction::Sum ? 1 : 2);
   SX_DISPATCH_FLOAT(logits.dtype(), "sigmoid_focal_loss", [&] {
-    forward_kernel<<<blocks, kThreads, 0, sx::cuda::current_stream(dev)>>>(
-        logits.data<scalar_t>(), targets.data<int64_t>(), N, C, scalar_t(p.alpha), scalar_t(p.gamma),
-        mode, p.normalizer, out.data<scalar_t>(), partial.data<double>(),
-        reinterpret_cast<unsigned int*>(ticket.data<int32_t>()));
-    SX_CUDA_CHECK_LAUNCH();
+    const auto k = focalmath::make_consts<scalar_t>(p.alpha, p.gamma);
+    auto launch = [&](auto kernel) {
+      kernel<<<blocks, kThreads, 0, sx::cuda::current_stream(dev)>>>(
+          logits.data<scalar_t>(), targets.data<int64_t>(), N, C, k, mode, p.normalizer,
+          out.data<scalar_t>(), partial.data<double>(), reinterpret_cast<unsigned int*>(ticket.data<int32_t>()));
+      SX_CUDA_CHECK_LAUNCH();
+    };
+    switch (focalmath::gamma_kind(p.gamma)) {
+      case 0: launch(forward_kernel<0, scalar_t>); break;
+      case 1: launch(forward_kernel<1, scalar_t>); break;
+      case 2: launch(forward_kernel<2, scalar_t>); break;
+      default: launch(forward_kernel<-1, scalar_t>); break;
+    }
   });
   return out;
 }
@@ -120,11 +124,19 @@ Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits,
   double factor = 1.0 / p.normalizer;
   if (p.reduction == FocalReduction::Mean) factor /= static_cast<double>(N * C);
   SX_DISPATCH_FLOAT(logits.dtype(), "sigmoid_focal_loss_backward", [&] {
-    backward_kernel<<<sx::cuda::blocks_for(N * C, kThreads), kThreads, 0,
-                      sx::cuda::current_stream(dev)>>>(
-        grad_out.data<scalar_t>(), logits.data<scalar_t>(), targets.data<int64_t>(), N, C,
-        scalar_t(p.alpha), scalar_t(p.gamma), reduce, factor, gx.data<scalar_t>());
-    SX_CUDA_CHECK_LAUNCH();
+    const auto k = focalmath::make_consts<scalar_t>(p.alpha, p.gamma);
+    auto launch = [&](auto kernel) {
+      kernel<<<sx::cuda::blocks_for(N * C, kThreads), kThreads, 0, sx::cuda::current_stream(dev)>>>(
+          grad_out.data<scalar_t>(), logits.data<scalar_t>(), targets.data<int64_t>(), N, C, k, reduce,
+          factor, gx.data<scalar_t>());
+      SX_CUDA_CHECK_LAUNCH();
+    };
+    switch (focalmath::gamma_kind(p.gamma)) {
+      case 0: launch(backward_kernel<0, scalar_t>); break;
+      case 1: launch(backward_kernel<1, scalar_t>); break;
+      case 2: launch(backward_kernel<2, scalar_t>); break;
+      default: launch(backward_kernel<-1, scalar_t>); break;
+    }
   });
   return gx;
 }
