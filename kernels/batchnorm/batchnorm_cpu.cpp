@@ -1,7 +1,7 @@
 // Batch normalisation on the CPU. x is viewed as [N, C, S] (S = product of the spatial dims);
 // every channel is independent, so OpenMP splits the channels; within a channel the loops run
-// over N contiguous runs of S values. Sums are accumulated in double; the variance is computed
-// from the centred values in a second pass (no catastrophic cancellation of E[x^2] - E[x]^2).
+// over N contiguous runs of S values. The statistics take one pass of double sums of the values
+// shifted by the channel's first value (bn_math::shifted_moments explains why that is accurate).
 #include <vector>
 
 #include "kernels/batchnorm/batchnorm.h"
@@ -26,21 +26,20 @@ void train_forward(const T* x, const T* w, const T* b, T* rm, T* rv, T* y, T* sm
   const long long M = g.N * g.S;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.C; ++c) {
-    double s = 0;
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* p = x + (n * g.C + c) * g.S;
-      for (int64_t i = 0; i < g.S; ++i) s += p[i];
-    }
-    const double mean = s / M;
-    double v = 0;
+    // One pass of shifted sums (bn_math::shifted_moments), as the CUDA kernel does.
+    const double K = x[c * g.S];
+    double s1 = 0, s2 = 0;
     for (int64_t n = 0; n < g.N; ++n) {
       const T* p = x + (n * g.C + c) * g.S;
       for (int64_t i = 0; i < g.S; ++i) {
-        double d = p[i] - mean;
-        v += d * d;
+        const double d = static_cast<double>(p[i]) - K;
+        s1 += d;
+        s2 += d * d;
       }
     }
-    const T var = static_cast<T>(v / M);
+    double mean, v;
+    bn_math::shifted_moments(K, s1, s2, M, mean, v);
+    const T var = static_cast<T>(v);
     const T m = static_cast<T>(mean);
     const T inv = bn_math::invstd(var, eps);
     const T wc = w ? w[c] : T(1), bc = b ? b[c] : T(0);

@@ -1,10 +1,11 @@
 // Batch normalisation on CUDA, over the same math as the CPU loops (batchnorm_math.h).
 //
-// Per-channel reductions: one thread block per channel; for each image n its threads stride over
-// the contiguous run of S values at (n*C + c)*S (no per-element division), accumulate in double,
-// and combine through a shared-memory tree. The mean is reduced first, then the centred squares
-// (two passes, as on the CPU). Thread 0 then writes the saved statistics, the running statistics
-// and the folded per-channel scale/shift. Elementwise passes (normalise, input gradient) run one
+// Per-channel reductions: one thread block (512 threads) per channel; for each image n its threads
+// stride over the contiguous run of S values at (n*C + c)*S (no per-element division), accumulate
+// double sums of the values shifted by the channel's first value, and combine them through a
+// shared-memory tree: one pass over the data (bn_math::shifted_moments, the same formula as the
+// CPU loop). Thread 0 then writes the saved statistics, the running statistics and the folded
+// per-channel scale/shift. Elementwise passes (normalise, input gradient) run one
 // block per (n, c) plane: the channel is known once per block and the threads stride over the
 // plane's S contiguous values.
 #include "kernels/batchnorm/batchnorm.h"
@@ -15,7 +16,7 @@ namespace sx::kernels::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 512;  // per-channel reduction blocks
 
 // Sum of v over the block (all threads get the result). `sh` holds kThreads doubles.
 __device__ double block_sum(double v, double* sh) {
@@ -35,22 +36,21 @@ __global__ void stats_kernel(const T* x, const T* w, const T* b, T* rm, T* rv, T
   __shared__ double sh[kThreads];
   const int64_t c = blockIdx.x;
   const int64_t M = N * S;
-  double s = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    const T* p = x + (n * C + c) * S;
-    for (int64_t k = threadIdx.x; k < S; k += kThreads) s += static_cast<double>(p[k]);
-  }
-  const double mean = block_sum(s, sh) / M;
-  double v = 0;
+  const double K = static_cast<double>(x[c * S]);  // shift: the channel's first value
+  double s1 = 0, s2 = 0;
   for (int64_t n = 0; n < N; ++n) {
     const T* p = x + (n * C + c) * S;
     for (int64_t k = threadIdx.x; k < S; k += kThreads) {
-      const double d = static_cast<double>(p[k]) - mean;
-      v += d * d;
+      const double d = static_cast<double>(p[k]) - K;
+      s1 += d;
+      s2 += d * d;
     }
   }
-  const double var = block_sum(v, sh) / M;
+  s1 = block_sum(s1, sh);
+  s2 = block_sum(s2, sh);
   if (threadIdx.x == 0) {
+    double mean, var;
+    bn_math::shifted_moments(K, s1, s2, (long long)M, mean, var);
     const T m = static_cast<T>(mean), vr = static_cast<T>(var);
     const T inv = bn_math::invstd(vr, eps);
     const T wc = w ? w[c] : T(1), bc = b ? b[c] : T(0);

@@ -7,6 +7,18 @@
 
 namespace sx::kernels::bn_math {
 
+// Mean and biased variance of M values from one pass of shifted sums, d = x - K:
+//   s1 = sum d, s2 = sum d^2,  mean = K + s1/M,  var = s2/M - (s1/M)^2  (clamped at 0).
+// Shifting by a value of the data itself (K = the channel's first element) keeps s1/M small, so
+// the subtraction does not cancel catastrophically the way E[x^2] - E[x]^2 can; with double sums
+// of float data the result matches the two-pass formula to float precision.
+HOST_DEVICE void shifted_moments(double K, double s1, double s2, long long M, double& mean, double& var) {
+  const double m1 = s1 / static_cast<double>(M);
+  mean = K + m1;
+  var = s2 / static_cast<double>(M) - m1 * m1;
+  if (var < 0) var = 0;
+}
+
 template <class T>
 HOST_DEVICE T invstd(T var, double eps) {
   return static_cast<T>(1.0 / sqrt(static_cast<double>(var) + eps));

@@ -61,6 +61,19 @@ TEST(BatchNorm2d, TrainingNormalisesWithBatchStatistics) {
   }
 }
 
+TEST(BatchNorm2d, LargeOffsetDoesNotCancel) {
+  // Values 1e4 + U(-1, 1) in float32: a naive E[x^2] - E[x]^2 in float would lose the variance.
+  Tensor x = random_tensor({2, 2, 8, 8}, 40, DType::Float32, 1.0, 1e4);
+  auto r = kernels::batch_norm_train_forward(x, Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-5);
+  std::vector<double> mean, var;
+  stats(x, mean, var);
+  auto sm = r.save_mean.to_vector(), si = r.save_invstd.to_vector();
+  for (int c = 0; c < 2; ++c) {
+    EXPECT_NEAR(sm[c], mean[c], 1e-3);
+    EXPECT_NEAR(1.0 / (si[c] * si[c]) - 1e-5, var[c], 1e-4 * var[c]);
+  }
+}
+
 TEST(BatchNorm2d, RunningStatisticsFollowTheClosedForm) {
   nn::BatchNorm2d bn(2, 1e-5, 0.1);
   std::vector<double> rm = {0, 0}, rv = {1, 1};
