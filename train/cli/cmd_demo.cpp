@@ -75,7 +75,7 @@ int run_demo(int argc, char** argv) {
       .option("det-size", "160", "detector input size (longest side)")
       .option("det-epochs", "10", "detector epochs")
       .option("det-batch", "4", "detector batch size")
-      .option("det-lr", "0.01", "detector learning rate (SGD)")
+      .option("det-lr", "0.001", "detector learning rate (AdamW)")
       .option("arch", "resnet18", "backbone of both models")
       .option("workers", "2", "data loading threads")
       .option("pictures", "12", "test images drawn with their predicted boxes")
@@ -116,7 +116,8 @@ int run_demo(int argc, char** argv) {
         {"--data", data, "--model", "retinanet", "--arch", args.get("arch"), "--channels", "1", "--fpn-channels",
          "64", "--trainable-layers", "5", "--norm", "batchnorm", "--weights", cls_ckpt, "--anchor-base", "16",
          "--size", args.get("det-size"),
-         "--epochs", args.get("det-epochs"), "--batch", args.get("det-batch"), "--lr", args.get("det-lr"),
+         "--epochs", args.get("det-epochs"), "--batch", args.get("det-batch"), "--optimizer", "adamw", "--lr",
+         args.get("det-lr"), "--weight-decay", "0.0001",
          "--warmup", "50", "--clip", "10", "--val-fraction", "0", "--scale-min", "0.9", "--scale-max", "1.1",
          "--device", dev, "--workers", workers, "--seed", seed, "--out", out + "/detector"});
   const std::string det_ckpt = out + "/detector/last.safetensors";
