@@ -26,6 +26,7 @@
 #include "io/atomic_file.h"
 #include "io/dicom_scan.h"
 #include "io/j2k_reduced.h"
+#include "io/jpeg_markers.h"
 #include "tensor/errors.h"
 
 namespace sx::io {
@@ -272,7 +273,7 @@ DicomScan scan_file(const std::string& path, int64_t file_size, bool header_only
 // Size and components of a JPEG / JPEG-LS (SOF marker) or JPEG 2000 (SIZ marker) codestream, so a
 // header that disagrees with its codestream is caught before a decoder fills a buffer of the wrong
 // size. Returns false when the stream starts with neither (the decoder then has the last word).
-bool codestream_size(const unsigned char* p, int64_t n, int* w, int* h, int* comps) {
+bool codestream_size(const unsigned char* p, int64_t n, int* w, int* h, int* comps, int* precision) {
   auto be16 = [&](int64_t i) { return (p[i] << 8) | p[i + 1]; };
   auto be32 = [&](int64_t i) { return (uint32_t(p[i]) << 24) | (uint32_t(p[i + 1]) << 16) | (uint32_t(p[i + 2]) << 8) | p[i + 3]; };
   if (n >= 42 && p[0] == 0xFF && p[1] == 0x4F && p[2] == 0xFF && p[3] == 0x51) {
@@ -281,33 +282,18 @@ bool codestream_size(const unsigned char* p, int64_t n, int* w, int* h, int* com
     *w = static_cast<int>(std::min<uint32_t>(xs - xo, 1u << 30));
     *h = static_cast<int>(std::min<uint32_t>(ys - yo, 1u << 30));
     *comps = be16(40);
+    *precision = n >= 43 ? (p[42] & 0x7F) + 1 : 0;
     return true;
   }
   if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
-    int64_t i = 2;
-    while (i + 4 <= n) {
-      if (p[i] != 0xFF) return false;
-      const int m = p[i + 1];
-      if (m == 0xFF) {
-        ++i;
-        continue;
-      }
-      if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
-        i += 2;
-        continue;
-      }
-      const int len = be16(i + 2);
-      const bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
-      if (sof) {
-        if (i + 10 > n) return false;
-        *h = be16(i + 5);
-        *w = be16(i + 7);
-        *comps = p[i + 9];
-        return true;
-      }
-      if (m == 0xDA || len < 2) return false;
-      i += 2 + len;
-    }
+    JpegHeader jh;
+    const std::string why = check_jpeg_markers(p, static_cast<size_t>(n), &jh);
+    if (!why.empty()) throw IOError(why);
+    *w = jh.width;
+    *h = jh.height;
+    *comps = jh.components;
+    *precision = jh.precision;
+    return true;
   }
   return false;
 }
@@ -326,9 +312,19 @@ void check_pixel_element(const gdcm::File& file, const DicomInfo& in, int64_t ds
     const bool jpeg_family = ts.rfind("1.2.840.10008.1.2.4.", 0) == 0;  // JPEG, JPEG-LS, JPEG 2000
     if (jpeg_family) {
       const gdcm::ByteValue* first = sf->GetFragment(0).GetByteValue();
-      int w = 0, h = 0, comps = 0;
-      if (first && first->GetPointer() &&
-          codestream_size(reinterpret_cast<const unsigned char*>(first->GetPointer()), first->GetLength(), &w, &h, &comps)) {
+      int w = 0, h = 0, comps = 0, prec = 0;
+      bool known = false;
+      try {
+        known = first && first->GetPointer() &&
+                codestream_size(reinterpret_cast<const unsigned char*>(first->GetPointer()), first->GetLength(), &w, &h, &comps, &prec);
+      } catch (const IOError& e) {
+        fail(in.path, std::string("compressed pixel data is corrupt: ") + e.what());
+      }
+      if (known) {
+        // GDCM picks its decoder by precision and crashes on impossible ones: check them here.
+        if (prec < 2 || prec > in.bits_allocated)
+          fail(in.path, "corrupt codestream: precision " + std::to_string(prec) + " bits with BitsAllocated " +
+                            std::to_string(in.bits_allocated));
         if (comps != 1)
           fail(in.path, "colour codestream (" + std::to_string(comps) + " components); a single grey frame is expected");
         if (w != in.columns || h != in.rows)
@@ -401,7 +397,22 @@ void decode(const std::string& path, const DicomLimits& lim, gdcm::ImageReader& 
   const int64_t fsize = check_file_size(path, lim);
   const DicomScan scan = scan_file(path, fsize, false);
   const int64_t ds_offset = scan.dataset_offset;
-  read_header(path, lim, scan.reached_pixel_data, scan.transfer_syntax == kDeflate);
+  {
+    // A plain read first: header values and codestream headers are validated before
+    // gdcm::ImageReader, which asserts on some of them while reading (SamplesPerPixel > 4, a
+    // corrupt JPEG header met in its lossy-flag probe, ...).
+    gdcm::Reader plain;
+    plain.SetFileName(path.c_str());
+    bool pok = false;
+    try {
+      pok = plain.Read();
+    } catch (const std::exception& e) {
+      fail(path, std::string("not a readable DICOM file (") + e.what() + ")");
+    }
+    if (!pok) explain_read_failure(plain.GetFile(), path);
+    DicomInfo pre = parse_info(plain.GetFile(), path, lim, scan.reached_pixel_data);
+    check_pixel_element(plain.GetFile(), pre, ds_offset);
+  }
   reader.SetFileName(path.c_str());
   bool ok = false;
   try {

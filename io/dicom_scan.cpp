@@ -72,6 +72,12 @@ class Walker {
         if (e == 0xE00D && end < 0) return pos + 8;
         bad("unexpected item tag in a data set", pos);
       }
+      if (top && g == 0x7FE0 && e == 0x0010 && enc != Enc::ImplicitLE) {
+        // GDCM asserts on a pixel data element whose VR is not OB/OW: refuse it here.
+        const unsigned char* vr = d_ + pos + 4;
+        if (!(vr[0] == 'O' && (vr[1] == 'B' || vr[1] == 'W'))) bad("corrupt pixel data element: VR is not OB or OW", pos);
+        need(pos, 12, "the pixel data element header");
+      }
       if (top && stop_ && g == 0x7FE0 && e == 0x0010) {
         pixel_at_ = pos;
         return pos;

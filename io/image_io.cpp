@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "io/atomic_file.h"
+#include "io/jpeg_markers.h"
 #include "tensor/errors.h"
 
 // stb_image: the implementation lives here and only here, with static linkage and only the two
@@ -135,6 +136,13 @@ GreyImage decode_image(const void* data, size_t size, const std::string& name, c
   if (size > static_cast<size_t>(INT32_MAX)) SX_THROW(IOError, name, ": file too large (", size, " bytes)");
   const auto* bytes = static_cast<const stbi_uc*>(data);
   const int len = static_cast<int>(size);
+  // Debian's stb_image is v2.27, whose Huffman table builder writes past its arrays when a table
+  // declares more than 256 codes (fixed upstream in 2.28; found by the sanitizer fuzz test): JPEG
+  // headers are walked first (jpeg_markers.h).
+  if (bytes[0] == 0xFF && bytes[1] == 0xD8) {
+    const std::string why = check_jpeg_markers(bytes, size);
+    if (!why.empty()) SX_THROW(IOError, name, ": ", why);
+  }
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, len, &w, &h, &comp)) {
     const char* why = stbi_failure_reason();

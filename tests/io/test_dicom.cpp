@@ -602,6 +602,34 @@ TEST(DicomBad, ColourMultiFrameAndNoPixelData) {
   }
 }
 
+// Inputs found by a sanitizer fuzz run that crashed or aborted inside GDCM before the checks.
+TEST(DicomBad, FuzzRegressions) {
+  TempDir dir;
+  auto px = ramp(48, 40, 12);
+  const std::string jpeg = encode_dicom(px.data(), spec(48, 40, DicomCodec::JpegLossless));
+  const size_t sof = jpeg.find(std::string("\xFF\xC3\x00\x0B", 4));
+  ASSERT_NE(sof, std::string::npos);
+  // (1) SOF precision 37: GDCM picked no codec and dereferenced null.
+  std::string a = jpeg;
+  a[sof + 4] = 37;
+  test::spit(dir / "a.dcm", a);
+  EXPECT_NE(expect_io_error(dir / "a.dcm").find("precision 37"), std::string::npos);
+  // (2) The marker after the frame header damaged: GDCM's JPEG header probe asserted.
+  std::string b = jpeg;
+  b[sof + 13] = static_cast<char>(0x92);
+  test::spit(dir / "b.dcm", b);
+  EXPECT_NE(expect_io_error(dir / "b.dcm").find("corrupt JPEG header"), std::string::npos);
+  // (3) The pixel data element's VR damaged: GDCM asserted in a header-only read.
+  const std::string j2k = encode_dicom(px.data(), spec(48, 40, DicomCodec::Jpeg2000Lossless));
+  const size_t pd = j2k.rfind(std::string("\xE0\x7F\x10\x00OB", 6));
+  ASSERT_NE(pd, std::string::npos);
+  std::string c = j2k;
+  c[pd + 4] = static_cast<char>(0xD8);
+  test::spit(dir / "c.dcm", c);
+  EXPECT_THROW(read_dicom_info(dir / "c.dcm"), IOError);
+  EXPECT_NE(expect_io_error(dir / "c.dcm").find("VR"), std::string::npos);
+}
+
 TEST(DicomBad, RandomByteFlipsNeverCrash) {
   // Fuzz-style: flip bytes all over a valid file; every outcome must be a value or an IOError.
   TempDir dir;

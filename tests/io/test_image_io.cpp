@@ -130,6 +130,50 @@ TEST(ImageIo, RejectsEmptyTruncatedAndGarbageFiles) {
   EXPECT_THROW(read_image(dir / "cut.jpg"), IOError);
 }
 
+TEST(ImageIo, RandomByteFlipsNeverCrash) {
+  TempDir dir;
+  std::vector<uint16_t> v(40 * 30);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint16_t>(i * 977);
+  const std::string png = encode_png16(v.data(), 40, 30);
+  const std::string jpg = test::slurp(test::data_dir() + "/images/photo.jpg");
+  uint64_t s = 99;
+  int decoded = 0, rejected = 0;
+  for (const std::string* src : {&png, &jpg})
+    for (int trial = 0; trial < 150; ++trial) {
+      std::string b = *src;
+      for (int k = 0; k < 4; ++k) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        b[(s >> 33) % b.size()] = static_cast<char>(s >> 17);
+      }
+      try {
+        GreyImage g = decode_image(b.data(), b.size(), "fuzz");
+        EXPECT_EQ(g.pixels.size(), static_cast<size_t>(g.width) * g.height);
+        ++decoded;
+      } catch (const IOError&) {
+        ++rejected;
+      }
+    }
+  EXPECT_EQ(decoded + rejected, 300);
+}
+
+TEST(ImageIo, JpegWithAnOversizedHuffmanTableIsRejected) {
+  // A DHT segment declaring 16 x 255 codes: stb_image 2.27 would write past its tables.
+  std::string jpg("\xFF\xD8\xFF\xC4", 4);
+  const size_t len = 2 + 17 + 16 * 255;
+  jpg.push_back(static_cast<char>(len >> 8));
+  jpg.push_back(static_cast<char>(len & 0xff));
+  jpg.push_back(0x00);
+  for (int i = 0; i < 16; ++i) jpg.push_back(static_cast<char>(0xFF));
+  jpg.append(16 * 255, '\x01');
+  jpg += std::string("\xFF\xD9", 2);
+  try {
+    decode_image(jpg.data(), jpg.size(), "dht.jpg");
+    FAIL();
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find("Huffman"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ImageIo, WriterArgumentChecks) {
   TempDir dir;
   uint8_t p[12] = {};
