@@ -133,7 +133,14 @@ RetinaNet::HeadOutputs RetinaNet::forward_heads(const ImageList& images) {
   h.bbox_regression = head->regression_head->forward_levels(feats);
   std::vector<std::pair<int64_t, int64_t>> grids;
   for (const auto& f : feats) grids.push_back({f.size(2), f.size(3)});
-  h.anchors = anchors_.grid_anchors(grids, {images.tensor.size(2), images.tensor.size(3)}, x.device());
+  std::string key = x.device().str() + ":" + std::to_string(images.tensor.size(2)) + "x" +
+                    std::to_string(images.tensor.size(3));
+  for (const auto& g : grids) key += ":" + std::to_string(g.first) + "x" + std::to_string(g.second);
+  if (key != anchor_key_) {
+    anchor_cache_ = anchors_.grid_anchors(grids, {images.tensor.size(2), images.tensor.size(3)}, x.device());
+    anchor_key_ = key;
+  }
+  h.anchors = anchor_cache_;
   for (const auto& a : h.anchors) h.level_sizes.push_back(a.size(0));
   if (record_stage_times_) stage_seconds_["heads"] = seconds_since(t0, x.device());
   return h;

@@ -105,6 +105,10 @@ class RetinaNet : public DetectionModel {
  private:
   RetinaNetConfig cfg_;
   AnchorGenerator anchors_;
+  // Anchors of the last (grid sizes, padded image size, device): training batches all have the same
+  // padded size, so the host computation and upload happen once, not every step.
+  std::string anchor_key_;
+  std::vector<Tensor> anchor_cache_;
 };
 
 // Fills defaults (torchvision's anchors when none were given) and builds the model.
