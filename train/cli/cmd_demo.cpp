@@ -73,7 +73,7 @@ int run_demo(int argc, char** argv) {
       .option("cls-size", "128", "classifier input size")
       .option("cls-epochs", "5", "classifier epochs")
       .option("det-size", "160", "detector input size (longest side)")
-      .option("det-epochs", "10", "detector epochs")
+      .option("det-epochs", "14", "detector epochs")
       .option("det-batch", "4", "detector batch size")
       .option("det-lr", "0.001", "detector learning rate (AdamW)")
       .option("arch", "resnet18", "backbone of both models")
