@@ -6,13 +6,14 @@
 # The layer libraries are built shared (so the CUDA kernels are stored once, not in every program),
 # every binary carries RPATH $ORIGIN/lib, and ldd's list of each program is copied into lib/ except
 # the C runtime, libstdc++/libgcc and the CUDA libraries (the GPU machine provides those).
+# Everything is packed into gpu-bundle/payload.tar.xz (beside gpu_check.sh).
 # Then copy gpu-bundle/ to the GPU machine and run: bash gpu-bundle/gpu_check.sh [OUT_DIR]
 # Usage: scripts/gpu_bundle.sh [CUDA_ARCHS]   (default 90, Hopper)
 source "$(dirname "$0")/common.sh"
 sx_install_deps
 cd "$SX_ROOT"
 ARCHS="${1:-90}"
-command -v patchelf >/dev/null 2>&1 || true
+command -v xz >/dev/null 2>&1 || { echo 'gpu_bundle: needs xz (apt-get install xz-utils)' >&2; exit 1; }
 sx_build build-gpu -DSX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" -DSX_SHARED_LIBS=ON \
   -DSX_TEST_DATA_DIR=data -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN/lib;$ORIGIN' \
   "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags" "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--disable-new-dtags"
@@ -33,6 +34,12 @@ for f in "$B"/test_* "$B"/bench_* "$B"/spinexr "$B"/lib/libsx_*.so; do
 done
 strip --strip-unneeded "$B"/test_* "$B"/bench_* "$B"/spinexr "$B"/lib/*.so* 2>/dev/null || true
 cp -r tests/data "$B/data"
+# OpenBLAS alone is 36 MB (every CPU's kernels): pack the payload with xz so the folder that
+# travels stays well under 64 MiB; gpu_check.sh unpacks it next to itself on first use.
+tar -C "$B" -cf - $(cd "$B" && ls) | xz -T0 -6 > payload.tar.xz.tmp
+rm -rf "$B"
+mkdir -p "$B"
+mv payload.tar.xz.tmp "$B/payload.tar.xz"
 cp scripts/gpu_check.sh "$B/"
 du -sh "$B"
 echo "bundle ready: $B (copy it to the GPU machine, then: bash $B/gpu_check.sh OUT_DIR)"

@@ -10,6 +10,9 @@ OUT="${1:-$HERE/results}"
 BENCH_LIMIT="${2:-60}"
 mkdir -p "$OUT"
 cd "$HERE"
+if [ -f payload.tar.xz ] && [ ! -d lib ]; then
+  tar -xJf payload.tar.xz || { echo "gpu_check: cannot unpack payload.tar.xz" >&2; exit 2; }
+fi
 dirs=""
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu; do
   [ -d "$d" ] && dirs="$dirs:$d"
