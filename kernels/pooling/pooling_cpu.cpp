@@ -1,8 +1,6 @@
 // Pooling on the CPU: every (n, c) plane is independent, so OpenMP splits the planes; within a
 // plane each output scans its window (max pooling) or cell (adaptive average). The backward
 // passes scatter into the plane's input gradient, which only this thread touches.
-#include <limits>
-
 #include "kernels/pooling/pooling.h"
 #include "kernels/pooling/pooling_math.h"
 
@@ -20,24 +18,9 @@ void max_fwd(const T* xp, T* yp, int64_t* ip, int64_t planes, int64_t H, int64_t
     const T* in = xp + pl * H * W;
     for (int64_t op = 0; op < P; ++op) {
       for (int64_t oq = 0; oq < Q; ++oq) {
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t bi = -1;
-        const int64_t h0 = op * p.stride_h - p.pad_h, w0 = oq * p.stride_w - p.pad_w;
-        for (int64_t i = 0; i < p.kernel_h; ++i) {
-          const int64_t h = h0 + i * p.dil_h;
-          if (h < 0 || h >= H) continue;
-          for (int64_t j = 0; j < p.kernel_w; ++j) {
-            const int64_t w = w0 + j * p.dil_w;
-            if (w < 0 || w >= W) continue;
-            const T v = in[h * W + w];
-            if (max_takes(v, best, bi)) {
-              best = v;
-              bi = h * W + w;
-            }
-          }
-        }
-        yp[(pl * P + op) * Q + oq] = best;
-        ip[(pl * P + op) * Q + oq] = bi < 0 ? 0 : bi;
+        const int64_t o = (pl * P + op) * Q + oq;
+        max_pool_window(in, H, W, op * p.stride_h - p.pad_h, oq * p.stride_w - p.pad_w, p.kernel_h, p.kernel_w,
+                        p.dil_h, p.dil_w, yp + o, ip + o);
       }
     }
   }
@@ -63,10 +46,7 @@ void avg_fwd(const T* xp, T* yp, int64_t planes, int64_t H, int64_t W, int64_t O
       const int64_t h0 = adaptive_start(i, H, OH), h1 = adaptive_end(i, H, OH);
       for (int64_t j = 0; j < OW; ++j) {
         const int64_t w0 = adaptive_start(j, W, OW), w1 = adaptive_end(j, W, OW);
-        T s = 0;
-        for (int64_t h = h0; h < h1; ++h)
-          for (int64_t w = w0; w < w1; ++w) s += in[h * W + w];
-        yp[(pl * OH + i) * OW + j] = s / static_cast<T>((h1 - h0) * (w1 - w0));
+        yp[(pl * OH + i) * OW + j] = adaptive_cell_mean(in, W, h0, h1, w0, w1);
       }
     }
   }

@@ -2,8 +2,6 @@
 // Forward: one thread per output element (grid-stride), scanning its window/cell.
 // Backward: one thread per output element scattering into the input gradient with atomicAdd
 // (max-pool windows and adaptive cells may overlap, so several outputs can hit one input).
-#include <limits>
-
 #include "kernels/pooling/pooling.h"
 #include "kernels/pooling/pooling_math.h"
 #include "tensor/cuda_context.h"
@@ -20,24 +18,8 @@ __global__ void max_pool_fwd(const T* x, T* y, int64_t* idx, int64_t total, int6
   for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
     const int64_t oq = t % Q, op = (t / Q) % P, pl = t / (P * Q);
     const T* in = x + pl * H * W;
-    T best = -std::numeric_limits<T>::infinity();
-    int64_t bi = -1;
-    const int64_t h0 = op * p.stride_h - p.pad_h, w0 = oq * p.stride_w - p.pad_w;
-    for (int64_t i = 0; i < p.kernel_h; ++i) {
-      const int64_t h = h0 + i * p.dil_h;
-      if (h < 0 || h >= H) continue;
-      for (int64_t j = 0; j < p.kernel_w; ++j) {
-        const int64_t w = w0 + j * p.dil_w;
-        if (w < 0 || w >= W) continue;
-        const T v = in[h * W + w];
-        if (max_takes(v, best, bi)) {
-          best = v;
-          bi = h * W + w;
-        }
-      }
-    }
-    y[t] = best;
-    idx[t] = bi < 0 ? 0 : bi;
+    max_pool_window(in, H, W, op * p.stride_h - p.pad_h, oq * p.stride_w - p.pad_w, p.kernel_h, p.kernel_w, p.dil_h,
+                    p.dil_w, y + t, idx + t);
   }
 }
 
@@ -56,10 +38,7 @@ __global__ void adaptive_fwd(const T* x, T* y, int64_t total, int64_t H, int64_t
     const int64_t h0 = adaptive_start(i, H, OH), h1 = adaptive_end(i, H, OH);
     const int64_t w0 = adaptive_start(j, W, OW), w1 = adaptive_end(j, W, OW);
     const T* in = x + pl * H * W;
-    T s = 0;
-    for (int64_t h = h0; h < h1; ++h)
-      for (int64_t w = w0; w < w1; ++w) s += in[h * W + w];
-    y[t] = s / static_cast<T>((h1 - h0) * (w1 - w0));
+    y[t] = adaptive_cell_mean(in, W, h0, h1, w0, w1);
   }
 }
 

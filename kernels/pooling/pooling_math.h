@@ -2,6 +2,7 @@
 // CUDA kernels.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 #include "tensor/host_device.h"
 
@@ -26,5 +27,40 @@ HOST_DEVICE bool max_takes(T v, T best, int64_t best_i) {
 // Adaptive pooling cell [start, end) of output i along an axis of length `in` split into `out`.
 HOST_DEVICE int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
 HOST_DEVICE int64_t adaptive_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+// Max-pool window scan for one output: the window starts at input row h0 / column w0 (already shifted
+// by the padding), has kh x kw taps spaced dh / dw apart, and taps outside the H x W plane are
+// skipped. Writes the window's maximum (max_takes rules) and its flat index h * W + w in the plane;
+// a window with no valid tap yields -inf and index 0.
+template <class T>
+HOST_DEVICE void max_pool_window(const T* in, int64_t H, int64_t W, int64_t h0, int64_t w0, int64_t kh, int64_t kw,
+                                 int64_t dh, int64_t dw, T* best_out, int64_t* idx_out) {
+  T best = -std::numeric_limits<T>::infinity();
+  int64_t bi = -1;
+  for (int64_t i = 0; i < kh; ++i) {
+    const int64_t h = h0 + i * dh;
+    if (h < 0 || h >= H) continue;
+    for (int64_t j = 0; j < kw; ++j) {
+      const int64_t w = w0 + j * dw;
+      if (w < 0 || w >= W) continue;
+      const T v = in[h * W + w];
+      if (max_takes(v, best, bi)) {
+        best = v;
+        bi = h * W + w;
+      }
+    }
+  }
+  *best_out = best;
+  *idx_out = bi < 0 ? 0 : bi;
+}
+
+// Mean of the adaptive cell [h0, h1) x [w0, w1) of a plane with row length W (row-major sum order).
+template <class T>
+HOST_DEVICE T adaptive_cell_mean(const T* in, int64_t W, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+  T s = 0;
+  for (int64_t h = h0; h < h1; ++h)
+    for (int64_t w = w0; w < w1; ++w) s += in[h * W + w];
+  return s / static_cast<T>((h1 - h0) * (w1 - w0));
+}
 
 }  // namespace sx::kernels::pool_math
