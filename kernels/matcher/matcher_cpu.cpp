@@ -29,11 +29,7 @@ void match_impl(const T* q, int64_t G, int64_t A, const MatcherParams& p, int64_
     hq[g] = b;
   }
   for (int64_t a = 0; a < A; ++a)
-    for (int64_t g = 0; g < G; ++g)
-      if (q[g * A + a] == hq[g]) {
-        out[a] = all[a];
-        break;
-      }
+    if (matchmath::is_low_quality_best(q, hq.data(), G, A, a)) out[a] = all[a];
 }
 
 }  // namespace

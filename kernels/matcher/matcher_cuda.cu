@@ -57,11 +57,7 @@ __global__ void low_quality_kernel(const T* q, const T* hq, int64_t G, int64_t A
                                    int64_t* out) {
   for (int64_t a = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; a < A;
        a += (int64_t)gridDim.x * blockDim.x)
-    for (int64_t g = 0; g < G; ++g)
-      if (q[g * A + a] == hq[g]) {
-        out[a] = all[a];
-        break;
-      }
+    if (matchmath::is_low_quality_best(q, hq, G, A, a)) out[a] = all[a];
 }
 
 }  // namespace

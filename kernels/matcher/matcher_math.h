@@ -35,4 +35,13 @@ HOST_DEVICE int64_t classify(T best, int64_t argmax, double low, double high) {
   return argmax;
 }
 
+// Low-quality restore for anchor a: true when some ground truth g has q[g, a] equal to its row
+// maximum hq[g] (the anchor is one of that ground truth's best), so the anchor keeps its argmax.
+template <class T>
+HOST_DEVICE bool is_low_quality_best(const T* q, const T* hq, int64_t G, int64_t A, int64_t a) {
+  for (int64_t g = 0; g < G; ++g)
+    if (q[g * A + a] == hq[g]) return true;
+  return false;
+}
+
 }  // namespace sx::kernels::matchmath
