@@ -46,6 +46,17 @@ ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, cons
                                                     const Tensor& scale, bool need_input,
                                                     bool need_scale, bool need_shift);
 
+// x viewed as [N, C, S], S = the product of the spatial dims (1 for [N, C]); both backends loop
+// over this geometry.
+struct BnGeometry {
+  int64_t N, C, S;
+};
+inline BnGeometry bn_geometry(const Tensor& x) {
+  BnGeometry g{x.size(0), x.size(1), 1};
+  for (int64_t d = 2; d < x.dim(); ++d) g.S *= x.size(d);
+  return g;
+}
+
 namespace cpu {
 BatchNormTrainResult batch_norm_train_forward(const Tensor& x, const Tensor& weight,
                                               const Tensor& bias, Tensor running_mean,

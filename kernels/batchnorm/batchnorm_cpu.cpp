@@ -11,14 +11,8 @@ namespace sx::kernels::cpu {
 
 namespace {
 
-struct Geo {
-  int64_t N, C, S;
-};
-Geo geo(const Tensor& x) {
-  Geo g{x.size(0), x.size(1), 1};
-  for (int64_t d = 2; d < x.dim(); ++d) g.S *= x.size(d);
-  return g;
-}
+using Geo = BnGeometry;
+Geo geo(const Tensor& x) { return bn_geometry(x); }
 
 template <class T>
 void train_forward(const T* x, const T* w, const T* b, T* rm, T* rv, T* y, T* smean, T* sinv, Geo g,
@@ -31,28 +25,17 @@ void train_forward(const T* x, const T* w, const T* b, T* rm, T* rv, T* y, T* sm
     double s1 = 0, s2 = 0;
     for (int64_t n = 0; n < g.N; ++n) {
       const T* p = x + (n * g.C + c) * g.S;
-      for (int64_t i = 0; i < g.S; ++i) {
-        const double d = static_cast<double>(p[i]) - K;
-        s1 += d;
-        s2 += d * d;
-      }
+      for (int64_t i = 0; i < g.S; ++i) bn_math::accumulate_shifted(p[i], K, s1, s2);
     }
-    double mean, v;
-    bn_math::shifted_moments(K, s1, s2, M, mean, v);
-    const T var = static_cast<T>(v);
-    const T m = static_cast<T>(mean);
-    const T inv = bn_math::invstd(var, eps);
-    const T wc = w ? w[c] : T(1), bc = b ? b[c] : T(0);
-    const T scale = bn_math::train_scale(inv, wc), shift = bn_math::train_shift(m, inv, wc, bc);
+    const auto st = bn_math::channel_stats(K, s1, s2, M, w ? w[c] : T(1), b ? b[c] : T(0), eps);
     for (int64_t n = 0; n < g.N; ++n) {
       const T* p = x + (n * g.C + c) * g.S;
       T* q = y + (n * g.C + c) * g.S;
-      for (int64_t i = 0; i < g.S; ++i) q[i] = bn_math::affine(p[i], scale, shift);
+      for (int64_t i = 0; i < g.S; ++i) q[i] = bn_math::affine(p[i], st.scale, st.shift);
     }
-    smean[c] = m;
-    sinv[c] = inv;
-    if (rm) rm[c] = bn_math::running_update(rm[c], m, momentum);
-    if (rv) rv[c] = bn_math::running_update(rv[c], bn_math::unbiased(var, M), momentum);
+    smean[c] = st.mean;
+    sinv[c] = st.invstd;
+    bn_math::update_running(rm ? rm + c : nullptr, rv ? rv + c : nullptr, st, M, momentum);
   }
 }
 

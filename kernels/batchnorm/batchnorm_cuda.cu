@@ -40,26 +40,17 @@ __global__ void stats_kernel(const T* x, const T* w, const T* b, T* rm, T* rv, T
   double s1 = 0, s2 = 0;
   for (int64_t n = 0; n < N; ++n) {
     const T* p = x + (n * C + c) * S;
-    for (int64_t k = threadIdx.x; k < S; k += kThreads) {
-      const double d = static_cast<double>(p[k]) - K;
-      s1 += d;
-      s2 += d * d;
-    }
+    for (int64_t k = threadIdx.x; k < S; k += kThreads) bn_math::accumulate_shifted(p[k], K, s1, s2);
   }
   s1 = block_sum(s1, sh);
   s2 = block_sum(s2, sh);
   if (threadIdx.x == 0) {
-    double mean, var;
-    bn_math::shifted_moments(K, s1, s2, (long long)M, mean, var);
-    const T m = static_cast<T>(mean), vr = static_cast<T>(var);
-    const T inv = bn_math::invstd(vr, eps);
-    const T wc = w ? w[c] : T(1), bc = b ? b[c] : T(0);
-    smean[c] = m;
-    sinv[c] = inv;
-    scale[c] = bn_math::train_scale(inv, wc);
-    shift[c] = bn_math::train_shift(m, inv, wc, bc);
-    if (rm) rm[c] = bn_math::running_update(rm[c], m, momentum);
-    if (rv) rv[c] = bn_math::running_update(rv[c], bn_math::unbiased(vr, (long long)M), momentum);
+    const auto st = bn_math::channel_stats(K, s1, s2, (long long)M, w ? w[c] : T(1), b ? b[c] : T(0), eps);
+    smean[c] = st.mean;
+    sinv[c] = st.invstd;
+    scale[c] = st.scale;
+    shift[c] = st.shift;
+    bn_math::update_running(rm ? rm + c : nullptr, rv ? rv + c : nullptr, st, (long long)M, momentum);
   }
 }
 
@@ -134,14 +125,8 @@ __global__ void mul_kernel(T* a, const T* b, int64_t n) {
     a[i] = a[i] * b[i];
 }
 
-struct Geo {
-  int64_t N, C, S;
-};
-Geo geo(const Tensor& x) {
-  Geo g{x.size(0), x.size(1), 1};
-  for (int64_t d = 2; d < x.dim(); ++d) g.S *= x.size(d);
-  return g;
-}
+using Geo = BnGeometry;
+Geo geo(const Tensor& x) { return bn_geometry(x); }
 template <class T>
 const T* cptr(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;

@@ -23,6 +23,13 @@ template <class T>
 HOST_DEVICE T invstd(T var, double eps) {
   return static_cast<T>(1.0 / sqrt(static_cast<double>(var) + eps));
 }
+// One value's contribution to the shifted sums of shifted_moments: d = v - K.
+template <class T>
+HOST_DEVICE void accumulate_shifted(T v, double K, double& s1, double& s2) {
+  const double d = static_cast<double>(v) - K;
+  s1 += d;
+  s2 += d * d;
+}
 // Exponential moving average with the unbiased batch variance (torch's rule); M values per channel.
 template <class T>
 HOST_DEVICE T running_update(T running, T batch_value, double momentum) {
@@ -39,6 +46,31 @@ template <class T>
 HOST_DEVICE T train_shift(T mean, T invstd_c, T w, T b) { return b - mean * invstd_c * w; }
 template <class T>
 HOST_DEVICE T affine(T x, T scale, T shift) { return x * scale + shift; }
+
+// Per-channel statistics of a training-mode forward from the channel's shifted sums (M values):
+// saved mean and invstd, the folded scale/shift of the normalisation, and the biased variance.
+template <class T>
+struct ChannelStats {
+  T mean, var, invstd, scale, shift;
+};
+template <class T>
+HOST_DEVICE ChannelStats<T> channel_stats(double K, double s1, double s2, long long M, T w, T b, double eps) {
+  double mean, var;
+  shifted_moments(K, s1, s2, M, mean, var);
+  ChannelStats<T> r;
+  r.mean = static_cast<T>(mean);
+  r.var = static_cast<T>(var);
+  r.invstd = invstd(r.var, eps);
+  r.scale = train_scale(r.invstd, w);
+  r.shift = train_shift(r.mean, r.invstd, w, b);
+  return r;
+}
+// Running statistics update of one channel (either pointer may be null: not tracked).
+template <class T>
+HOST_DEVICE void update_running(T* rm, T* rv, const ChannelStats<T>& st, long long M, double momentum) {
+  if (rm) *rm = running_update(*rm, st.mean, momentum);
+  if (rv) *rv = running_update(*rv, unbiased(st.var, M), momentum);
+}
 // dx of training-mode BN for one element: g = dL/dy, xhat = (x - mean) * invstd,
 // sum_g = sum over the channel of g, sum_gxhat = sum of g * xhat.
 template <class T>
