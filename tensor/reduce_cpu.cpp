@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tensor/dtype.h"
+#include "tensor/elementwise_dispatch.h"
 #include "tensor/elementwise_math.h"
 #include "tensor/reduce.h"
 #include "tensor/reduce_math.h"
@@ -218,15 +219,7 @@ void sum_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, const Tensor& out
     using Out = std::conditional_t<std::is_floating_point<T>::value, T, int64_t>;
     cpu_reduce(SumOp<T, Acc, Out>{x.data<T>(), out.data<Out>()}, A, R, B);
   };
-  switch (x.dtype()) {
-    case DType::Float32: run(Tag<float>{}); break;
-    case DType::Float64: run(Tag<double>{}); break;
-    case DType::Int32: run(Tag<int32_t>{}); break;
-    case DType::Int64: run(Tag<int64_t>{}); break;
-    case DType::UInt8: run(Tag<uint8_t>{}); break;
-    case DType::Bool: run(Tag<bool>{}); break;
-    default: throw ValueError(std::string("sum: unsupported dtype ") + dtype_name(x.dtype()));
-  }
+  ew::for_all(x.dtype(), "sum", run);  // the dtype sets of the elementwise ops
 }
 
 void arg_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, const Tensor& values,
@@ -248,14 +241,7 @@ void arg_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, cons
       else cpu_reduce(op, A, R, B);
     }
   };
-  switch (x.dtype()) {
-    case DType::Float32: run(Tag<float>{}); break;
-    case DType::Float64: run(Tag<double>{}); break;
-    case DType::Int32: run(Tag<int32_t>{}); break;
-    case DType::Int64: run(Tag<int64_t>{}); break;
-    case DType::UInt8: run(Tag<uint8_t>{}); break;
-    default: throw ValueError(std::string(is_max ? "max" : "min") + ": unsupported dtype " + dtype_name(x.dtype()));
-  }
+  ew::for_numeric(x.dtype(), is_max ? "max" : "min", run);
 }
 
 void softmax_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, const Tensor& out) {

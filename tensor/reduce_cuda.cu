@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "tensor/cuda_context.h"
+#include "tensor/elementwise_dispatch.h"
 #include "tensor/elementwise_math.h"
 #include "tensor/reduce.h"
 #include "tensor/reduce_math.h"
@@ -191,15 +192,7 @@ void sum_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, const Tensor& ou
     launch_rows(SumOp<T, Acc, Acc>{in, pp}, A, R, C, stream);
     launch_rows(SumOp<Acc, Acc, Out>{pp, o}, A, C, 1, stream);
   };
-  switch (x.dtype()) {
-    case DType::Float32: run(Tag<float>{}); break;
-    case DType::Float64: run(Tag<double>{}); break;
-    case DType::Int32: run(Tag<int32_t>{}); break;
-    case DType::Int64: run(Tag<int64_t>{}); break;
-    case DType::UInt8: run(Tag<uint8_t>{}); break;
-    case DType::Bool: run(Tag<bool>{}); break;
-    default: throw ValueError(std::string("sum: unsupported dtype ") + dtype_name(x.dtype()));
-  }
+  ew::for_all(x.dtype(), "sum", run);  // the dtype sets of the elementwise ops
 }
 
 void arg_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, const Tensor& values,
@@ -231,14 +224,7 @@ void arg_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, con
     if (is_max) run(tag, std::true_type{});
     else run(tag, std::false_type{});
   };
-  switch (x.dtype()) {
-    case DType::Float32: run2(Tag<float>{}); break;
-    case DType::Float64: run2(Tag<double>{}); break;
-    case DType::Int32: run2(Tag<int32_t>{}); break;
-    case DType::Int64: run2(Tag<int64_t>{}); break;
-    case DType::UInt8: run2(Tag<uint8_t>{}); break;
-    default: throw ValueError(std::string(is_max ? "max" : "min") + ": unsupported dtype " + dtype_name(x.dtype()));
-  }
+  ew::for_numeric(x.dtype(), is_max ? "max" : "min", run2);
 }
 
 void softmax_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, const Tensor& out) {
