@@ -3,9 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "io/atomic_file.h"
@@ -17,7 +14,7 @@
 #include "train/clip.h"
 #include "train/json_writer.h"
 #include "train/optim.h"
-#include "train/plot.h"
+#include "train/run_files.h"
 #include "train/scheduler.h"
 #include "train/signals.h"
 
@@ -28,7 +25,8 @@
 
 namespace sx::train {
 
-namespace fs = std::filesystem;
+using run_files::fmt;
+using run_files::RunLog;
 using Clock = std::chrono::steady_clock;
 
 // ---- factories -----------------------------------------------------------------------------------
@@ -72,35 +70,6 @@ io::LoaderOptions detection_loader_options(int size, int channels, int batch, bo
 
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-class RunLog {
- public:
-  explicit RunLog(const std::string& path) : f_(path, std::ios::app) {
-    if (!f_) SX_THROW(IOError, "cannot open log file ", path);
-  }
-  void line(const std::string& s) {
-    f_ << utc_now() << "  " << s << '\n';
-    f_.flush();
-  }
-
- private:
-  std::ofstream f_;
-};
-
 // Batch -> model inputs (image list with each image's resized, unpadded size; targets).
 models::ImageList to_image_list(const io::Batch& b, Device device) {
   models::ImageList il;
@@ -117,26 +86,20 @@ std::vector<models::ImageTargets> to_targets(const io::Batch& b, Device device) 
 const char* kHistoryHeader = "epoch,step,train_loss,lr,seconds,val_map50,val_map_voc50";
 
 std::string history_csv(const std::vector<DetEpochRecord>& h) {
-  std::ostringstream os;
-  os << kHistoryHeader << "\n";
+  std::vector<std::vector<std::string>> rows;
   for (const auto& r : h)
-    os << r.epoch << "," << r.step << "," << metrics::json_number(r.train_loss) << "," << metrics::json_number(r.lr)
-       << "," << metrics::json_number(r.seconds) << "," << metrics::json_number(r.val_map50) << ","
-       << metrics::json_number(r.val_map_voc50) << "\n";
-  return os.str();
+    rows.push_back({std::to_string(r.epoch), std::to_string(r.step), metrics::json_number(r.train_loss),
+                    metrics::json_number(r.lr), metrics::json_number(r.seconds), metrics::json_number(r.val_map50),
+                    metrics::json_number(r.val_map_voc50)});
+  return run_files::csv_table(kHistoryHeader, rows);
 }
 
+// Lines that do not hold 7 numbers ("null" reads as NaN) are passed over.
 std::vector<DetEpochRecord> read_history_csv(const std::string& path, int64_t max_step) {
   std::vector<DetEpochRecord> out;
-  std::ifstream f(path);
-  if (!f) return out;
-  std::string line;
-  std::getline(f, line);
   auto num = [](const std::string& s) { return s == "null" || s.empty() ? NAN : std::stod(s); };
-  while (std::getline(f, line)) {
-    std::vector<std::string> c;
-    std::stringstream ss(line);
-    for (std::string x; std::getline(ss, x, ',');) c.push_back(x);
+  for (const std::string& line : run_files::read_csv_data_lines(path)) {
+    std::vector<std::string> c = run_files::split_csv_line(line);
     if (c.size() != 7) continue;
     DetEpochRecord r;
     try {
@@ -153,30 +116,6 @@ std::vector<DetEpochRecord> read_history_csv(const std::string& path, int64_t ma
     if (r.step <= max_step) out.push_back(r);
   }
   return out;
-}
-
-void write_loss_plot(const std::string& path, const std::vector<DetEpochRecord>& h) {
-  plot::LinePlot p;
-  p.title = "Detector training";
-  p.xlabel = "epoch";
-  p.ylabel = "loss / mAP@0.5";
-  p.auto_range = true;
-  plot::Series loss, map;
-  loss.label = "train loss";
-  loss.color = plot::palette(0);
-  map.label = "val mAP@0.5";
-  map.color = plot::palette(1);
-  for (const auto& r : h) {
-    loss.x.push_back(static_cast<double>(r.epoch));
-    loss.y.push_back(r.train_loss);
-    if (std::isfinite(r.val_map50) && r.val_map50 >= 0) {
-      map.x.push_back(static_cast<double>(r.epoch));
-      map.y.push_back(r.val_map50);
-    }
-  }
-  p.series = {loss};
-  if (!map.x.empty()) p.series.push_back(map);
-  if (loss.x.size() >= 2) plot::render(p).save_png(path);
 }
 
 }  // namespace
@@ -272,9 +211,7 @@ DetTrainer::DetTrainer(models::DetectionModel& model, DetTrainConfig cfg) : mode
 
 DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool resume) {
   SX_CHECK(train.dataset != nullptr && !train.pool.empty(), "train-det: empty training set");
-  std::error_code ec;
-  fs::create_directories(cfg_.out_dir, ec);
-  if (ec) SX_THROW(IOError, "cannot create run folder ", cfg_.out_dir, ": ", ec.message());
+  run_files::create_run_folder(cfg_.out_dir);
   const std::string out = cfg_.out_dir;
   RunLog log(out + "/train.log");
 
@@ -305,8 +242,7 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
     LoadedCheckpoint lc = load_checkpoint(mgr.last_path(), model_, opt.get());
     st = lc.state;
     history = read_history_csv(out + "/history.csv", st.step);
-    log.line("resumed from " + mgr.last_path() + " at epoch " + std::to_string(st.epoch) + ", batch " +
-             std::to_string(st.batch_in_epoch) + ", step " + std::to_string(st.step));
+    log.line(run_files::resumed_line(mgr.last_path(), st));
   } else {
     std::string line = "start: " + model_.model_name() + ", " + std::to_string(cfg_.epochs) + " epochs x " +
                        std::to_string(spe) + " steps, optimizer " + cfg_.optimizer + ", lr " + fmt("%g", cfg_.lr) +
@@ -472,7 +408,8 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
     js << "\n  ]\n}\n";
     io::write_file_atomic(out + "/metrics.json", js.str());
     io::write_file_atomic(out + "/history.csv", history_csv(history));
-    write_loss_plot(out + "/loss.png", history);
+    run_files::write_loss_plot(out + "/loss.png", "Detector training", "mAP@0.5", history, &DetEpochRecord::val_map50,
+                               2);
 
     ++res.epochs_done;
     if (stop_requested()) {

@@ -4,9 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "io/atomic_file.h"
@@ -18,12 +15,13 @@
 #include "train/clip.h"
 #include "train/json_writer.h"
 #include "train/optim.h"
-#include "train/plot.h"
+#include "train/run_files.h"
 #include "train/scheduler.h"
 #include "train/signals.h"
 
 namespace sx::train {
-namespace fs = std::filesystem;
+using run_files::fmt;
+using run_files::RunLog;
 
 Tensor cls_loss(const Tensor& logits, const Tensor& labels, double pos_weight) {
   SX_CHECK(logits.dim() == 1 || (logits.dim() == 2 && logits.size(1) == 1),
@@ -109,40 +107,27 @@ void metrics_fields(JsonWriter& w, const ClsMetrics& m) {
   w.key("mean_loss").value(m.mean_loss);
 }
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+// history.csv: epoch,step,train_loss,val_loss,val_auroc,lr,seconds (numbers with 17 significant digits)
+const char* kHistoryHeader = "epoch,step,train_loss,val_loss,val_auroc,lr,seconds";
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-// history.csv: epoch,step,train_loss,val_loss,val_auroc,lr,seconds
-std::string history_csv(const std::vector<EpochRecord>& h) {
+std::string g17(double v) {
   std::ostringstream os;
-  os << "epoch,step,train_loss,val_loss,val_auroc,lr,seconds\n";
   os.precision(17);
-  for (const auto& r : h)
-    os << r.epoch << ',' << r.step << ',' << r.train_loss << ',' << r.val_loss << ',' << r.val_auroc << ',' << r.lr
-       << ',' << r.seconds << '\n';
+  os << v;
   return os.str();
+}
+
+std::string history_csv(const std::vector<EpochRecord>& h) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : h)
+    rows.push_back({std::to_string(r.epoch), std::to_string(r.step), g17(r.train_loss), g17(r.val_loss),
+                    g17(r.val_auroc), g17(r.lr), g17(r.seconds)});
+  return run_files::csv_table(kHistoryHeader, rows);
 }
 
 std::vector<EpochRecord> read_history_csv(const std::string& path, int64_t max_step) {
   std::vector<EpochRecord> out;
-  std::ifstream f(path);
-  if (!f) return out;
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) {
-    if (line.empty()) continue;
+  for (const std::string& line : run_files::read_csv_data_lines(path)) {
     std::istringstream is(line);
     EpochRecord r;
     char c;
@@ -153,45 +138,6 @@ std::vector<EpochRecord> read_history_csv(const std::string& path, int64_t max_s
   }
   return out;
 }
-
-void write_loss_plot(const std::string& path, const std::vector<EpochRecord>& h) {
-  if (h.empty()) return;
-  plot::LinePlot p;
-  p.title = "Training";
-  p.xlabel = "epoch";
-  p.ylabel = "loss / AUROC";
-  p.auto_range = true;
-  plot::Series loss, auc;
-  loss.label = "train loss";
-  loss.color = plot::palette(0);
-  auc.label = "val AUROC";
-  auc.color = plot::palette(1);
-  for (const auto& r : h) {
-    loss.x.push_back(static_cast<double>(r.epoch));
-    loss.y.push_back(r.train_loss);
-    if (std::isfinite(r.val_auroc) && r.val_auroc >= 0) {
-      auc.x.push_back(static_cast<double>(r.epoch));
-      auc.y.push_back(r.val_auroc);
-    }
-  }
-  p.series = {loss};
-  if (!auc.x.empty()) p.series.push_back(auc);
-  plot::render(p).save_png(path);
-}
-
-class RunLog {
- public:
-  explicit RunLog(const std::string& path) : f_(path, std::ios::app) {
-    if (!f_) SX_THROW(IOError, "cannot open log file ", path);
-  }
-  void line(const std::string& s) {
-    f_ << utc_now() << "  " << s << '\n';
-    f_.flush();
-  }
-
- private:
-  std::ofstream f_;
-};
 
 }  // namespace
 
@@ -214,9 +160,7 @@ ClsTrainer::ClsTrainer(nn::Module& model, ClsTrainConfig cfg) : model_(model), c
 }
 
 ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool resume) {
-  std::error_code ec;
-  fs::create_directories(cfg_.out_dir, ec);
-  if (ec) SX_THROW(IOError, "cannot create run folder ", cfg_.out_dir, ": ", ec.message());
+  run_files::create_run_folder(cfg_.out_dir);
   const std::string out = cfg_.out_dir;
   RunLog log(out + "/train.log");
 
@@ -249,8 +193,7 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     auto vt = lc.metadata.find("config.val_threshold");
     if (vt != lc.metadata.end()) ckpt_meta["val_threshold"] = vt->second;
     history = read_history_csv(out + "/history.csv", st.step);
-    log.line("resumed from " + mgr.last_path() + " at epoch " + std::to_string(st.epoch) + ", batch " +
-             std::to_string(st.batch_in_epoch) + ", step " + std::to_string(st.step));
+    log.line(run_files::resumed_line(mgr.last_path(), st));
   } else {
     std::string cfgline = "start: " + std::to_string(cfg_.epochs) + " epochs x " + std::to_string(spe) +
                           " steps, optimizer " + cfg_.optimizer + ", lr " + fmt("%g", cfg_.lr) + ", schedule " +
@@ -414,7 +357,7 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     w.end_object();
     io::write_file_atomic(out + "/metrics.json", w.str());
     io::write_file_atomic(out + "/history.csv", history_csv(history));
-    write_loss_plot(out + "/loss.png", history);
+    run_files::write_loss_plot(out + "/loss.png", "Training", "AUROC", history, &EpochRecord::val_auroc, 1);
 
     ++res.epochs_done;
     if (stop_requested()) {

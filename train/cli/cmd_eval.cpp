@@ -1,8 +1,6 @@
 // spinexr eval: the whole pipeline on an annotated split, side by side: the stage-1 classifier's
 // metrics (AUROC with a bootstrap 95% CI, sensitivity, specificity, F1 at Youden's threshold), and
 // the stage-2 detection metrics (paper protocol) of the detector alone and with the decision rule.
-#include <omp.h>
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +12,7 @@
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cli/cli.h"
+#include "train/cli/common_options.h"
 #include "train/det_eval.h"
 #include "train/metrics.h"
 #include "train/plot.h"
@@ -50,14 +49,10 @@ int run_eval(int argc, char** argv) {
       .option("bootstrap", "10000", "bootstrap resamples for the AUROC confidence interval")
       .option("seed", "0", "bootstrap seed")
       .option("limit", "-1", "only the first N images (-1: all)")
-      .option("batch", "4", "batch size")
-      .option("device", "cpu", "cpu | cuda | cuda:N")
-      .option("threads", "0", "CPU threads (0: OpenMP's default)")
-      .option("workers", "2", "data loading threads")
-      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping")
-      .flag("quiet", "no progress bars");
+      .option("batch", "4", "batch size");
+  cli::add_run_options(args, "no progress bars");
   if (!args.parse(argc, argv)) return 0;
-  if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
+  cli::apply_threads_option(args);
 
   io::DatasetOptions dopt;
   dopt.split = args.get("split");

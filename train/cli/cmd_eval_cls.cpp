@@ -1,10 +1,7 @@
 // spinexr eval-cls: evaluate a stage-1 classifier on a split: metrics.json (AUROC with a bootstrap
 // 95% CI, Youden threshold, sensitivity, specificity, F1 ...), roc.png, and predictions.csv
 // (image_id,p_abnormal,label).
-#include <omp.h>
-
 #include <cstdio>
-#include <filesystem>
 #include <sstream>
 
 #include "io/atomic_file.h"
@@ -12,6 +9,7 @@
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cli/cli.h"
+#include "train/cli/common_options.h"
 #include "train/cls_data.h"
 #include "train/metrics.h"
 #include "train/plot.h"
@@ -47,14 +45,10 @@ int run_eval_cls(int argc, char** argv) {
               "      training run chose on its validation set, stored in the checkpoint) or a number")
       .option("bootstrap", "10000", "bootstrap resamples for the AUROC confidence interval")
       .option("seed", "0", "bootstrap seed")
-      .option("batch", "32", "batch size")
-      .option("device", "cpu", "cpu | cuda | cuda:N")
-      .option("threads", "0", "CPU threads (0: OpenMP's default)")
-      .option("workers", "2", "data loading threads")
-      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping")
-      .flag("quiet", "no progress bar");
+      .option("batch", "32", "batch size");
+  cli::add_run_options(args);
   if (!args.parse(argc, argv)) return 0;
-  if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
+  cli::apply_threads_option(args);
 
   const std::string ckpt = args.get("ckpt");
   SX_CHECK(file_exists(ckpt), "no checkpoint at ", ckpt);
@@ -74,14 +68,9 @@ int run_eval_cls(int argc, char** argv) {
   d.batch = static_cast<int>(args.get_int("batch"));
   d.workers = static_cast<int>(args.get_int("workers"));
   d.skip_bad_rows = args.get_flag("skip-bad-rows");
-  SX_CHECK(d.split == "test" || d.split == "train", "--split must be test or train, got '", d.split, "'");
+  cli::check_eval_split(d.split);
 
-  std::string out = args.get("out");
-  if (out.empty()) {
-    std::filesystem::path p(ckpt);
-    out = (p.has_parent_path() ? p.parent_path() : std::filesystem::path(".")).string() + "/eval-" + d.split;
-  }
-  std::filesystem::create_directories(out);
+  const std::string out = cli::eval_out_dir(args, ckpt, "eval-" + d.split);
 
   Device device = Device::parse(args.get("device"));
   auto model = make_cls_model(arch, d.channels, 0);

@@ -2,10 +2,7 @@
 // AP at IoU 0.20, 0.25, ..., 0.50 (101-point interpolation, maxDets 100, `No finding` images kept so
 // their boxes count as false positives), mAP over classes with ground truth, and VOC AP@0.5.
 // Writes metrics.json, pr_curves.png and detections.csv into --out.
-#include <omp.h>
-
 #include <cstdio>
-#include <filesystem>
 #include <numeric>
 #include <sstream>
 
@@ -14,6 +11,7 @@
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cli/cli.h"
+#include "train/cli/common_options.h"
 #include "train/det_eval.h"
 #include "train/det_train.h"
 #include "train/predict.h"
@@ -35,18 +33,14 @@ int run_eval_det(int argc, char** argv) {
       .option("out", "", "output folder (default: <checkpoint folder>/eval-det-<split>)")
       .option("size", "0", "input size (longest side); 0: the one recorded in the checkpoint")
       .option("batch", "4", "batch size")
-      .option("limit", "-1", "evaluate only the first N images (-1: all)")
-      .option("device", "cpu", "cpu | cuda | cuda:N")
-      .option("threads", "0", "CPU threads (0: OpenMP's default)")
-      .option("workers", "2", "data loading threads")
-      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping")
-      .flag("quiet", "no progress bar");
+      .option("limit", "-1", "evaluate only the first N images (-1: all)");
+  cli::add_run_options(args);
   if (!args.parse(argc, argv)) return 0;
-  if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
+  cli::apply_threads_option(args);
   const std::string ckpt = args.get("ckpt");
   SX_CHECK(train::file_exists(ckpt), "no checkpoint at ", ckpt);
   const std::string split = args.get("split");
-  SX_CHECK(split == "test" || split == "train", "--split must be test or train, got '", split, "'");
+  cli::check_eval_split(split);
 
   io::DatasetOptions dopt;
   dopt.split = split;
@@ -55,12 +49,7 @@ int run_eval_det(int argc, char** argv) {
 
   int size = static_cast<int>(args.get_int("size"));
   if (size <= 0) size = train::checkpoint_input_size(ckpt);
-  std::string out = args.get("out");
-  if (out.empty()) {
-    std::filesystem::path p(ckpt);
-    out = (p.has_parent_path() ? p.parent_path() : std::filesystem::path(".")).string() + "/eval-det-" + split;
-  }
-  std::filesystem::create_directories(out);
+  const std::string out = cli::eval_out_dir(args, ckpt, "eval-det-" + split);
 
   Device device = Device::parse(args.get("device"));
   auto model = train::load_detector_checkpoint(ckpt, device);

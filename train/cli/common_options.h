@@ -1,0 +1,22 @@
+// Command-line glue shared by the evaluation commands (eval-cls, eval-det, eval): the options they
+// all end with (--device --threads --workers --skip-bad-rows --quiet), the --split check and the
+// default output folder next to the checkpoint.
+#pragma once
+#include <string>
+
+#include "train/cli/cli.h"
+
+namespace sx::cli {
+
+// Declares --device (cpu), --threads (0), --workers (2), --skip-bad-rows and --quiet (help
+// `quiet_help`), in that order.
+Args& add_run_options(Args& args, const std::string& quiet_help = "no progress bar");
+// After parsing: --threads > 0 sets OpenMP's thread count.
+void apply_threads_option(const Args& args);
+// ValueError unless the split is "test" or "train".
+void check_eval_split(const std::string& split);
+// --out, or when it is empty <checkpoint folder>/<folder_name> ("." when the checkpoint path has no
+// folder); the folder is created.
+std::string eval_out_dir(const Args& args, const std::string& ckpt, const std::string& folder_name);
+
+}  // namespace sx::cli

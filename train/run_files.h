@@ -1,0 +1,65 @@
+// The files a training run keeps in its run folder, shared by the classifier trainer (trainer.h)
+// and the detector trainer (det_train.h):
+//   train.log    RunLog: one line per event, each prefixed by the UTC time, appended and flushed
+//   history.csv  a header of column names, then one line per epoch record (csv_table writes it,
+//                read_csv_data_lines / split_csv_line read it back; each trainer names its columns
+//                and formats its own cells)
+//   loss.png     write_loss_plot: the mean training loss per epoch and one validation metric
+#pragma once
+#include <cstddef>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "train/checkpoint.h"
+
+namespace sx::train::run_files {
+
+// The current UTC time as "YYYY-MM-DDTHH:MM:SSZ".
+std::string utc_now();
+// printf-style formatting of one number ("%.4f", "%g" ...).
+std::string fmt(const char* format, double v);
+
+// Creates the run folder (and its parents); IOError naming it when that fails.
+void create_run_folder(const std::string& dir);
+
+// train.log: appended (a resumed run continues it); each line is "<utc time>  <text>", flushed.
+class RunLog {
+ public:
+  explicit RunLog(const std::string& path);
+  void line(const std::string& s);
+
+ private:
+  std::ofstream f_;
+};
+
+// The train.log line of a resumed run: "resumed from <ckpt> at epoch E, batch B, step S".
+std::string resumed_line(const std::string& ckpt_path, const TrainState& st);
+
+// A CSV file's text: the header line, then each row's cells joined by ','.
+std::string csv_table(const std::string& header, const std::vector<std::vector<std::string>>& rows);
+// The lines after the header of a CSV file, empty lines left out; none when the file cannot be opened.
+std::vector<std::string> read_csv_data_lines(const std::string& path);
+// A line's cells, split at ',' (no quoting: history files hold numbers only).
+std::vector<std::string> split_csv_line(const std::string& line);
+
+// loss.png: the training loss per epoch ("train loss") and the validation metric ("val <metric>",
+// only its finite, non-negative points), y label "loss / <metric>". Written only when there are at
+// least `min_points` epochs (and at least one). epochs, train_loss and val_metric run in parallel.
+void write_loss_plot(const std::string& path, const std::string& title, const std::string& metric,
+                     const std::vector<double>& epochs, const std::vector<double>& train_loss,
+                     const std::vector<double>& val_metric, size_t min_points);
+// The same from per-epoch records holding `epoch` and `train_loss`, the metric read from `field`.
+template <class Record>
+void write_loss_plot(const std::string& path, const std::string& title, const std::string& metric,
+                     const std::vector<Record>& history, double Record::*field, size_t min_points) {
+  std::vector<double> epochs, loss, val;
+  for (const Record& r : history) {
+    epochs.push_back(static_cast<double>(r.epoch));
+    loss.push_back(r.train_loss);
+    val.push_back(r.*field);
+  }
+  write_loss_plot(path, title, metric, epochs, loss, val, min_points);
+}
+
+}  // namespace sx::train::run_files
