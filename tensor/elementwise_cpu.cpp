@@ -4,7 +4,8 @@
 // strides allow. The linear output range [0, numel) is cut into chunks of at least kGrain elements,
 // one or more per OpenMP thread (no threads at all below kGrain: the fork costs more than it
 // saves). Inside a chunk we walk "rows" of the innermost dim: at the start of each row every
-// operand's offset is computed from the linear index (a divmod per dim), then the row is a plain
+// operand's offset is computed from the linear index (a divmod per dim: linear_to_offsets in
+// elementwise_math.h, shared with the CUDA strided kernel), then the row is a plain
 // loop. When every operand has unit stride in the row (always so in the contiguous case) the row
 // loop indexes with i alone, which the compiler vectorises; otherwise it steps through strides
 // (a stride of 0 repeats a broadcast value).
@@ -48,16 +49,8 @@ struct CpuLoop {
       int64_t i = begin;
       while (i < end) {
         // Offsets of index i: decompose over the dims, innermost last.
-        int64_t off[N] = {};
-        int64_t rem = i;
-        int64_t col = 0;
-        for (int d = nd - 1; d >= 0; --d) {
-          int64_t q = rem / it.sizes[d];
-          int64_t r = rem - q * it.sizes[d];
-          if (d == nd - 1) col = r;
-          for (int k = 0; k < N; ++k) off[k] += r * it.strides[k][d];
-          rem = q;
-        }
+        int64_t off[N];
+        const int64_t col = linear_to_offsets<N>(i, nd, it.sizes, it.strides, off);
         const int64_t len = std::min(inner - col, end - i);
         Out* o = static_cast<Out*>(it.ptrs[0]) + off[0];
         if (unit) {

@@ -7,7 +7,8 @@
 //     neighbouring threads are neighbouring addresses (fully coalesced);
 //   - strided: the linear index is decomposed over at most kMaxDims dims (sizes and per-operand
 //     strides travel by value in a small struct) to get each operand's element offset; a stride
-//     of 0 repeats a broadcast value.
+//     of 0 repeats a broadcast value (linear_to_offsets in elementwise_math.h, the same
+//     decomposition the CPU loop uses at the start of each row).
 // The per-element math is the functor from elementwise_math.h, the same object the CPU loop calls;
 // the (op, dtype) -> functor table is elementwise_dispatch.h. Launches go to the device's current
 // stream and are checked right away.
@@ -64,16 +65,7 @@ __global__ void k_strided(int64_t n, F f, Ptrs<1 + sizeof...(In)> p, Geometry<1 
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     int64_t off[N];
-#pragma unroll
-    for (int k = 0; k < N; ++k) off[k] = 0;
-    int64_t rem = i;
-    for (int d = g.ndim - 1; d >= 0; --d) {
-      const int64_t q = rem / g.sizes[d];
-      const int64_t r = rem - q * g.sizes[d];
-#pragma unroll
-      for (int k = 0; k < N; ++k) off[k] += r * g.strides[k][d];
-      rem = q;
-    }
+    linear_to_offsets<N>(i, g.ndim, g.sizes, g.strides, off);
     Kernels<Out, In...>::at_offsets(f, p, off, std::index_sequence_for<In...>{});
   }
 }

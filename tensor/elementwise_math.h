@@ -227,4 +227,31 @@ template <class T> struct MinBwd {
   }
 };
 
+// ---- strided indexing, shared by the CPU row loop and the CUDA strided kernel ------------------
+// Element offsets of linear index i in each of N operands: i is decomposed over the ndim dims
+// (sizes outermost first, a divmod per dim from the innermost out) and off[k] accumulates
+// coordinate * strides[k][d]. Returns the coordinate along the innermost dim.
+#ifdef __CUDA_ARCH__
+#define SX_EW_UNROLL _Pragma("unroll")
+#else
+#define SX_EW_UNROLL
+#endif
+template <int N, int D>
+HOST_DEVICE int64_t linear_to_offsets(int64_t i, int ndim, const int64_t* sizes, const int64_t (*strides)[D],
+                                      int64_t* off) {
+  SX_EW_UNROLL
+  for (int k = 0; k < N; ++k) off[k] = 0;
+  int64_t rem = i, col = 0;
+  for (int d = ndim - 1; d >= 0; --d) {
+    const int64_t q = rem / sizes[d];
+    const int64_t r = rem - q * sizes[d];
+    if (d == ndim - 1) col = r;
+    SX_EW_UNROLL
+    for (int k = 0; k < N; ++k) off[k] += r * strides[k][d];
+    rem = q;
+  }
+  return col;
+}
+#undef SX_EW_UNROLL
+
 }  // namespace sx::ew
