@@ -39,6 +39,22 @@ void train_forward(const T* x, const T* w, const T* b, T* rm, T* rv, T* y, T* sm
   }
 }
 
+// Channel c's double sums of g and g * (x - center) (center: the saved mean for BN, 0 for the
+// affine map, where x - 0 is exact).
+template <class T>
+void channel_grad_sums(const T* dy, const T* x, T center, Geo g, int64_t c, double& sg, double& sgx) {
+  sg = 0;
+  sgx = 0;
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* gp = dy + (n * g.C + c) * g.S;
+    const T* xp = x + (n * g.C + c) * g.S;
+    for (int64_t i = 0; i < g.S; ++i) {
+      sg += gp[i];
+      sgx += static_cast<double>(gp[i]) * (xp[i] - center);
+    }
+  }
+}
+
 template <class T>
 void train_backward(const T* dy, const T* x, const T* w, const T* smean, const T* sinv, T* dx, T* dw, T* db,
                     Geo g) {
@@ -46,15 +62,8 @@ void train_backward(const T* dy, const T* x, const T* w, const T* smean, const T
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.C; ++c) {
     const T m = smean[c], inv = sinv[c];
-    double sg = 0, sgx = 0;
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* gp = dy + (n * g.C + c) * g.S;
-      const T* xp = x + (n * g.C + c) * g.S;
-      for (int64_t i = 0; i < g.S; ++i) {
-        sg += gp[i];
-        sgx += static_cast<double>(gp[i]) * (xp[i] - m);
-      }
-    }
+    double sg, sgx;
+    channel_grad_sums(dy, x, m, g, c, sg, sgx);
     const T sum_g = static_cast<T>(sg), sum_gxhat = static_cast<T>(sgx * inv);
     const T wc = w ? w[c] : T(1);
     for (int64_t n = 0; n < g.N; ++n) {
@@ -95,15 +104,8 @@ void affine_backward(const T* dy, const T* x, const T* scale, T* dx, T* dscale, 
   if (dscale || dshift) {
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < g.C; ++c) {
-      double sg = 0, sgx = 0;
-      for (int64_t n = 0; n < g.N; ++n) {
-        const T* gp = dy + (n * g.C + c) * g.S;
-        const T* xp = x + (n * g.C + c) * g.S;
-        for (int64_t i = 0; i < g.S; ++i) {
-          sg += gp[i];
-          sgx += static_cast<double>(gp[i]) * xp[i];
-        }
-      }
+      double sg, sgx;
+      channel_grad_sums(dy, x, T(0), g, c, sg, sgx);
       if (dscale) dscale[c] = static_cast<T>(sgx);
       if (dshift) dshift[c] = static_cast<T>(sg);
     }
