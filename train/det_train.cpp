@@ -11,7 +11,6 @@
 #include "tensor/autograd.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
-#include "train/clip.h"
 #include "train/json_writer.h"
 #include "train/optim.h"
 #include "train/run_files.h"
@@ -198,12 +197,7 @@ std::vector<eval::ImageEval> to_image_evals(const std::vector<DetPrediction>& pr
 
 // ---- training -------------------------------------------------------------------------------------
 DetTrainer::DetTrainer(models::DetectionModel& model, DetTrainConfig cfg) : model_(model), cfg_(std::move(cfg)) {
-  SX_CHECK(!cfg_.out_dir.empty(), "train-det: an output folder is needed");
-  SX_CHECK(cfg_.epochs >= 1, "train-det: epochs must be >= 1, got ", cfg_.epochs);
-  SX_CHECK(cfg_.nan_policy == "stop" || cfg_.nan_policy == "skip", "train-det: nan policy must be stop or skip, got '",
-           cfg_.nan_policy, "'");
-  SX_CHECK(cfg_.val_every >= 1, "train-det: val_every must be >= 1, got ", cfg_.val_every);
-  SX_CHECK(cfg_.clip_norm >= 0, "train-det: clip norm must be >= 0, got ", cfg_.clip_norm);
+  run_files::check_loop_config("train-det", cfg_.out_dir, cfg_.epochs, cfg_.nan_policy, cfg_.val_every, cfg_.clip_norm);
   if (cfg_.class_names.empty())
     cfg_.class_names = {"Osteophytes",        "Surgical implant",   "Spondylolysthesis", "Foraminal stenosis",
                         "Disc space narrowing", "Vertebral collapse", "Other lesions"};
@@ -286,8 +280,7 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
       for (const auto& [name, l] : losses) total = total.defined() ? add(total, l) : l;
       const double lv = total.item();
       if (!std::isfinite(lv)) {
-        std::string where = "step " + std::to_string(st.step) + " (epoch " + std::to_string(epoch + 1) + ", batch " +
-                            std::to_string(st.batch_in_epoch) + ")";
+        const std::string where = run_files::step_where(st, epoch);
         if (cfg_.nan_policy == "stop") {
           log.line("non-finite loss " + fmt("%g", lv) + " at " + where + "; stopping");
           SX_THROW(ValueError, "non-finite loss (", lv, ") at ", where,
@@ -295,25 +288,15 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
         }
         ++res.nan_skipped;
         log.line("non-finite loss at " + where + "; step skipped (" + std::to_string(res.nan_skipped) + " so far)");
-        SX_CHECK(res.nan_skipped <= cfg_.max_nan_skips, "more than ", cfg_.max_nan_skips,
-                 " non-finite losses (the last at ", where, "); stopping");
-        opt->zero_grad();
-        res.step_losses.push_back(lv);
-        ++st.batch_in_epoch;
+        run_files::skip_step(*opt, st, res.step_losses, lv, res.nan_skipped, cfg_.max_nan_skips, where);
         if (bar) bar->update(1, "loss nan (skipped " + std::to_string(res.nan_skipped) + ")");
         continue;
       }
       total.backward();
-      if (cfg_.clip_norm > 0) optim::clip_grad_norm(opt->params(), cfg_.clip_norm);
-      opt->step();
-      opt->zero_grad();
+      run_files::optimizer_step(*opt, cfg_.clip_norm);
       for (const auto& [name, l] : losses) part_sum[name] += l.item();
       ++part_count;
-      ++st.step;
-      ++st.batch_in_epoch;
-      st.epoch_loss_sum += lv;
-      ++st.epoch_loss_count;
-      res.step_losses.push_back(lv);
+      run_files::count_step(st, res.step_losses, lv);
       images += static_cast<double>(il.batch());
       if (bar) {
         double secs = std::chrono::duration<double>(Clock::now() - t_epoch).count();
@@ -342,14 +325,11 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
     DetEpochRecord rec;
     rec.epoch = epoch + 1;
     rec.step = st.step;
-    rec.train_loss = st.epoch_loss_count > 0 ? st.epoch_loss_sum / static_cast<double>(st.epoch_loss_count) : NAN;
+    rec.train_loss = run_files::epoch_mean_loss(st);
     rec.lr = lr;
     rec.seconds = std::chrono::duration<double>(Clock::now() - t_epoch).count();
     for (const auto& [k, v] : part_sum) rec.loss_parts[k] = part_count > 0 ? v / static_cast<double>(part_count) : NAN;
-    st.epoch = epoch + 1;
-    st.batch_in_epoch = 0;
-    st.epoch_loss_sum = 0;
-    st.epoch_loss_count = 0;
+    run_files::end_epoch(st, epoch);
 
     bool is_best = false;
     const bool validate = val && val->dataset && !val->pool.empty() &&

@@ -5,6 +5,7 @@
 //                read_csv_data_lines / split_csv_line read it back; each trainer names its columns
 //                and formats its own cells)
 //   loss.png     write_loss_plot: the mean training loss per epoch and one validation metric
+// and the step bookkeeping both training loops share (TrainState counters, skipped steps).
 #pragma once
 #include <cstddef>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "train/checkpoint.h"
+#include "train/optim.h"
 
 namespace sx::train::run_files {
 
@@ -61,5 +63,25 @@ void write_loss_plot(const std::string& path, const std::string& title, const st
   }
   write_loss_plot(path, title, metric, epochs, loss, val, min_points);
 }
+
+// ---- step bookkeeping -------------------------------------------------------------------------
+// The checks of a training loop's settings, each ValueError starting "<who>: " ("train", "train-det").
+void check_loop_config(const std::string& who, const std::string& out_dir, int64_t epochs,
+                       const std::string& nan_policy, int64_t val_every, double clip_norm);
+// "step S (epoch E, batch B)": where the current batch of (0-based) `epoch` stands.
+std::string step_where(const TrainState& st, int64_t epoch);
+// A step skipped for its non-finite `loss` (nan policy "skip"; the caller has counted it in
+// `skipped` and logged it): ValueError once more than `max_skips` were skipped, naming `where`;
+// otherwise the gradients are dropped, the loss recorded in step_losses and the batch passed.
+void skip_step(optim::Optimizer& opt, TrainState& st, std::vector<double>& step_losses, double loss,
+               int64_t skipped, int64_t max_skips, const std::string& where);
+// After backward: clipping by global norm (clip_norm > 0), the optimizer step, gradients dropped.
+void optimizer_step(optim::Optimizer& opt, double clip_norm);
+// A step done: step and batch counters, the epoch's running loss, the loss in step_losses.
+void count_step(TrainState& st, std::vector<double>& step_losses, double loss);
+// The mean training loss of the epoch so far (NaN without a step).
+double epoch_mean_loss(const TrainState& st);
+// The end of (0-based) `epoch`: the state moves to the start of the next one.
+void end_epoch(TrainState& st, int64_t epoch);
 
 }  // namespace sx::train::run_files

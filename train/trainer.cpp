@@ -12,7 +12,6 @@
 #include "tensor/autograd.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
-#include "train/clip.h"
 #include "train/json_writer.h"
 #include "train/optim.h"
 #include "train/run_files.h"
@@ -151,12 +150,7 @@ void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const 
 }
 
 ClsTrainer::ClsTrainer(nn::Module& model, ClsTrainConfig cfg) : model_(model), cfg_(std::move(cfg)) {
-  SX_CHECK(!cfg_.out_dir.empty(), "train: an output folder is needed");
-  SX_CHECK(cfg_.epochs >= 1, "train: epochs must be >= 1, got ", cfg_.epochs);
-  SX_CHECK(cfg_.nan_policy == "stop" || cfg_.nan_policy == "skip", "train: nan policy must be stop or skip, got '",
-           cfg_.nan_policy, "'");
-  SX_CHECK(cfg_.val_every >= 1, "train: val_every must be >= 1, got ", cfg_.val_every);
-  SX_CHECK(cfg_.clip_norm >= 0, "train: clip norm must be >= 0, got ", cfg_.clip_norm);
+  run_files::check_loop_config("train", cfg_.out_dir, cfg_.epochs, cfg_.nan_policy, cfg_.val_every, cfg_.clip_norm);
 }
 
 ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool resume) {
@@ -230,8 +224,7 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
       Tensor loss = cls_loss(logits, batch.labels, cfg_.pos_weight);
       double lv = loss.item();
       if (!std::isfinite(lv)) {
-        std::string where = "step " + std::to_string(st.step) + " (epoch " + std::to_string(epoch + 1) + ", batch " +
-                            std::to_string(st.batch_in_epoch) + ")";
+        const std::string where = run_files::step_where(st, epoch);
         if (cfg_.nan_policy == "stop") {
           log.line("non-finite loss " + fmt("%g", lv) + " at " + where + "; stopping");
           throw NonFiniteLossError(sx::detail::cat("non-finite loss (", lv, ") at ", where,
@@ -240,23 +233,13 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
         ++res.nan_skipped;
         log.line("non-finite loss " + fmt("%g", lv) + " at " + where + "; step skipped (" +
                  std::to_string(res.nan_skipped) + " so far)");
-        SX_CHECK(res.nan_skipped <= cfg_.max_nan_skips, "more than ", cfg_.max_nan_skips,
-                 " non-finite losses (the last at ", where, "); stopping");
-        opt->zero_grad();
-        res.step_losses.push_back(lv);
-        ++st.batch_in_epoch;
+        run_files::skip_step(*opt, st, res.step_losses, lv, res.nan_skipped, cfg_.max_nan_skips, where);
         if (bar) bar->update(1, "loss nan (skipped " + std::to_string(res.nan_skipped) + ")");
         continue;
       }
       loss.backward();
-      if (cfg_.clip_norm > 0) optim::clip_grad_norm(opt->params(), cfg_.clip_norm);
-      opt->step();
-      opt->zero_grad();
-      ++st.step;
-      ++st.batch_in_epoch;
-      st.epoch_loss_sum += lv;
-      ++st.epoch_loss_count;
-      res.step_losses.push_back(lv);
+      run_files::optimizer_step(*opt, cfg_.clip_norm);
+      run_files::count_step(st, res.step_losses, lv);
       images += static_cast<double>(x.size(0));
       if (bar) {
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
@@ -286,15 +269,12 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     EpochRecord rec;
     rec.epoch = epoch + 1;
     rec.step = st.step;
-    rec.train_loss = st.epoch_loss_count > 0 ? st.epoch_loss_sum / static_cast<double>(st.epoch_loss_count) : NAN;
+    rec.train_loss = run_files::epoch_mean_loss(st);
     rec.lr = lr;
     rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     rec.val_loss = NAN;
     rec.val_auroc = NAN;
-    st.epoch = epoch + 1;
-    st.batch_in_epoch = 0;
-    st.epoch_loss_sum = 0;
-    st.epoch_loss_count = 0;
+    run_files::end_epoch(st, epoch);
 
     bool is_best = false;
     bool validate = val && ((epoch + 1) % cfg_.val_every == 0 || epoch + 1 == cfg_.epochs);
