@@ -31,6 +31,10 @@ class Storage {
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  // Bumped by every in-place write through the Tensor API (copy_, fill_, add_, mul_), so autograd
+  // can tell that a tensor an op saved for its backward was changed afterwards.
+  uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
 
   // Allocate nbytes on device (pinned host memory when pinned and CUDA is available).
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device, bool pinned = false);
@@ -40,6 +44,7 @@ class Storage {
   size_t nbytes_;
   Device device_;
   void (*deleter_)(void*, size_t, Device);
+  uint64_t version_ = 0;
 };
 
 struct AllocatorStats {

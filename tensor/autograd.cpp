@@ -31,6 +31,13 @@ void GradMode::set_enabled(bool e) { g_grad_enabled = e; }
 Tensor attach_grad(Tensor out, const char* name, std::vector<Tensor> inputs, BackwardFn backward) {
   if (!GradMode::is_enabled()) return out;
   bool any = false;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) any = true;
+  if (!any) return out;
+  std::vector<std::pair<std::weak_ptr<Storage>, uint64_t>> versions;
+  versions.reserve(inputs.size());
+  for (const auto& t : inputs)
+    if (t.defined()) versions.emplace_back(t.storage(), t.storage()->version());
   for (auto& t : inputs) {
     if (t.defined() && t.requires_grad()) any = true;
     else t = Tensor();  // edges that need no gradient are dropped
@@ -40,6 +47,7 @@ Tensor attach_grad(Tensor out, const char* name, std::vector<Tensor> inputs, Bac
   node->name = name;
   node->inputs = std::move(inputs);
   node->backward = std::move(backward);
+  node->input_versions = std::move(versions);
   out.set_grad_fn(std::move(node));
   return out;
 }
@@ -103,6 +111,13 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     grads.erase(git);
     if (auto out = node->retained_output.lock()) {
       if (out->autograd) out->autograd->grad = g.detach().impl_ptr();
+    }
+    for (const auto& [weak, version] : node->input_versions) {
+      auto st = weak.lock();
+      if (st && st->version() != version)
+        SX_THROW(ValueError, "backward: a tensor needed for the gradient of '", node->name,
+                 "' was modified in place after it was used (version ", version, " -> ", st->version(),
+                 "); clone() it before the in-place write");
     }
     std::vector<Tensor> in_grads = node->backward(g);
     SX_CHECK(in_grads.size() == node->inputs.size(), "autograd: '", node->name, "' returned ", in_grads.size(),

@@ -13,6 +13,10 @@
 // Afterwards each node's closure and inputs are released (the graph is freed) unless retain_graph;
 // a second backward through a freed node throws a clear error.
 //
+// In-place writes: every op's inputs are version-stamped when the node is made; if one of them is
+// written in place before backward reaches the node, backward throws naming the op (conservative:
+// also for ops whose backward would not have needed the overwritten values).
+//
 // A closure must not capture the op's own output Tensor (that would be a reference cycle through
 // grad_fn): capture out.detach() instead, which shares the values but not the history.
 #pragma once
@@ -32,6 +36,9 @@ struct Node {
   BackwardFn backward;
   bool released = false;        // set once the graph was freed by a backward pass
   std::weak_ptr<TensorImpl> retained_output;  // set by Tensor::retain_grad() on the output
+  // The storage versions of every input when the op ran. An input written in place afterwards
+  // (copy_, fill_, add_, mul_) makes backward throw instead of silently using the new values.
+  std::vector<std::pair<std::weak_ptr<Storage>, uint64_t>> input_versions;
 };
 
 // Attach a node to `out` when grad mode is on and any input requires grad; returns out.

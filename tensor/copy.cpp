@@ -107,6 +107,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
     SX_CHECK(ok, "copy_: source of shape ", shape_str(ss), " does not broadcast to ", shape_str(ds));
   }
   if (numel() == 0) return *this;
+  storage()->bump_version();
   Device dd = device(), sd = src.device();
   if (dd.is_cpu() && sd.is_cpu()) {
     detail::copy_cpu(*this, src);
@@ -174,6 +175,7 @@ Tensor& Tensor::fill_(double value) {
   SX_CHECK(defined(), "fill_: undefined tensor");
   if (requires_grad() && is_leaf() && GradMode::is_enabled())
     SX_THROW(ValueError, "fill_: in-place write into a leaf tensor that requires grad (use NoGradGuard)");
+  storage()->bump_version();
   if (device().is_cpu()) {
     detail::fill_cpu(*this, value);
     return *this;

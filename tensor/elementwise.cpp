@@ -521,6 +521,7 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
   Shape bs = broadcast_shapes(a.shape(), b.shape());
   SX_CHECK(bs == a.shape(), "add_: cannot broadcast ", shape_str(b.shape()), " into ", shape_str(a.shape()));
   if (a.numel() == 0) return;
+  a.storage()->bump_version();
   Tensor bc = as_dtype(b, a.dtype());
   ew::Iter it = ew::make_iter("add_", a, {a, bc});
   ew::launch_binary(BOp::AddAlpha, params(alpha), a.dtype(), it);
@@ -530,6 +531,7 @@ void mul_(Tensor& a, double s) {
   check_inplace("mul_", a);
   ew::check_compute_dtype("mul_", a.dtype());
   if (a.numel() == 0) return;
+  a.storage()->bump_version();
   ew::Iter it = ew::make_iter("mul_", a, {a});
   ew::launch_unary(UOp::MulS, params(s), a.dtype(), it);
 }

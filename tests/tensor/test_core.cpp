@@ -227,3 +227,29 @@ TEST(CudaAllocator, SteadyStateReusesBlocks) {
   EXPECT_GE(after.peak_allocated_bytes, 4000000);
   EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
 }
+
+TEST(Autograd, InPlaceWriteToASavedTensorIsAnError) {
+  Tensor a = Tensor::from_vector({1.0, 2.0}, {2}, DType::Float64).set_requires_grad();
+  Tensor b = Tensor::from_vector({3.0, 4.0}, {2}, DType::Float64);  // needed for a's gradient
+  Tensor y = sum(mul(a, b));
+  b.fill_(0.0);
+  try {
+    y.backward();
+    FAIL() << "expected an error for a saved tensor modified in place";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("modified in place"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("mul"), std::string::npos);
+  }
+  // Through a view, and with add_: the view shares the storage, so the write is seen too.
+  Tensor c = Tensor::from_vector({3.0, 4.0}, {2}, DType::Float64);
+  Tensor z = sum(mul(a, c));
+  Tensor cv = c.narrow(0, 0, 1);
+  add_(cv, Tensor::ones({1}, DType::Float64));
+  EXPECT_THROW(z.backward(), ValueError);
+  // Untouched inputs: fine.
+  Tensor d = Tensor::from_vector({3.0, 4.0}, {2}, DType::Float64);
+  Tensor w = sum(mul(a, d));
+  a.zero_grad();
+  w.backward();
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{3, 4}));
+}
