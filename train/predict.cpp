@@ -457,7 +457,7 @@ std::string safe_file_name(const std::string& id) {
 }
 
 void write_prediction_png(const io::Dataset& ds, const PipelineImage& image, const std::vector<std::string>& class_names,
-                          const std::string& path, int max_png_side) {
+                          const std::string& path, int max_png_side, double draw_thresh) {
   SX_CHECK(image.index >= 0 && image.index < ds.size(), "write_prediction_png: image index ", image.index,
            " outside the dataset (", ds.size(), " images)");
   io::LoadedImage li = ds.load(image.index);
@@ -484,6 +484,7 @@ void write_prediction_png(const io::Dataset& ds, const PipelineImage& image, con
   const double f = pre * shrink;
   std::vector<plot::LabeledBox> boxes;
   for (const auto& b : image.kept) {
+    if (b.score < draw_thresh) continue;
     plot::LabeledBox lb;
     lb.x1 = b.x1 * f;
     lb.y1 = b.y1 * f;
@@ -500,7 +501,8 @@ void write_prediction_png(const io::Dataset& ds, const PipelineImage& image, con
   const int scale = std::max(w, h) >= 800 ? 2 : 1;
   plot::Canvas c = plot::draw_boxes(grey.data(), w, h, boxes, scale + 1, scale);
   char head[96];
-  std::snprintf(head, sizeof head, "p %.3f, %zu/%zu boxes", image.p_abnormal, image.kept.size(), image.dets.size());
+  std::snprintf(head, sizeof head, "p %.3f, %zu drawn (score >= %.2f) of %zu kept", image.p_abnormal, boxes.size(),
+                draw_thresh, image.kept.size());
   c.fill_rect(0, 0, plot::Canvas::text_width(head, scale) + 6, plot::Canvas::text_height(head, scale) + 5, plot::kBlack);
   c.text(3, 3, head, plot::kWhite, scale);
   c.save_png(path);

@@ -95,10 +95,11 @@ struct CocoResult {
 // Reads a results JSON back (an array of objects as written above). Throws IOError when malformed.
 std::vector<CocoResult> parse_coco_results_json(const std::string& text, const std::string& name = "results.json");
 
-// Draws one image with its kept boxes (class colour, "name score" tags) to `path`.
+// Draws one image with its kept boxes scoring >= draw_thresh (class colour, "name score" tags) to
+// `path`; the header line says how many of the kept boxes were drawn. The CSV/JSON keep them all.
 void write_prediction_png(const io::Dataset& ds, const PipelineImage& image,
                           const std::vector<std::string>& class_names, const std::string& path,
-                          int max_png_side = 1024);
+                          int max_png_side = 1024, double draw_thresh = 0.0);
 
 // A file-name-safe version of an image id (anything but [A-Za-z0-9._-] becomes '_').
 std::string safe_file_name(const std::string& id);

@@ -36,6 +36,7 @@ int run_predict(int argc, char** argv) {
       .flag("no-rule", "keep every detected box (detector alone)")
       .flag("no-png", "do not draw the PNGs")
       .option("max-png-side", "1024", "longest side of the drawn PNGs")
+      .option("draw-thresh", "0.1", "draw only boxes scoring at least this (the CSV and JSON keep every kept box)")
       .option("limit", "-1", "only the first N images (-1: all)")
       .option("batch", "4", "batch size")
       .option("device", "cpu", "cpu | cuda | cuda:N")
@@ -92,7 +93,7 @@ int run_predict(int argc, char** argv) {
     flagged += im.p_abnormal >= rule.classifier_threshold;
     if (!args.get_flag("no-png"))
       train::write_prediction_png(ds, im, names, out + "/" + train::safe_file_name(im.image_id) + ".png",
-                                  static_cast<int>(args.get_int("max-png-side")));
+                                  static_cast<int>(args.get_int("max-png-side")), args.get_double("draw-thresh"));
   }
   std::printf("%zu images: %lld with p_abnormal >= %.2f, %lld boxes kept\n", images.size(),
               static_cast<long long>(flagged), rule.classifier_threshold, static_cast<long long>(boxes));
