@@ -465,7 +465,10 @@ void write_prediction_png(const io::Dataset& ds, const PipelineImage& image, con
   SX_CHECK(W > 0 && H > 0, "write_prediction_png: empty image '", image.image_id, "'");
   // Scale factor from original pixels to the drawn picture.
   const double pre = li.pre_scale > 0 ? li.pre_scale : 1.0;  // image px per original px
-  const double shrink = std::min(1.0, static_cast<double>(max_png_side) / std::max(W, H));
+  // Small images are enlarged (whole-number factor, nearest pixel) to about 640 px so that the
+  // labels stay small beside the boxes; large ones are shrunk to max_png_side (area average).
+  const int up = std::max(1, std::min(640, max_png_side) / std::max(W, H));
+  const double shrink = up > 1 ? static_cast<double>(up) : std::min(1.0, static_cast<double>(max_png_side) / std::max(W, H));
   const int w = std::max(1, static_cast<int>(std::lround(W * shrink)));
   const int h = std::max(1, static_cast<int>(std::lround(H * shrink)));
   std::vector<uint8_t> grey(static_cast<size_t>(w) * h);

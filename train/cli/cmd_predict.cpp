@@ -36,7 +36,7 @@ int run_predict(int argc, char** argv) {
       .flag("no-rule", "keep every detected box (detector alone)")
       .flag("no-png", "do not draw the PNGs")
       .option("max-png-side", "1024", "longest side of the drawn PNGs")
-      .option("draw-thresh", "0.1", "draw only boxes scoring at least this (the CSV and JSON keep every kept box)")
+      .option("draw-thresh", "0.15", "draw only boxes scoring at least this (the CSV and JSON keep every kept box)")
       .option("limit", "-1", "only the first N images (-1: all)")
       .option("batch", "4", "batch size")
       .option("device", "cpu", "cpu | cuda | cuda:N")
