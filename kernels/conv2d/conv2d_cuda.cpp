@@ -120,6 +120,28 @@ struct Alpha {
   const void* zero() const { return dbl ? static_cast<const void*>(&d0) : static_cast<const void*>(&f0); }
 };
 
+
+// The algorithm for one (direction, shapes) key: from the cache, or chosen once per key (cuDNN's
+// heuristic list bounds the workspace, then a timed search picks the fastest) and cached.
+template <class Perf, class GetFn, class FindFn>
+Choice choose_algo(const Key& key, int count, const char* what, Device dev, GetFn get, FindFn find) {
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    auto it = cache().find(key);
+    if (it != cache().end()) return it->second;
+  }
+  int n = 0;
+  std::vector<Perf> cands(count);
+  get(count, &n, cands.data());
+  Tensor ws = workspace_tensor(max_workspace(cands, n), dev);
+  std::vector<Perf> found(count);
+  find(count, &n, found.data(), ws);
+  Choice ch = pick(found, n, what);
+  std::lock_guard<std::mutex> lk(g_mu);
+  cache()[key] = ch;
+  return ch;
+}
+
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x_, const Tensor& w_, const Tensor& b_, const Conv2dParams& p) {
@@ -135,28 +157,12 @@ Tensor conv2d_forward(const Tensor& x_, const Tensor& w_, const Tensor& b_, cons
   ConvDesc cd(x.dtype(), p);
   Alpha a(x.dtype());
 
-  Key key = make_key(kFwd, x, x.shape(), w.shape(), p);
-  Choice ch;
-  bool have;
-  {
-    std::lock_guard<std::mutex> lk(g_mu);
-    auto it = cache().find(key);
-    have = it != cache().end();
-    if (have) ch = it->second;
-  }
-  if (!have) {
-    int n = 0;
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> cands(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
-    SX_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, xd.d, wd.d, cd.d, yd.d, (int)cands.size(), &n, cands.data()));
-    Tensor ws = workspace_tensor(max_workspace(cands, n), dev);
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> found(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
-    SX_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, xd.d, x.data_ptr(), wd.d, w.data_ptr(), cd.d, yd.d,
-                                                          y.data_ptr(), (int)found.size(), &n, found.data(),
-                                                          ws.data_ptr(), ws.numel()));
-    ch = pick(found, n, "forward");
-    std::lock_guard<std::mutex> lk(g_mu);
-    cache()[key] = ch;
-  }
+  const Choice ch = choose_algo<cudnnConvolutionFwdAlgoPerf_t>(
+      make_key(kFwd, x, x.shape(), w.shape(), p), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, "forward", dev,
+      [&](int cap, int* n, cudnnConvolutionFwdAlgoPerf_t* c) { SX_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, xd.d, wd.d, cd.d, yd.d, cap, n, c)); },
+      [&](int cap, int* n, cudnnConvolutionFwdAlgoPerf_t* f, const Tensor& ws) {
+        SX_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, xd.d, x.data_ptr(), wd.d, w.data_ptr(), cd.d, yd.d, y.data_ptr(), cap, n, f, ws.data_ptr(), ws.numel()));
+      });
   SX_CUDNN_CHECK(cudnnSetConvolutionMathType(cd.d, ch.math));
   Tensor ws = workspace_tensor(ch.workspace, dev);
   SX_CUDNN_CHECK(cudnnConvolutionForward(h, a.one(), xd.d, x.data_ptr(), wd.d, w.data_ptr(), cd.d,
@@ -183,29 +189,12 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w_, const Sha
   ConvDesc cd(dy.dtype(), p);
   Alpha a(dy.dtype());
 
-  Key key = make_key(kBwdData, dy, input_shape, w.shape(), p);
-  Choice ch;
-  bool have;
-  {
-    std::lock_guard<std::mutex> lk(g_mu);
-    auto it = cache().find(key);
-    have = it != cache().end();
-    if (have) ch = it->second;
-  }
-  if (!have) {
-    int n = 0;
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> cands(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-    SX_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd.d, yd.d, cd.d, xd.d, (int)cands.size(), &n,
-                                                               cands.data()));
-    Tensor ws = workspace_tensor(max_workspace(cands, n), dev);
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> found(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-    SX_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, wd.d, w.data_ptr(), yd.d, dy.data_ptr(), cd.d, xd.d,
-                                                               dx.data_ptr(), (int)found.size(), &n, found.data(),
-                                                               ws.data_ptr(), ws.numel()));
-    ch = pick(found, n, "backward-data");
-    std::lock_guard<std::mutex> lk(g_mu);
-    cache()[key] = ch;
-  }
+  const Choice ch = choose_algo<cudnnConvolutionBwdDataAlgoPerf_t>(
+      make_key(kBwdData, dy, input_shape, w.shape(), p), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, "backward-data", dev,
+      [&](int cap, int* n, cudnnConvolutionBwdDataAlgoPerf_t* c) { SX_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd.d, yd.d, cd.d, xd.d, cap, n, c)); },
+      [&](int cap, int* n, cudnnConvolutionBwdDataAlgoPerf_t* f, const Tensor& ws) {
+        SX_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, wd.d, w.data_ptr(), yd.d, dy.data_ptr(), cd.d, xd.d, dx.data_ptr(), cap, n, f, ws.data_ptr(), ws.numel()));
+      });
   SX_CUDNN_CHECK(cudnnSetConvolutionMathType(cd.d, ch.math));
   Tensor ws = workspace_tensor(ch.workspace, dev);
   SX_CUDNN_CHECK(cudnnConvolutionBackwardData(h, a.one(), wd.d, w.data_ptr(), yd.d, dy.data_ptr(), cd.d,
@@ -227,29 +216,12 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x_, const Sh
   ConvDesc cd(dy.dtype(), p);
   Alpha a(dy.dtype());
 
-  Key key = make_key(kBwdFilter, dy, x.shape(), weight_shape, p);
-  Choice ch;
-  bool have;
-  {
-    std::lock_guard<std::mutex> lk(g_mu);
-    auto it = cache().find(key);
-    have = it != cache().end();
-    if (have) ch = it->second;
-  }
-  if (!have) {
-    int n = 0;
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> cands(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-    SX_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, xd.d, yd.d, cd.d, wd.d, (int)cands.size(), &n,
-                                                                 cands.data()));
-    Tensor ws = workspace_tensor(max_workspace(cands, n), dev);
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> found(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-    SX_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, xd.d, x.data_ptr(), yd.d, dy.data_ptr(), cd.d,
-                                                                 wd.d, dw.data_ptr(), (int)found.size(), &n,
-                                                                 found.data(), ws.data_ptr(), ws.numel()));
-    ch = pick(found, n, "backward-filter");
-    std::lock_guard<std::mutex> lk(g_mu);
-    cache()[key] = ch;
-  }
+  const Choice ch = choose_algo<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      make_key(kBwdFilter, dy, x.shape(), weight_shape, p), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, "backward-filter", dev,
+      [&](int cap, int* n, cudnnConvolutionBwdFilterAlgoPerf_t* c) { SX_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, xd.d, yd.d, cd.d, wd.d, cap, n, c)); },
+      [&](int cap, int* n, cudnnConvolutionBwdFilterAlgoPerf_t* f, const Tensor& ws) {
+        SX_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, xd.d, x.data_ptr(), yd.d, dy.data_ptr(), cd.d, wd.d, dw.data_ptr(), cap, n, f, ws.data_ptr(), ws.numel()));
+      });
   SX_CUDNN_CHECK(cudnnSetConvolutionMathType(cd.d, ch.math));
   Tensor ws = workspace_tensor(ch.workspace, dev);
   SX_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, a.one(), xd.d, x.data_ptr(), yd.d, dy.data_ptr(), cd.d,
