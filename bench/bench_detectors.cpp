@@ -1,14 +1,15 @@
 // Detector benchmarks: a training step (forward, losses, backward, SGD step) and inference (forward
 // and post-processing) for RetinaNet and Faster R-CNN with torchvision's default configuration
 // (ResNet-50-FPN, 256 FPN channels, frozen BatchNorm, 3 trainable stages, 3-channel input,
-// 7 classes), at 512 and 1024 px, batch 2, on the CPU and (CUDA builds with a GPU) on CUDA.
+// 7 classes), at 512 and 1024 px, batch 2 on the CPU and 4 on CUDA (CUDA builds with a GPU; TF32
+// convolutions and cuDNN's timed algorithm search, the settings of scripts/bench_torch_detectors.py).
 //
 // Counters: images/s (rate), and the share of the step time spent in each stage, as the models
 // record it (DetectionModel::set_record_stage_times): backbone (ResNet + FPN), heads (RetinaNet's
 // heads / RPN + RoI heads), loss (matching, sampling, the loss terms), postprocess (decoding, NMS),
 // plus what the benchmark times itself: backward and optimizer step. On CUDA the models synchronise
-// the device at stage boundaries while recording, so the shares are exact there too, and the
-// whole step is timed with cudaEvents (manual time).
+// the device at stage boundaries while recording, so the shares are exact there too; the `/nostages`
+// CUDA cases record nothing, so their images/s has no extra synchronisation.
 //
 //   ./bench_detectors --benchmark_filter='CPU/512'            (the 1024 px CPU cases take minutes)
 #include <benchmark/benchmark.h>
@@ -52,7 +53,8 @@ struct Setup {
   std::vector<models::ImageTargets> targets;
 };
 
-Setup make_setup(const std::string& name, int size, Device dev) {
+Setup make_setup(const std::string& name, int size, Device dev, bool stages) {
+  const int64_t batch = dev.is_cuda() ? 4 : 2;
   models::DetectorOptions o;
   o.arch = "resnet50";
   o.in_channels = 3;
@@ -62,10 +64,10 @@ Setup make_setup(const std::string& name, int size, Device dev) {
   Setup s;
   s.model = train::make_detector(name, o);
   s.model->to(dev);
-  s.model->set_record_stage_times(true);
+  s.model->set_record_stage_times(stages);
   Generator g(1);
-  s.images = models::image_list_from_batch(rand({2, 3, size, size}, g).to(dev));
-  for (int i = 0; i < 2; ++i) {
+  s.images = models::image_list_from_batch(rand({batch, 3, size, size}, g).to(dev));
+  for (int64_t i = 0; i < batch; ++i) {
     std::vector<double> b;
     for (int k = 0; k < 4; ++k) {
       double x = g.uniform() * size * 0.7, y = g.uniform() * size * 0.7;
@@ -96,9 +98,9 @@ void report(benchmark::State& st, const std::map<std::string, double>& sums, dou
   for (const auto& [k, v] : sums) st.counters["share_" + k] = total > 0 ? v / total : 0;
 }
 
-void BM_TrainStep(benchmark::State& st, std::string name, int size, Device dev) {
+void BM_TrainStep(benchmark::State& st, std::string name, int size, Device dev, bool stages) {
   if (skip_cuda(st, dev)) return;
-  Setup s = make_setup(name, size, dev);
+  Setup s = make_setup(name, size, dev, stages);
   s.model->train();
   optim::SgdOptions so;
   so.lr = 1e-4;  // small: the step must stay finite over the iterations
@@ -137,9 +139,9 @@ void BM_TrainStep(benchmark::State& st, std::string name, int size, Device dev) 
   report(st, sums, total, st.iterations() * s.images.batch());
 }
 
-void BM_Inference(benchmark::State& st, std::string name, int size, Device dev) {
+void BM_Inference(benchmark::State& st, std::string name, int size, Device dev, bool stages) {
   if (skip_cuda(st, dev)) return;
-  Setup s = make_setup(name, size, dev);
+  Setup s = make_setup(name, size, dev, stages);
   s.model->eval();
   NoGradGuard ng;
   s.model->detect(s.images);  // warm-up
@@ -163,13 +165,19 @@ int register_all() {
   for (const char* name : {"retinanet", "faster_rcnn"}) {
     for (int size : {512, 1024}) {
       for (Device dev : {Device::cpu(), Device::cuda(0)}) {
-        const std::string tag = std::string(name) + "/" + (dev.is_cuda() ? "CUDA" : "CPU") + "/" + std::to_string(size);
-        auto* t = benchmark::RegisterBenchmark(("TrainStep/" + tag).c_str(), BM_TrainStep, std::string(name), size, dev);
-        auto* i = benchmark::RegisterBenchmark(("Inference/" + tag).c_str(), BM_Inference, std::string(name), size, dev);
-        for (auto* b : {t, i}) {
-          b->Unit(benchmark::kMillisecond);
-          if (dev.is_cuda()) b->UseManualTime()->MinTime(2.0);
-          else b->UseRealTime()->Iterations(size >= 1024 ? 1 : 3);  // rates per wall second
+        for (bool stages : {true, false}) {
+          if (!stages && !dev.is_cuda()) continue;  // the CPU has no synchronisation to leave out
+          const std::string tag = std::string(name) + "/" + (dev.is_cuda() ? "CUDA" : "CPU") + "/" +
+                                  std::to_string(size) + (stages ? "" : "/nostages");
+          auto* t = benchmark::RegisterBenchmark(("TrainStep/" + tag).c_str(), BM_TrainStep, std::string(name), size,
+                                                 dev, stages);
+          auto* i = benchmark::RegisterBenchmark(("Inference/" + tag).c_str(), BM_Inference, std::string(name), size,
+                                                 dev, stages);
+          for (auto* b : {t, i}) {
+            b->Unit(benchmark::kMillisecond);
+            if (dev.is_cuda()) b->UseManualTime()->MinTime(1.0);
+            else b->UseRealTime()->Iterations(size >= 1024 ? 1 : 3);  // rates per wall second
+          }
         }
       }
     }
@@ -180,4 +188,14 @@ const int kRegistered = register_all();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+#ifdef SX_WITH_CUDA
+  sx::cuda::set_allow_tf32(true);       // PyTorch's default for cuDNN convolutions
+  sx::cuda::set_cudnn_benchmark(true);  // fixed shapes: time the algorithms once
+#endif
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -192,6 +192,7 @@ int main(int argc, char** argv) {
   }
 #ifdef SX_WITH_CUDA
   sx::cuda::set_allow_tf32(tf32);
+  sx::cuda::set_cudnn_benchmark(true);  // as scripts/bench_torch_resnet.py sets cudnn.benchmark
 #else
   (void)tf32;
 #endif

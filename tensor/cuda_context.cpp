@@ -1,6 +1,7 @@
 // Streams and library handles, one set per device, created on first use (see cuda_context.h).
 #ifdef SX_WITH_CUDA
 #include "tensor/cuda_context.h"
+#include "tensor/sync_stats.h"
 
 #include <atomic>
 #include <mutex>
@@ -39,6 +40,7 @@ DeviceContext& ctx(int device) {
   return c;
 }
 std::atomic<bool> g_allow_tf32{false};
+std::atomic<bool> g_cudnn_benchmark{false};
 }  // namespace
 
 void set_device(int device) {
@@ -68,8 +70,11 @@ cudnnHandle_t cudnn_handle(int device) {
 
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
+void set_cudnn_benchmark(bool on) { g_cudnn_benchmark = on; }
+bool cudnn_benchmark() { return g_cudnn_benchmark; }
 
 void synchronize(int device) {
+  sx::detail::count_stream_sync();
   set_device(device);
   SX_CUDA_CHECK(cudaStreamSynchronize(current_stream(device)));
 }

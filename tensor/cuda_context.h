@@ -28,6 +28,11 @@ void set_device(int device);
 // TF32 for float32 matmuls/convolutions: off unless asked for.
 void set_allow_tf32(bool allow);
 bool allow_tf32();
+// cuDNN convolution algorithms: false (the default) takes cuDNN's heuristic choice per shape, as
+// PyTorch does without cudnn.benchmark; true times the candidates once per new shape
+// (cudnnFind*AlgorithmEx: seconds per shape, worth it only when shapes repeat).
+void set_cudnn_benchmark(bool on);
+bool cudnn_benchmark();
 // Blocks until all work on the device's stream is done (explicit; nothing calls it behind
 // the user's back).
 void synchronize(int device);

@@ -3,12 +3,16 @@
 //
 // Algorithm choice. cuDNN offers several algorithms per direction (implicit GEMM, FFT, Winograd,
 // ...), whose speed depends on the shape. The first time a (device, direction, dtype, shapes,
-// parameters, TF32) combination is seen, we ask cuDNN's heuristics (cudnn*_v7) for the candidates
-// and their workspace needs, allocate a workspace for the largest candidate (capped) from the
-// caching allocator, and let cudnnFind*AlgorithmEx time them on our own buffers (so cuDNN
-// allocates nothing itself). The winner and its workspace size are cached in a map; later calls of
-// the same shape go straight to the convolution. Finding synchronises once per shape; steady
-// state does not.
+// parameters, TF32, buffer alignment) combination is seen, we ask cuDNN's heuristics (cudnn*_v7)
+// for the ranked candidates and their workspace needs. By default we take the first candidate
+// that works within the workspace cap (what PyTorch does unless cudnn.benchmark is set): no
+// timing, no synchronisation, cheap for inputs whose shape changes every batch (scale jitter).
+// With sx::cuda::set_cudnn_benchmark(true) (`--cudnn-benchmark`), we instead allocate a workspace
+// for the largest candidate (capped) from the caching allocator and let cudnnFind*AlgorithmEx
+// time them on our own buffers (so cuDNN allocates nothing itself); that synchronises and takes
+// seconds per shape, and pays off only when shapes repeat. Either way the choice and its
+// workspace size are cached; later calls of the same key go straight to the convolution.
+// Alignment is part of the key (as in PyTorch): some algorithms need 16-byte aligned buffers.
 //
 // Precision: float32 convolutions use TF32 tensor cores only when sx::cuda::allow_tf32() (else
 // CUDNN_FMA_MATH keeps full float32); float64 is supported by cuDNN's double algorithms.
@@ -17,6 +21,8 @@
 #include <cudnn.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -73,7 +79,8 @@ struct ConvDesc {
 };
 
 enum Dir { kFwd = 0, kBwdData = 1, kBwdFilter = 2 };
-using Key = std::tuple<int, int, int, Shape, Shape, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+using Key = std::tuple<int, int, int, Shape, Shape, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool,
+                       int, bool>;
 struct Choice {
   int algo = 0;
   size_t workspace = 0;
@@ -86,9 +93,16 @@ std::map<Key, Choice>& cache() {
   return m;
 }
 
-Key make_key(Dir dir, const Tensor& ref, const Shape& x, const Shape& w, const Conv2dParams& p) {
+// The largest power of two (up to 256) that divides every buffer address of the call.
+int common_alignment(std::initializer_list<const void*> ptrs) {
+  uintptr_t bits = 256;
+  for (const void* q : ptrs) bits |= reinterpret_cast<uintptr_t>(q);
+  return static_cast<int>(bits & (~bits + 1));
+}
+
+Key make_key(Dir dir, const Tensor& ref, const Shape& x, const Shape& w, const Conv2dParams& p, int align) {
   return Key(dir, ref.device().index, (int)ref.dtype(), x, w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h,
-             p.dil_w, p.groups, sx::cuda::allow_tf32());
+             p.dil_w, p.groups, sx::cuda::allow_tf32(), align, sx::cuda::cudnn_benchmark());
 }
 
 template <class Perf>
@@ -121,8 +135,9 @@ struct Alpha {
 };
 
 
-// The algorithm for one (direction, shapes) key: from the cache, or chosen once per key (cuDNN's
-// heuristic list bounds the workspace, then a timed search picks the fastest) and cached.
+// The algorithm for one (direction, shapes) key: from the cache, or chosen once per key and cached:
+// cuDNN's first heuristic candidate that fits the workspace cap, or (benchmark mode) the fastest
+// candidate of a timed search whose workspace the heuristic list bounds.
 template <class Perf, class GetFn, class FindFn>
 Choice choose_algo(const Key& key, int count, const char* what, Device dev, GetFn get, FindFn find) {
   {
@@ -133,6 +148,19 @@ Choice choose_algo(const Key& key, int count, const char* what, Device dev, GetF
   int n = 0;
   std::vector<Perf> cands(count);
   get(count, &n, cands.data());
+  if (!sx::cuda::cudnn_benchmark()) {
+    Choice ch{};
+    bool found_one = false;
+    for (int i = 0; i < n && !found_one; ++i)
+      if (cands[i].status == CUDNN_STATUS_SUCCESS && cands[i].memory <= kMaxWorkspace) {
+        ch = Choice{(int)cands[i].algo, cands[i].memory, cands[i].mathType};
+        found_one = true;
+      }
+    if (!found_one) SX_THROW(CudaError, "conv2d (CUDA): cuDNN's heuristics offered no usable ", what, " algorithm");
+    std::lock_guard<std::mutex> lk(g_mu);
+    cache()[key] = ch;
+    return ch;
+  }
   Tensor ws = workspace_tensor(max_workspace(cands, n), dev);
   std::vector<Perf> found(count);
   find(count, &n, found.data(), ws);
@@ -158,7 +186,7 @@ Tensor conv2d_forward(const Tensor& x_, const Tensor& w_, const Tensor& b_, cons
   Alpha a(x.dtype());
 
   const Choice ch = choose_algo<cudnnConvolutionFwdAlgoPerf_t>(
-      make_key(kFwd, x, x.shape(), w.shape(), p), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, "forward", dev,
+      make_key(kFwd, x, x.shape(), w.shape(), p, common_alignment({x.data_ptr(), w.data_ptr(), y.data_ptr()})), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, "forward", dev,
       [&](int cap, int* n, cudnnConvolutionFwdAlgoPerf_t* c) { SX_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, xd.d, wd.d, cd.d, yd.d, cap, n, c)); },
       [&](int cap, int* n, cudnnConvolutionFwdAlgoPerf_t* f, const Tensor& ws) {
         SX_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, xd.d, x.data_ptr(), wd.d, w.data_ptr(), cd.d, yd.d, y.data_ptr(), cap, n, f, ws.data_ptr(), ws.numel()));
@@ -190,7 +218,7 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w_, const Sha
   Alpha a(dy.dtype());
 
   const Choice ch = choose_algo<cudnnConvolutionBwdDataAlgoPerf_t>(
-      make_key(kBwdData, dy, input_shape, w.shape(), p), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, "backward-data", dev,
+      make_key(kBwdData, dy, input_shape, w.shape(), p, common_alignment({dy.data_ptr(), w.data_ptr(), dx.data_ptr()})), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, "backward-data", dev,
       [&](int cap, int* n, cudnnConvolutionBwdDataAlgoPerf_t* c) { SX_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd.d, yd.d, cd.d, xd.d, cap, n, c)); },
       [&](int cap, int* n, cudnnConvolutionBwdDataAlgoPerf_t* f, const Tensor& ws) {
         SX_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, wd.d, w.data_ptr(), yd.d, dy.data_ptr(), cd.d, xd.d, dx.data_ptr(), cap, n, f, ws.data_ptr(), ws.numel()));
@@ -217,7 +245,7 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x_, const Sh
   Alpha a(dy.dtype());
 
   const Choice ch = choose_algo<cudnnConvolutionBwdFilterAlgoPerf_t>(
-      make_key(kBwdFilter, dy, x.shape(), weight_shape, p), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, "backward-filter", dev,
+      make_key(kBwdFilter, dy, x.shape(), weight_shape, p, common_alignment({dy.data_ptr(), x.data_ptr(), dw.data_ptr()})), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, "backward-filter", dev,
       [&](int cap, int* n, cudnnConvolutionBwdFilterAlgoPerf_t* c) { SX_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, xd.d, yd.d, cd.d, wd.d, cap, n, c)); },
       [&](int cap, int* n, cudnnConvolutionBwdFilterAlgoPerf_t* f, const Tensor& ws) {
         SX_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, xd.d, x.data_ptr(), yd.d, dy.data_ptr(), cd.d, wd.d, dw.data_ptr(), cap, n, f, ws.data_ptr(), ws.numel()));

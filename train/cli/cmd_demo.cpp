@@ -20,6 +20,7 @@
 #include "io/atomic_file.h"
 #include "tensor/errors.h"
 #include "train/cli/cli.h"
+#include "train/cli/common_options.h"
 
 namespace {
 
@@ -80,7 +81,9 @@ int run_demo(int argc, char** argv) {
       .option("workers", "2", "data loading threads")
       .option("pictures", "12", "test images drawn with their predicted boxes")
       .flag("keep-data", "reuse OUT/data when it exists instead of generating it again");
+  sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
+  sx::cli::apply_precision_options(args);  // checks the value here, before any stage runs
   const auto t0 = Clock::now();
   const std::string out = args.get("out");
   const std::string data = out + "/data";
@@ -90,7 +93,11 @@ int run_demo(int argc, char** argv) {
   std::filesystem::create_directories(out);
 
   std::vector<std::pair<std::string, double>> times;
-  auto stage = [&](const std::string& what, const std::string& cmd, const std::vector<std::string>& a) {
+  // Every stage after synth runs on the device, so it gets the precision options too.
+  std::vector<std::string> precision = {"--precision", args.get("precision")};
+  if (args.get_flag("cudnn-benchmark")) precision.push_back("--cudnn-benchmark");
+  auto stage = [&](const std::string& what, const std::string& cmd, std::vector<std::string> a) {
+    if (cmd != "synth") a.insert(a.end(), precision.begin(), precision.end());
     auto ts = Clock::now();
     int rc = run_command(cmd, a);
     times.push_back({what, std::chrono::duration<double>(Clock::now() - ts).count()});

@@ -51,8 +51,10 @@ int run_eval(int argc, char** argv) {
       .option("limit", "-1", "only the first N images (-1: all)")
       .option("batch", "4", "batch size");
   cli::add_run_options(args, "no progress bars");
+  cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
   cli::apply_threads_option(args);
+  cli::apply_precision_options(args);
 
   io::DatasetOptions dopt;
   dopt.split = args.get("split");

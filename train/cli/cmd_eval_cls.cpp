@@ -47,8 +47,10 @@ int run_eval_cls(int argc, char** argv) {
       .option("seed", "0", "bootstrap seed")
       .option("batch", "32", "batch size");
   cli::add_run_options(args);
+  cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
   cli::apply_threads_option(args);
+  cli::apply_precision_options(args);
 
   const std::string ckpt = args.get("ckpt");
   SX_CHECK(file_exists(ckpt), "no checkpoint at ", ckpt);

@@ -35,8 +35,10 @@ int run_eval_det(int argc, char** argv) {
       .option("batch", "4", "batch size")
       .option("limit", "-1", "evaluate only the first N images (-1: all)");
   cli::add_run_options(args);
+  cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
   cli::apply_threads_option(args);
+  cli::apply_precision_options(args);
   const std::string ckpt = args.get("ckpt");
   SX_CHECK(train::file_exists(ckpt), "no checkpoint at ", ckpt);
   const std::string split = args.get("split");

@@ -13,6 +13,7 @@
 #include "io/dataset.h"
 #include "tensor/errors.h"
 #include "train/cli/cli.h"
+#include "train/cli/common_options.h"
 #include "train/predict.h"
 
 namespace {
@@ -44,7 +45,9 @@ int run_predict(int argc, char** argv) {
       .option("workers", "2", "data loading threads")
       .flag("quiet", "no progress bars")
       .positional("FILE", "DICOM files (instead of --data)", /*many=*/true);
+  sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
+  sx::cli::apply_precision_options(args);
   if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
   const auto& files = args.positionals();
   SX_CHECK(args.get("data").empty() != files.empty(), "give either --data DIR or DICOM files, not ",

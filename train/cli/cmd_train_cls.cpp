@@ -14,6 +14,7 @@
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cli/cli.h"
+#include "train/cli/common_options.h"
 #include "train/cls_data.h"
 #include "train/json_writer.h"
 #include "train/trainer.h"
@@ -63,7 +64,9 @@ int run_train_cls(int argc, char** argv) {
       .flag("resume", "continue the run in --out from its last checkpoint (give the same options as before)")
       .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping")
       .flag("quiet", "no progress bar");
+  sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
+  sx::cli::apply_precision_options(args);
 
   if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
   ClsDataOptions d;

@@ -4,6 +4,7 @@
 #include "io/dataset.h"
 #include "models/detection_common.h"
 #include "train/cli/cli.h"
+#include "train/cli/common_options.h"
 #include "train/cli/det_cli_common.h"
 #include "train/det_train.h"
 
@@ -42,7 +43,9 @@ int run_train_det(int argc, char** argv) {
       .option("ckpt-every", "0", "also checkpoint every N steps")
       .option("nan", "stop", "on a non-finite loss: stop | skip");
   sx::cli::add_detector_options(args);
+  sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
+  sx::cli::apply_precision_options(args);
 
   const std::string root = args.get("cache").empty() ? args.get("data") : args.get("cache");
   sx::io::DatasetOptions dopt;

@@ -5,6 +5,9 @@
 #include <filesystem>
 
 #include "tensor/errors.h"
+#ifdef SX_WITH_CUDA
+#include "tensor/cuda_context.h"
+#endif
 
 namespace sx::cli {
 
@@ -18,6 +21,25 @@ Args& add_run_options(Args& args, const std::string& quiet_help) {
 
 void apply_threads_option(const Args& args) {
   if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
+}
+
+Args& add_precision_options(Args& args) {
+  return args
+      .option("precision", "tf32",
+              "fp32 | tf32: float32 convolutions and matmuls on CUDA use TF32 tensor cores (tf32, PyTorch's cuDNN "
+              "default) or full float32 FMA (fp32); the CPU always computes in float32")
+      .flag("cudnn-benchmark",
+            "time cuDNN's convolution algorithms once per new input shape (like torch.backends.cudnn.benchmark); "
+            "default: cuDNN's heuristic choice, better when shapes change every batch");
+}
+
+void apply_precision_options(const Args& args) {
+  const std::string prec = args.get("precision");
+  SX_CHECK(prec == "fp32" || prec == "tf32", "--precision must be fp32 or tf32, got '", prec, "'");
+#ifdef SX_WITH_CUDA
+  sx::cuda::set_allow_tf32(prec == "tf32");
+  sx::cuda::set_cudnn_benchmark(args.get_flag("cudnn-benchmark"));
+#endif
 }
 
 void check_eval_split(const std::string& split) {

@@ -13,6 +13,11 @@ namespace sx::cli {
 Args& add_run_options(Args& args, const std::string& quiet_help = "no progress bar");
 // After parsing: --threads > 0 sets OpenMP's thread count.
 void apply_threads_option(const Args& args);
+// Declares --precision (tf32) and --cudnn-benchmark: how float32 convolutions and matmuls run on CUDA.
+Args& add_precision_options(Args& args);
+// After parsing: applies them (ValueError for an unknown --precision). No effect on the CPU, which
+// always computes in full float32.
+void apply_precision_options(const Args& args);
 // ValueError unless the split is "test" or "train".
 void check_eval_split(const std::string& split);
 // --out, or when it is empty <checkpoint folder>/<folder_name> ("." when the checkpoint path has no
