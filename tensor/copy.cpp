@@ -6,6 +6,7 @@
 #include "tensor/autograd.h"
 #include "tensor/cast_math.h"
 #include "tensor/strided.h"
+#include "tensor/sync_stats.h"
 #ifdef SX_WITH_CUDA
 #include "tensor/cuda_context.h"
 #endif
@@ -152,6 +153,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   // This is an explicit synchronisation point (the caller asked for the values on the host).
   Tensor s = src.contiguous();
   const size_t bytes = s.numel() * s.element_size();
+  sx::detail::count_device_to_host_copy();
   cuda::set_device(sd.index);
   if (s.dtype() == dtype() && s.shape() == shape() && is_contiguous()) {
     SX_CUDA_CHECK(cudaMemcpyAsync(data_ptr(), s.data_ptr(), bytes, cudaMemcpyDeviceToHost,

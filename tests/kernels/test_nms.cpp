@@ -10,6 +10,7 @@
 #include "kernels/nms/nms_math.h"
 #include "tests/common/devices.h"
 #include "tests/kernels/detection_test_util.h"
+#include "tensor/sync_stats.h"
 
 namespace sx::kernels {
 namespace {
@@ -268,6 +269,51 @@ TEST_P(NmsDevice, ParityWithCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, NmsDevice, SX_DEVICES, test::device_name);
+
+// The sync-free form issues no host synchronisation and no device->host copy on CUDA (counted by
+// the engine's sync counters, tensor/sync_stats.h); nms() waits exactly once, to read the count.
+TEST(NmsCuda, PaddedFormNeverWaitsForTheDevice) {
+  SX_REQUIRE_CUDA();
+  std::mt19937 rng(5);
+  Tensor b = random_boxes(rng, 20000, 1000, 60, false).to(Device::cuda(0));
+  std::vector<double> sv(20000);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (auto& x : sv) x = u(rng);
+  Tensor s = Tensor::from_vector(sv, {20000}).to(Device::cuda(0));
+  Tensor idx = Tensor::zeros({20000}, DType::Int64, Device::cuda(0));
+  (void)nms_padded(b, s, idx, NmsOptions{}).second.cpu();  // warm-up (module load, first allocations); waits
+  reset_sync_stats();
+  NmsOptions o;
+  o.score_threshold = 0.1;
+  o.pre_nms_top_k = 15000;
+  auto [keep, count] = nms_padded(b, s, idx, o);
+  EXPECT_EQ(sync_stats().stream_syncs, 0);
+  EXPECT_EQ(sync_stats().device_to_host_copies, 0);
+  Tensor k = nms(b, s, 0.5);
+  EXPECT_EQ(sync_stats().device_to_host_copies, 1);
+  // And the padded result is the CPU's.
+  auto [kc, cc] = nms_padded(b.cpu(), s.cpu(), idx.cpu(), o);
+  EXPECT_EQ(ints(count), ints(cc));
+  EXPECT_EQ(ints(keep), ints(kc));
+}
+
+// More than 327,680 boxes: the keep kernel's `removed` words no longer fit in 40 KB of shared
+// memory and live in global memory instead (the other branch of nms_cuda.cu's keep_kernel). The
+// CPU twin pins the expected result. (The bitmask is ~14 GB here: a GPU-sized test.)
+TEST(NmsCudaLarge, GlobalMemoryPathMatchesCpu) {
+  SX_REQUIRE_CUDA();
+  const int64_t n = 340000;
+  std::mt19937 rng(11);
+  Tensor b = random_boxes(rng, n, 6000, 50, false);
+  std::vector<double> sv(n);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (auto& x : sv) x = u(rng);
+  Tensor s = Tensor::from_vector(sv, {n});
+  Tensor kg = nms(b.to(Device::cuda(0)), s.to(Device::cuda(0)), 0.5);
+  Tensor kc = nms(b, s, 0.5);
+  ASSERT_GT(kc.numel(), 1000);
+  EXPECT_EQ(ints(kg), ints(kc));
+}
 
 }  // namespace
 }  // namespace sx::kernels
