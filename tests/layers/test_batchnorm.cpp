@@ -2,6 +2,7 @@
 // form, eval mode, gradients (training and eval mode), buffers and state-dict behaviour, parity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -238,6 +239,43 @@ TEST_P(BatchNormParity, MatchesCPU) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, BatchNormParity, SX_DEVICES, test::device_name);
+
+// ||got - ref|| / ||ref||: the measure for large reductions, whose summation order differs between
+// the CPU and the GPU.
+double rel_err(const Tensor& got, const Tensor& ref) {
+  auto g = got.cpu().to_vector(), r = ref.cpu().to_vector();
+  EXPECT_EQ(g.size(), r.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < r.size() && i < g.size(); ++i) {
+    num += (g[i] - r[i]) * (g[i] - r[i]);
+    den += r[i] * r[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+// Large spatial size (8 x 64 x 160^2: 204,800 values per channel), where the CUDA reductions
+// split each channel over many blocks; train forward, running stats and backward.
+TEST(BatchNormCudaParity, LargeSpatialSize) {
+  SX_REQUIRE_CUDA();
+  const Device dev = Device::cuda(0);
+  Tensor x = random_tensor({8, 64, 160, 160}, 40, DType::Float32, 2.0, 0.7);
+  Tensor w = random_tensor({64}, 41), b = random_tensor({64}, 42);
+  Tensor rm = random_tensor({64}, 43), rv = random_tensor({64}, 44, DType::Float32, 0.2, 1.0);
+  Tensor rmd = rm.to(dev), rvd = rv.to(dev);
+  auto c = kernels::batch_norm_train_forward(x, w, b, rm, rv, 0.1, 1e-5);
+  auto d = kernels::batch_norm_train_forward(x.to(dev), w.to(dev), b.to(dev), rmd, rvd, 0.1, 1e-5);
+  Tensor g = random_tensor(x.shape(), 45);
+  auto cb = kernels::batch_norm_train_backward(g, x, w, c.save_mean, c.save_invstd);
+  auto db = kernels::batch_norm_train_backward(g.to(dev), x.to(dev), w.to(dev), d.save_mean, d.save_invstd);
+  EXPECT_LT(rel_err(d.y, c.y), 1e-5);
+  EXPECT_LT(rel_err(d.save_mean, c.save_mean), 1e-5);
+  EXPECT_LT(rel_err(d.save_invstd, c.save_invstd), 1e-5);
+  EXPECT_LT(rel_err(rmd, rm), 1e-5);
+  EXPECT_LT(rel_err(rvd, rv), 1e-5);
+  EXPECT_LT(rel_err(db.grad_input, cb.grad_input), 1e-4);
+  EXPECT_LT(rel_err(db.grad_weight, cb.grad_weight), 1e-4);
+  EXPECT_LT(rel_err(db.grad_bias, cb.grad_bias), 1e-4);
+}
 
 }  // namespace
 }  // namespace sx

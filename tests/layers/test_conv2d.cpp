@@ -3,6 +3,7 @@
 // passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -269,6 +270,42 @@ TEST_P(Conv2dParity, MatchesCPU) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, Conv2dParity, SX_DEVICES, test::device_name);
+
+// ||got - ref|| / ||ref||: the measure for large reductions, whose summation order differs between
+// the CPU and the GPU.
+double rel_err(const Tensor& got, const Tensor& ref) {
+  auto g = got.cpu().to_vector(), r = ref.cpu().to_vector();
+  EXPECT_EQ(g.size(), r.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < r.size() && i < g.size(); ++i) {
+    num += (g[i] - r[i]) * (g[i] - r[i]);
+    den += r[i] * r[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+// A ResNet-50 stage at a realistic size (batch 8, 64 channels, 56 x 56; 3x3 and a strided 1x1),
+// full float32 on both sides (TF32 is off in tests).
+TEST(Conv2dCudaParity, ResNet50StageShapes) {
+  SX_REQUIRE_CUDA();
+  const Device dev = Device::cuda(0);
+  struct Case { int64_t C, K, R, stride, pad; };
+  int i = 0;
+  for (Case c : {Case{64, 64, 3, 1, 1}, Case{64, 256, 1, 1, 0}, Case{256, 128, 1, 2, 0}}) {
+    SCOPED_TRACE(testing::Message() << "case " << i);
+    kernels::Conv2dParams p{c.stride, c.stride, c.pad, c.pad, 1, 1, 1};
+    Tensor x = random_tensor({8, c.C, 56, 56}, 300 + i);
+    Tensor w = random_tensor({c.K, c.C, c.R, c.R}, 310 + i);
+    Tensor y = kernels::conv2d_forward(x, w, Tensor(), p);
+    Tensor g = random_tensor(y.shape(), 320 + i);
+    EXPECT_LT(rel_err(kernels::conv2d_forward(x.to(dev), w.to(dev), Tensor(), p), y), 1e-5);
+    EXPECT_LT(rel_err(kernels::conv2d_backward_input(g.to(dev), w.to(dev), x.shape(), p),
+                      kernels::conv2d_backward_input(g, w, x.shape(), p)), 1e-5);
+    EXPECT_LT(rel_err(kernels::conv2d_backward_weight(g.to(dev), x.to(dev), w.shape(), p),
+                      kernels::conv2d_backward_weight(g, x, w.shape(), p)), 1e-5);
+    ++i;
+  }
+}
 
 }  // namespace
 }  // namespace sx
