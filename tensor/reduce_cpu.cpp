@@ -155,6 +155,7 @@ void arg_rows(const ArgOp<T, IsMax>& op, int64_t A, int64_t R) {
 
 template <class T>
 void softmax_lines(const T* x, T* y, int64_t A, int64_t R, int64_t B, bool log) {
+  using Acc = typename SumAcc<T>::type;  // the sum of exponentials accumulates like sum()
   const int64_t nb = (B + kTile - 1) / kTile;
   const bool par = A * R * B > kGrain && omp_get_max_threads() > 1;
   if (B == 1) {  // contiguous rows: plain loops the compiler can unroll
@@ -164,13 +165,13 @@ void softmax_lines(const T* x, T* y, int64_t A, int64_t R, int64_t B, bool log) 
       T* yr = y + a * R;
       T m = xr[0];
       for (int64_t r = 1; r < R; ++r) m = softmax_max(m, xr[r]);
-      T s = T(0);
+      Acc s = Acc(0);  // double for float: a float sum over a long line drifts (2^21 values: 3e-4)
       for (int64_t r = 0; r < R; ++r) {
         const T e = softmax_exp(xr[r], m);
         if (!log) yr[r] = e;
         s += e;
       }
-      const T k = log ? ew::m_log(s) : T(1) / s;
+      const T k = static_cast<T>(log ? ew::m_log(s) : Acc(1) / s);
       if (log) {
         for (int64_t r = 0; r < R; ++r) yr[r] = log_softmax_value(xr[r], m, k);
       } else {
@@ -184,10 +185,11 @@ void softmax_lines(const T* x, T* y, int64_t A, int64_t R, int64_t B, bool log) 
     const int64_t a = t / nb;
     const int64_t b0 = (t % nb) * kTile;
     const int64_t len = std::min(kTile, B - b0);
-    T m[kTile], s[kTile];
+    T m[kTile], k[kTile];
+    Acc s[kTile];
     for (int64_t j = 0; j < len; ++j) {
       m[j] = x[a * R * B + b0 + j];
-      s[j] = T(0);
+      s[j] = Acc(0);
     }
     for (int64_t r = 1; r < R; ++r) {
       const T* xr = x + (a * R + r) * B + b0;
@@ -201,11 +203,11 @@ void softmax_lines(const T* x, T* y, int64_t A, int64_t R, int64_t B, bool log) 
         s[j] += e;
       }
     }
-    for (int64_t j = 0; j < len; ++j) s[j] = log ? ew::m_log(s[j]) : T(1) / s[j];  // log s or 1/s
+    for (int64_t j = 0; j < len; ++j) k[j] = static_cast<T>(log ? ew::m_log(s[j]) : Acc(1) / s[j]);  // log s or 1/s
     for (int64_t r = 0; r < R; ++r) {
       const int64_t base = (a * R + r) * B + b0;
       for (int64_t j = 0; j < len; ++j)
-        y[base + j] = log ? log_softmax_value(x[base + j], m[j], s[j]) : softmax_value(y[base + j], s[j]);
+        y[base + j] = log ? log_softmax_value(x[base + j], m[j], k[j]) : softmax_value(y[base + j], k[j]);
     }
   }
 }
