@@ -4,6 +4,7 @@
 // linear row-major index into a storage offset for the destination and the (possibly broadcast,
 // stride-0) source with StridedMeta, then converts with the same cast_value the CPU loop uses.
 // A fully contiguous same-shape copy skips the index arithmetic.
+#include "tensor/autograd.h"
 #include "tensor/cast_math.h"
 #include "tensor/copy.h"
 #include "tensor/cuda_context.h"
@@ -40,6 +41,20 @@ void copy_cuda(const Tensor& dst, const Tensor& src) {
   cuda::set_device(dev);
   cudaStream_t stream = cuda::current_stream(dev);
   const bool contig = dst.is_contiguous() && src.is_contiguous() && src.shape() == dst.shape();
+  if (dst.dim() > kMaxDims) {
+    // More dims than the strided kernel's index decomposition holds (kMaxDims). Dense: one flat
+    // copy. Strided: one copy per index of the outermost dim, each a view with one dim fewer
+    // (recursively). Rare (9-d strided views), so a few launches more are fine; the CPU's
+    // odometer loop has no limit either.
+    NoGradGuard ng;
+    if (contig) {
+      copy_cuda(dst.reshape({n}), src.reshape({n}));
+      return;
+    }
+    Tensor se = src.expand(dst.shape());
+    for (int64_t i = 0; i < dst.size(0); ++i) copy_cuda(dst.select(0, i), se.select(0, i));
+    return;
+  }
   StridedMeta dm = make_strided_meta(dst), sm = make_strided_meta(src, dst.shape());
   SX_DISPATCH_ALL(dst.dtype(), "copy", [&] {
     using D = scalar_t;
@@ -61,6 +76,15 @@ void fill_cuda(const Tensor& dst, double value) {
   if (n == 0) return;
   const int dev = dst.device().index;
   cuda::set_device(dev);
+  if (dst.dim() > kMaxDims) {  // as in copy_cuda: flatten, or split the outermost dim
+    NoGradGuard ng;
+    if (dst.is_contiguous()) {
+      fill_cuda(dst.reshape({n}), value);
+      return;
+    }
+    for (int64_t i = 0; i < dst.size(0); ++i) fill_cuda(dst.select(0, i), value);
+    return;
+  }
   StridedMeta dm = make_strided_meta(dst);
   SX_DISPATCH_ALL(dst.dtype(), "fill_", [&] {
     fill_kernel<scalar_t><<<cuda::blocks_for(n), 256, 0, cuda::current_stream(dev)>>>(
