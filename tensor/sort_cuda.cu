@@ -5,16 +5,25 @@
 //      pairs; one thread per row boundary writes the segment offsets r*len;
 //   2. cub::DeviceSegmentedSort::StableSortPairs[Descending] sorts every row's keys, carrying the
 //      positions along. It is a radix sort on the keys' bit patterns (floats are bit-twiddled so that
-//      the unsigned order is the numeric order: NaN ends up after +inf ascending, before it
-//      descending, as on the CPU), and stable, so equal keys keep their original order in both
-//      directions -- the same total order (value, then index) as the CPU's.
+//      the unsigned order is the numeric order), and stable, so equal keys keep their original
+//      order in both directions -- the same total order (value, then index) as the CPU's.
+//      Floating keys are never sorted as floats: on the first GPU runs CUB put NaN in the middle of
+//      short rows (6 elements), even with every NaN made the positive quiet NaN first, so its
+//      short-segment path does not give NaN the CPU's place.
+//      They are turned into sortable unsigned integers (sort_math.h: NaN largest, -0 == +0, the
+//      CPU's order), those are sorted, and the original values are gathered by the sorted
+//      positions, so -0 and NaN bits come out unchanged, as torch.sort's do.
 // topk uses the full sort and keeps the first k columns (simple; O(len log len) per row rather than
 // a selection, acceptable for the detector's top-k of a few thousand candidates).
 // Temporary storage comes from the caching allocator (Tensor::empty), on the device's stream.
 #include <cub/device/device_segmented_sort.cuh>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "tensor/cuda_context.h"
 #include "tensor/sort.h"
+#include "tensor/sort_math.h"
 
 namespace sx::detail {
 namespace {
@@ -32,12 +41,25 @@ __global__ void offsets_kernel(int64_t rows, int64_t len, int64_t* off) {
     off[r] = r * len;
 }
 
+// Floating keys -> their sortable unsigned integers (sort_math.h).
 template <class T>
-void segmented_sort(const Tensor& keys, const Tensor& values, const Tensor& indices, bool descending,
-                    const int64_t* idx_in, const int64_t* offsets, int64_t n, int64_t rows, cudaStream_t s) {
-  const T* kin = keys.data<T>();
-  T* kout = values.data<T>();
-  int64_t* iout = indices.data<int64_t>();
+__global__ void sortable_keys_kernel(const T* in, typename sortmath::SortableBits<T>::type* out, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    out[i] = sortmath::sortable_key(in[i]);
+}
+// values[i] = keys[row(i) * len + indices[i]]: the original keys in sorted order.
+template <class T>
+__global__ void gather_rows_kernel(const T* keys, const int64_t* idx, T* out, int64_t n, int64_t len) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    out[i] = keys[(i / len) * len + idx[i]];
+}
+
+// CUB's stable segmented sort of (key, position) pairs; temporary storage from the caching allocator.
+template <class K>
+void cub_sort(const K* kin, K* kout, const int64_t* idx_in, int64_t* iout, bool descending, const int64_t* offsets,
+              int64_t n, int64_t rows, Device dev, cudaStream_t s) {
   size_t bytes = 0;
   if (descending)
     SX_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairsDescending(nullptr, bytes, kin, kout, idx_in, iout, n, rows,
@@ -45,13 +67,35 @@ void segmented_sort(const Tensor& keys, const Tensor& values, const Tensor& indi
   else
     SX_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairs(nullptr, bytes, kin, kout, idx_in, iout, n, rows,
                                                             offsets, offsets + 1, s));
-  Tensor tmp = Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))}, DType::UInt8, keys.device());
+  Tensor tmp = Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))}, DType::UInt8, dev);
   if (descending)
     SX_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairsDescending(tmp.data_ptr(), bytes, kin, kout, idx_in, iout,
                                                                       n, rows, offsets, offsets + 1, s));
   else
     SX_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairs(tmp.data_ptr(), bytes, kin, kout, idx_in, iout, n, rows,
                                                             offsets, offsets + 1, s));
+}
+
+template <class T>
+void segmented_sort(const Tensor& keys, const Tensor& values, const Tensor& indices, bool descending,
+                    const int64_t* idx_in, const int64_t* offsets, int64_t n, int64_t rows, cudaStream_t s) {
+  int64_t* iout = indices.data<int64_t>();
+  if constexpr (std::is_floating_point<T>::value) {
+    // Sort the sortable integer keys, then gather the original values by the sorted positions
+    // (so -0 and NaN bits come out unchanged, as torch.sort's do).
+    using U = typename sortmath::SortableBits<T>::type;
+    const DType ud = sizeof(U) == 4 ? DType::Int32 : DType::Int64;
+    Tensor ukeys = Tensor::empty({n}, ud, keys.device()), usorted = Tensor::empty({n}, ud, keys.device());
+    U* uk = static_cast<U*>(ukeys.data_ptr());
+    sortable_keys_kernel<T><<<cuda::blocks_for(n, kThreads), kThreads, 0, s>>>(keys.data<T>(), uk, n);
+    SX_CUDA_CHECK_LAUNCH();
+    cub_sort<U>(uk, static_cast<U*>(usorted.data_ptr()), idx_in, iout, descending, offsets, n, rows, keys.device(), s);
+    gather_rows_kernel<T><<<cuda::blocks_for(n, kThreads), kThreads, 0, s>>>(keys.data<T>(), iout, values.data<T>(), n,
+                                                                               n / rows);
+    SX_CUDA_CHECK_LAUNCH();
+  } else {
+    cub_sort<T>(keys.data<T>(), values.data<T>(), idx_in, iout, descending, offsets, n, rows, keys.device(), s);
+  }
 }
 
 }  // namespace

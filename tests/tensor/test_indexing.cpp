@@ -8,10 +8,12 @@
 #include <limits>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/sort_math.h"
 #include "tests/common/devices.h"
 #include "tests/common/gradcheck.h"
 
@@ -284,6 +286,34 @@ void ref_sort_rows(const std::vector<double>& v, int64_t rows, int64_t len, bool
       idx.push_back(static_cast<double>(p[j]));
     }
   }
+}
+
+// The CUDA sort orders floats by sortmath::sortable_key (sort_math.h). Sorting special values by
+// that key (stably, as CUB does) must give exactly the CPU sort's order: NaN of either sign
+// largest and tied in index order, -0 tied with +0, infinities and denormals in place.
+template <class T>
+void check_sortable_keys() {
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  const T den = std::numeric_limits<T>::denorm_min();
+  std::vector<double> v = {3, -nan, 1, -0.0, nan, -inf, 0.0, inf, -1, den, -den, 2, -nan, 1e30, -1e30, 0.0};
+  for (bool desc : {false, true}) {
+    std::vector<int64_t> pos(v.size());
+    std::iota(pos.begin(), pos.end(), 0);
+    std::stable_sort(pos.begin(), pos.end(), [&](int64_t a, int64_t b) {
+      const auto ka = sortmath::sortable_key(static_cast<T>(v[a])), kb = sortmath::sortable_key(static_cast<T>(v[b]));
+      return desc ? ka > kb : ka < kb;
+    });
+    const DType dt = std::is_same<T, float>::value ? DType::Float32 : DType::Float64;
+    auto [vals, idx] = sort(Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, dt), 0, desc);
+    std::vector<double> iv = idx.to_vector();
+    ASSERT_EQ(iv.size(), pos.size());
+    for (size_t i = 0; i < pos.size(); ++i) EXPECT_EQ(iv[i], pos[i]) << "position " << i << (desc ? " desc" : " asc");
+  }
+}
+
+TEST(SortMath, SortableKeysGiveTheCpuSortOrder) {
+  check_sortable_keys<float>();
+  check_sortable_keys<double>();
 }
 
 TEST_P(IndexingTest, SortValuesStableWithTiesAndNaN) {
