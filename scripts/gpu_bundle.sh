@@ -7,7 +7,8 @@
 # every binary carries RPATH $ORIGIN/lib, and ldd's list of each program is copied into lib/ except
 # the C runtime, libstdc++/libgcc and the CUDA libraries (the GPU machine provides those).
 # Everything is packed into gpu-bundle/payload.tar.xz (beside gpu_check.sh).
-# Then copy gpu-bundle/ to the GPU machine and run: bash gpu-bundle/gpu_check.sh [OUT_DIR]
+# Then copy gpu-bundle/ to the GPU machine and run: bash gpu-bundle/gpu_check.sh quick|full [OUT_DIR]
+# (the device tool: carry gpu-bundle, command `bash gpu-bundle/gpu_check.sh full $OUT`).
 # Usage: scripts/gpu_bundle.sh [CUDA_ARCHS]   (default 90, Hopper)
 source "$(dirname "$0")/common.sh"
 sx_install_deps
@@ -41,5 +42,7 @@ rm -rf "$B"
 mkdir -p "$B"
 mv payload.tar.xz.tmp "$B/payload.tar.xz"
 cp scripts/gpu_check.sh "$B/"
+mkdir -p "$B/scripts"
+cp scripts/bench_torch_resnet.py scripts/bench_torchvision_ops.py scripts/bench_torch_detectors.py "$B/scripts/"
 du -sh "$B"
 echo "bundle ready: $B (copy it to the GPU machine, then: bash $B/gpu_check.sh OUT_DIR)"
