@@ -120,12 +120,28 @@ Tensor& Tensor::copy_(const Tensor& src) {
     return *this;
   }
   if (dd.is_cuda() && sd.is_cuda()) {
-    // Across GPUs: stage through a contiguous same-dtype buffer on the destination device.
+    // Across GPUs: stage through a contiguous same-dtype buffer on the destination device. The
+    // two streams are ordered with events, without a host wait: the destination stream waits
+    // until the source's producer is done, and the source stream waits until the peer copy is
+    // done before anything it runs later (a new tensor reusing `s`'s block when it returns to the
+    // source device's pool) can overwrite the buffer being read.
     Tensor s = src.contiguous();
     Tensor tmp = Tensor::empty(s.shape(), s.dtype(), dd);
-    cuda::synchronize(sd.index);  // the source's producer runs on another device's stream
+    cudaStream_t ss = cuda::current_stream(sd.index), ds = cuda::current_stream(dd.index);
+    cudaEvent_t produced = nullptr, copied = nullptr;
+    cuda::set_device(sd.index);
+    SX_CUDA_CHECK(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming));
+    SX_CUDA_CHECK(cudaEventRecord(produced, ss));
+    cuda::set_device(dd.index);
+    SX_CUDA_CHECK(cudaStreamWaitEvent(ds, produced, 0));
     SX_CUDA_CHECK(cudaMemcpyPeerAsync(tmp.data_ptr(), dd.index, s.data_ptr(), sd.index,
-                                      s.numel() * s.element_size(), cuda::current_stream(dd.index)));
+                                      s.numel() * s.element_size(), ds));
+    SX_CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
+    SX_CUDA_CHECK(cudaEventRecord(copied, ds));
+    SX_CUDA_CHECK(cudaStreamWaitEvent(ss, copied, 0));
+    // Destroying a recorded event is allowed: its resources are released once it completes.
+    cudaEventDestroy(produced);
+    cudaEventDestroy(copied);
     detail::copy_cuda(*this, tmp);
     return *this;
   }
@@ -139,8 +155,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
       SX_CUDA_CHECK(cudaMemcpyAsync(data_ptr(), s.data_ptr(), bytes, cudaMemcpyHostToDevice,
                                     cuda::current_stream(dd.index)));
       // From pageable memory the copy is staged before cudaMemcpyAsync returns; from pinned memory
-      // it is truly asynchronous, and the owner (the data loader's ring of batch buffers) keeps the
-      // buffer alive until the stream has moved past it. No host sync either way.
+      // it is truly asynchronous, and the pinned pool (allocator.cpp) reuses a dropped buffer only
+      // after an event shows the stream has moved past this copy. No host sync either way.
       return *this;
     }
     Tensor tmp = Tensor::empty(s.shape(), s.dtype(), dd);
