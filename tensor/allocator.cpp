@@ -7,7 +7,9 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <vector>
 
+#include "tensor/deferred_pool.h"
 #include "tensor/errors.h"
 #ifdef SX_WITH_CUDA
 #include "tensor/cuda_context.h"
@@ -80,7 +82,56 @@ void host_cached_free(void* ptr, size_t, Device) {
 }
 
 #ifdef SX_WITH_CUDA
-void pinned_free(void* p, size_t, Device) { cudaFreeHost(p); }
+// Pinned host memory: a DeferredPool (deferred_pool.h) whose fence is one CUDA event per device
+// stream in use, recorded when the host drops the block. Every host->device copy from a pinned
+// buffer is queued on its device's stream before the buffer can be dropped, so once those events
+// have completed no copy still reads the block and it can hold the next batch. No cudaFreeHost
+// (which waits for the device) in steady state, no cudaHostAlloc per batch.
+using PinnedFence = std::vector<cudaEvent_t>;
+constexpr size_t kPinnedGranularity = size_t(2) << 20;
+constexpr size_t kPinnedCacheLimit = size_t(1) << 30;
+DeferredPool<PinnedFence>& pinned_pool() {
+  static auto* p = new DeferredPool<PinnedFence>(  // never destroyed: tensors may outlive statics
+      DeferredPool<PinnedFence>::Hooks{
+          [](size_t n) {
+            void* q = nullptr;
+            SX_CUDA_CHECK(cudaHostAlloc(&q, n, cudaHostAllocDefault));
+            return q;
+          },
+          [](void* q) { cudaFreeHost(q); },
+          [] {  // runs in Storage's destructor: never throws
+            PinnedFence f;
+            int prev = 0;
+            cudaGetDevice(&prev);
+            for (int d = 0; d < cuda_device_count(); ++d) {
+              cudaStream_t st = cuda::stream_if_created(d);
+              if (!st) continue;
+              cudaSetDevice(d);
+              cudaEvent_t e = nullptr;
+              if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) == cudaSuccess &&
+                  cudaEventRecord(e, st) == cudaSuccess) {
+                f.push_back(e);
+              } else {
+                if (e) cudaEventDestroy(e);
+                cudaStreamSynchronize(st);  // no event: wait here instead (correct, only slower)
+              }
+            }
+            cudaSetDevice(prev);
+            return f;
+          },
+          [](const PinnedFence& f) {
+            for (cudaEvent_t e : f)
+              if (cudaEventQuery(e) != cudaSuccess) return false;
+            return true;
+          },
+          [](PinnedFence& f) {
+            for (cudaEvent_t e : f) cudaEventDestroy(e);
+            f.clear();
+          }},
+      kPinnedGranularity, kPinnedCacheLimit);
+  return *p;
+}
+void pinned_free(void* p, size_t, Device) { pinned_pool().deallocate(p); }
 
 // One caching pool per device. Never destroyed (tensors may outlive static destructors).
 struct DevicePool {
@@ -167,8 +218,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pi
   if (device.is_cpu()) {
 #ifdef SX_WITH_CUDA
     if (pinned && cuda_available()) {
-      void* p = nullptr;
-      SX_CUDA_CHECK(cudaHostAlloc(&p, nbytes ? nbytes : 1, cudaHostAllocDefault));
+      void* p = pinned_pool().allocate(nbytes);
       return std::make_shared<Storage>(p, nbytes, device, &pinned_free);
     }
 #endif
@@ -195,6 +245,14 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pi
 }
 
 namespace cuda {
+DeferredPoolStats pinned_pool_stats() {
+#ifdef SX_WITH_CUDA
+  return pinned_pool().stats();
+#else
+  return DeferredPoolStats{};
+#endif
+}
+
 AllocatorStats allocator_stats(int device) {
 #ifdef SX_WITH_CUDA
   DevicePool& p = pool(device);

@@ -1,7 +1,9 @@
 // Memory for tensors.
 //
 // CPU: 64-byte aligned host memory (optionally page-locked "pinned" memory on CUDA builds, for the
-// data loader's batch buffers so host->device copies can be asynchronous).
+// data loader's batch buffers so host->device copies can be asynchronous). Pinned blocks are pooled
+// (deferred_pool.h): a dropped block is reused once the device streams have passed the point where
+// it was dropped, so steady-state training does no cudaHostAlloc/cudaFreeHost per batch.
 // CUDA: a caching allocator per device. Blocks are rounded up (512 B granularity below 1 MiB,
 // 2 MiB above) and, when freed, kept in a size-ordered free list for reuse instead of being handed
 // back with cudaFree. Because all work on a device runs in one stream (see cuda_context.h), a block
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "tensor/deferred_pool.h"
 #include "tensor/device.h"
 
 namespace sx {
@@ -61,6 +64,8 @@ AllocatorStats allocator_stats(int device = 0);
 void reset_peak_stats(int device = 0);
 // Return every cached, unused block to the driver.
 void empty_cache();
+// The pinned host-memory pool (deferred_pool.h): blocks from cudaHostAlloc, reuses, pending.
+DeferredPoolStats pinned_pool_stats();
 }  // namespace cuda
 
 }  // namespace sx

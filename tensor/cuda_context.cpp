@@ -24,9 +24,14 @@ struct DeviceContext {
   cublasHandle_t cublas = nullptr;
   std::once_flag cudnn_once;
   cudnnHandle_t cudnn = nullptr;
+  std::atomic<bool> ready{false};  // stream and cuBLAS handle created
 };
-DeviceContext& ctx(int device) {
+DeviceContext* contexts() {
   static DeviceContext* all = new DeviceContext[kMaxDevices];  // never destroyed
+  return all;
+}
+DeviceContext& ctx(int device) {
+  DeviceContext* all = contexts();
   if (device < 0 || device >= kMaxDevices || device >= cuda_device_count())
     throw ValueError("CUDA device cuda:" + std::to_string(device) + " is not available (" +
                      std::to_string(cuda_device_count()) + " device(s) found)");
@@ -36,6 +41,7 @@ DeviceContext& ctx(int device) {
     SX_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
     SX_CUBLAS_CHECK(cublasCreate(&c.cublas));
     SX_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream));
+    c.ready = true;
   });
   return c;
 }
@@ -50,6 +56,12 @@ void set_device(int device) {
 }
 
 cudaStream_t current_stream(int device) { return ctx(device).stream; }
+
+cudaStream_t stream_if_created(int device) {
+  if (device < 0 || device >= kMaxDevices) return nullptr;
+  DeviceContext& c = contexts()[device];
+  return c.ready ? c.stream : nullptr;
+}
 
 cublasHandle_t cublas_handle(int device) {
   DeviceContext& c = ctx(device);

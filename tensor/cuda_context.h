@@ -21,6 +21,8 @@ namespace sx::cuda {
                                    const char* file, int line);
 
 cudaStream_t current_stream(int device);
+// The device's stream if something has used the device already, else nullptr (creates nothing).
+cudaStream_t stream_if_created(int device);
 cublasHandle_t cublas_handle(int device);
 cudnnHandle_t cudnn_handle(int device);
 // Make `device` the current CUDA device of the calling thread (cheap when already current).
