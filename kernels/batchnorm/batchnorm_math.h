@@ -23,6 +23,35 @@ template <class T>
 HOST_DEVICE T invstd(T var, double eps) {
   return static_cast<T>(1.0 / sqrt(static_cast<double>(var) + eps));
 }
+// How the CUDA per-channel reductions split one channel's M = N*S values (N images, S = H*W
+// contiguous values per image plane) over several thread blocks, so that a wide layer (64 channels
+// of 8 x 640^2) fills the GPU instead of running 64 blocks. Piece p of a channel covers images
+// [n0, n1) and, in each of them, positions [k0, k1):
+//   - planes of at least `chunk` values are cut into ceil(S / chunk) pieces each;
+//   - smaller planes are grouped, floor(chunk / S) whole planes per piece.
+// Each block writes its piece's sums; a second pass adds the pieces of a channel in piece order,
+// so the result does not depend on scheduling (deterministic, unlike atomics).
+struct BnPiece {
+  long long n0, n1, k0, k1;
+};
+HOST_DEVICE long long bn_num_pieces(long long N, long long S, long long chunk) {
+  if (N <= 0 || S <= 0) return 1;
+  if (S >= chunk) return N * ((S + chunk - 1) / chunk);
+  const long long g = chunk / S;  // >= 1
+  return (N + g - 1) / g;
+}
+HOST_DEVICE BnPiece bn_piece(long long p, long long N, long long S, long long chunk) {
+  if (S >= chunk) {
+    const long long per = (S + chunk - 1) / chunk;
+    const long long n = p / per, q = p - n * per;
+    const long long k1 = (q + 1) * chunk < S ? (q + 1) * chunk : S;
+    return BnPiece{n, n + 1, q * chunk, k1};
+  }
+  const long long g = chunk / S;
+  const long long n0 = p * g, n1 = n0 + g < N ? n0 + g : N;
+  return BnPiece{n0, n1, 0, S};
+}
+
 // One value's contribution to the shifted sums of shifted_moments: d = v - K.
 template <class T>
 HOST_DEVICE void accumulate_shifted(T v, double K, double& s1, double& s2) {

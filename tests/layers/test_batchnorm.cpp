@@ -9,6 +9,7 @@
 #include "common/devices.h"
 #include "common/gradcheck.h"
 #include "kernels/batchnorm/batchnorm.h"
+#include "kernels/batchnorm/batchnorm_math.h"
 #include "layers/batchnorm.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -251,6 +252,48 @@ double rel_err(const Tensor& got, const Tensor& ref) {
     den += r[i] * r[i];
   }
   return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+// The CUDA reductions split each channel into pieces (bn_math::bn_piece) and add the pieces' sums
+// in order. The split must cover every (image, position) exactly once, and the piecewise shifted
+// sums must give the statistics of the whole channel, for planes larger and smaller than a chunk.
+TEST(BatchNormPieces, CoverEveryValueOnceAndGiveTheChannelStatistics) {
+  struct Case { long long N, S, chunk; };
+  for (Case c : {Case{8, 25600, 16384}, Case{8, 16384, 16384}, Case{3, 49, 16384}, Case{64, 49, 100},
+                 Case{5, 7, 3}, Case{1, 1, 16384}, Case{2, 100000, 4096}, Case{7, 300, 300}}) {
+    SCOPED_TRACE(testing::Message() << "N " << c.N << " S " << c.S << " chunk " << c.chunk);
+    const long long P = kernels::bn_math::bn_num_pieces(c.N, c.S, c.chunk);
+    std::vector<int> seen(static_cast<size_t>(c.N * c.S), 0);
+    std::vector<double> v(seen.size());
+    for (size_t i = 0; i < v.size(); ++i) v[i] = 100.0 + std::sin(0.37 * static_cast<double>(i)) * 3.0;
+    const double K = v[0];
+    double s1 = 0, s2 = 0;
+    for (long long p = 0; p < P; ++p) {
+      const auto pc = kernels::bn_math::bn_piece(p, c.N, c.S, c.chunk);
+      ASSERT_LE(0, pc.n0);
+      ASSERT_LE(pc.n1, c.N);
+      ASSERT_LE(0, pc.k0);
+      ASSERT_LE(pc.k1, c.S);
+      ASSERT_LE((pc.n1 - pc.n0) * (pc.k1 - pc.k0), std::max(c.chunk, c.S)) << "piece " << p << " too large";
+      double p1 = 0, p2 = 0;  // the piece's own sums, then added in piece order (as the GPU does)
+      for (long long n = pc.n0; n < pc.n1; ++n)
+        for (long long k = pc.k0; k < pc.k1; ++k) {
+          ++seen[static_cast<size_t>(n * c.S + k)];
+          kernels::bn_math::accumulate_shifted(v[static_cast<size_t>(n * c.S + k)], K, p1, p2);
+        }
+      s1 += p1;
+      s2 += p2;
+    }
+    for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << "value " << i;
+    double mean, var, ref_mean = 0, ref_var = 0;
+    kernels::bn_math::shifted_moments(K, s1, s2, c.N * c.S, mean, var);
+    for (double x : v) ref_mean += x;
+    ref_mean /= static_cast<double>(v.size());
+    for (double x : v) ref_var += (x - ref_mean) * (x - ref_mean);
+    ref_var /= static_cast<double>(v.size());
+    EXPECT_NEAR(mean, ref_mean, 1e-9 * std::fabs(ref_mean));
+    EXPECT_NEAR(var, ref_var, 1e-7 * (ref_var + 1e-12));
+  }
 }
 
 // Large spatial size (8 x 64 x 160^2: 204,800 values per channel), where the CUDA reductions
