@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/devices.h"
+#include "common/compare.h"
 #include "common/gradcheck.h"
 #include "kernels/batchnorm/batchnorm.h"
 #include "kernels/batchnorm/batchnorm_math.h"
@@ -203,18 +204,38 @@ TEST(FrozenBatchNorm2d, AffineWithBuffersOnlyAndIgnoresNumBatchesTracked) {
 
 class BatchNormParity : public ::testing::TestWithParam<Device> {};
 
+// One training-mode forward and backward of BatchNorm on the CPU (c, cb, rm, rv) and on `dev`
+// (d, db, rmd, rvd) from the same seeded inputs of `shape` (seeds seed..seed+5).
+struct BnBoth {
+  Tensor x, w, g, rm, rv, rmd, rvd;
+  kernels::BatchNormTrainResult c, d;
+  kernels::BatchNormBackwardResult cb, db;
+};
+BnBoth bn_both(const Shape& shape, uint64_t seed, Device dev) {
+  BnBoth r;
+  const int64_t C = shape[1];
+  r.x = random_tensor(shape, seed, DType::Float32, 2.0, 0.7);
+  r.w = random_tensor({C}, seed + 1);
+  Tensor b = random_tensor({C}, seed + 2);
+  r.rm = random_tensor({C}, seed + 3);
+  r.rv = random_tensor({C}, seed + 4, DType::Float32, 0.2, 1.0);
+  r.rmd = r.rm.to(dev);
+  r.rvd = r.rv.to(dev);
+  r.c = kernels::batch_norm_train_forward(r.x, r.w, b, r.rm, r.rv, 0.1, 1e-5);
+  r.d = kernels::batch_norm_train_forward(r.x.to(dev), r.w.to(dev), b.to(dev), r.rmd, r.rvd, 0.1, 1e-5);
+  r.g = random_tensor(shape, seed + 5);
+  r.cb = kernels::batch_norm_train_backward(r.g, r.x, r.w, r.c.save_mean, r.c.save_invstd);
+  r.db = kernels::batch_norm_train_backward(r.g.to(dev), r.x.to(dev), r.w.to(dev), r.d.save_mean, r.d.save_invstd);
+  return r;
+}
+
 TEST_P(BatchNormParity, MatchesCPU) {
   Device dev = GetParam();
   SX_SKIP_IF_NO_DEVICE(dev);
-  Tensor x = random_tensor({3, 5, 7, 6}, 30, DType::Float32, 2.0, 0.7);
-  Tensor w = random_tensor({5}, 31), b = random_tensor({5}, 32);
-  Tensor rm = random_tensor({5}, 33), rv = random_tensor({5}, 34, DType::Float32, 0.2, 1.0);
-  Tensor rmd = rm.to(dev), rvd = rv.to(dev);
-  auto c = kernels::batch_norm_train_forward(x, w, b, rm, rv, 0.1, 1e-5);
-  auto d = kernels::batch_norm_train_forward(x.to(dev), w.to(dev), b.to(dev), rmd, rvd, 0.1, 1e-5);
-  Tensor g = random_tensor(x.shape(), 35);
-  auto cb = kernels::batch_norm_train_backward(g, x, w, c.save_mean, c.save_invstd);
-  auto db = kernels::batch_norm_train_backward(g.to(dev), x.to(dev), w.to(dev), d.save_mean, d.save_invstd);
+  BnBoth r = bn_both({3, 5, 7, 6}, 30, dev);
+  const Tensor &x = r.x, &g = r.g, &rm = r.rm, &rv = r.rv, &rmd = r.rmd, &rvd = r.rvd;
+  const auto &c = r.c, &d = r.d;
+  const auto &cb = r.cb, &db = r.db;
   Tensor scale = random_tensor({5}, 36), shift = random_tensor({5}, 37);
   Tensor ca = kernels::channel_affine_forward(x, scale, shift);
   Tensor da = kernels::channel_affine_forward(x.to(dev), scale.to(dev), shift.to(dev));
@@ -240,19 +261,6 @@ TEST_P(BatchNormParity, MatchesCPU) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, BatchNormParity, SX_DEVICES, test::device_name);
-
-// ||got - ref|| / ||ref||: the measure for large reductions, whose summation order differs between
-// the CPU and the GPU.
-double rel_err(const Tensor& got, const Tensor& ref) {
-  auto g = got.cpu().to_vector(), r = ref.cpu().to_vector();
-  EXPECT_EQ(g.size(), r.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < r.size() && i < g.size(); ++i) {
-    num += (g[i] - r[i]) * (g[i] - r[i]);
-    den += r[i] * r[i];
-  }
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
-}
 
 // The CUDA reductions split each channel into pieces (bn_math::bn_piece) and add the pieces' sums
 // in order. The split must cover every (image, position) exactly once, and the piecewise shifted
@@ -300,24 +308,18 @@ TEST(BatchNormPieces, CoverEveryValueOnceAndGiveTheChannelStatistics) {
 // split each channel over many blocks; train forward, running stats and backward.
 TEST(BatchNormCudaParity, LargeSpatialSize) {
   SX_REQUIRE_CUDA();
-  const Device dev = Device::cuda(0);
-  Tensor x = random_tensor({8, 64, 160, 160}, 40, DType::Float32, 2.0, 0.7);
-  Tensor w = random_tensor({64}, 41), b = random_tensor({64}, 42);
-  Tensor rm = random_tensor({64}, 43), rv = random_tensor({64}, 44, DType::Float32, 0.2, 1.0);
-  Tensor rmd = rm.to(dev), rvd = rv.to(dev);
-  auto c = kernels::batch_norm_train_forward(x, w, b, rm, rv, 0.1, 1e-5);
-  auto d = kernels::batch_norm_train_forward(x.to(dev), w.to(dev), b.to(dev), rmd, rvd, 0.1, 1e-5);
-  Tensor g = random_tensor(x.shape(), 45);
-  auto cb = kernels::batch_norm_train_backward(g, x, w, c.save_mean, c.save_invstd);
-  auto db = kernels::batch_norm_train_backward(g.to(dev), x.to(dev), w.to(dev), d.save_mean, d.save_invstd);
-  EXPECT_LT(rel_err(d.y, c.y), 1e-5);
-  EXPECT_LT(rel_err(d.save_mean, c.save_mean), 1e-5);
-  EXPECT_LT(rel_err(d.save_invstd, c.save_invstd), 1e-5);
-  EXPECT_LT(rel_err(rmd, rm), 1e-5);
-  EXPECT_LT(rel_err(rvd, rv), 1e-5);
-  EXPECT_LT(rel_err(db.grad_input, cb.grad_input), 1e-4);
-  EXPECT_LT(rel_err(db.grad_weight, cb.grad_weight), 1e-4);
-  EXPECT_LT(rel_err(db.grad_bias, cb.grad_bias), 1e-4);
+  BnBoth r = bn_both({8, 64, 160, 160}, 40, Device::cuda(0));
+  const auto &c = r.c, &d = r.d;
+  const auto &cb = r.cb, &db = r.db;
+  const Tensor &rm = r.rm, &rv = r.rv, &rmd = r.rmd, &rvd = r.rvd;
+  EXPECT_LT(test::rel_err(d.y, c.y), 1e-5);
+  EXPECT_LT(test::rel_err(d.save_mean, c.save_mean), 1e-5);
+  EXPECT_LT(test::rel_err(d.save_invstd, c.save_invstd), 1e-5);
+  EXPECT_LT(test::rel_err(rmd, rm), 1e-5);
+  EXPECT_LT(test::rel_err(rvd, rv), 1e-5);
+  EXPECT_LT(test::rel_err(db.grad_input, cb.grad_input), 1e-4);
+  EXPECT_LT(test::rel_err(db.grad_weight, cb.grad_weight), 1e-4);
+  EXPECT_LT(test::rel_err(db.grad_bias, cb.grad_bias), 1e-4);
 }
 
 }  // namespace

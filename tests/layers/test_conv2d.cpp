@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/devices.h"
+#include "common/compare.h"
 #include "common/gradcheck.h"
 #include "kernels/conv2d/conv2d.h"
 #include "layers/conv.h"
@@ -271,19 +272,6 @@ TEST_P(Conv2dParity, MatchesCPU) {
 
 INSTANTIATE_TEST_SUITE_P(Devices, Conv2dParity, SX_DEVICES, test::device_name);
 
-// ||got - ref|| / ||ref||: the measure for large reductions, whose summation order differs between
-// the CPU and the GPU.
-double rel_err(const Tensor& got, const Tensor& ref) {
-  auto g = got.cpu().to_vector(), r = ref.cpu().to_vector();
-  EXPECT_EQ(g.size(), r.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < r.size() && i < g.size(); ++i) {
-    num += (g[i] - r[i]) * (g[i] - r[i]);
-    den += r[i] * r[i];
-  }
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
-}
-
 // A ResNet-50 stage at a realistic size (batch 8, 64 channels, 56 x 56; 3x3 and a strided 1x1),
 // full float32 on both sides (TF32 is off in tests).
 TEST(Conv2dCudaParity, ResNet50StageShapes) {
@@ -298,10 +286,10 @@ TEST(Conv2dCudaParity, ResNet50StageShapes) {
     Tensor w = random_tensor({c.K, c.C, c.R, c.R}, 310 + i);
     Tensor y = kernels::conv2d_forward(x, w, Tensor(), p);
     Tensor g = random_tensor(y.shape(), 320 + i);
-    EXPECT_LT(rel_err(kernels::conv2d_forward(x.to(dev), w.to(dev), Tensor(), p), y), 1e-5);
-    EXPECT_LT(rel_err(kernels::conv2d_backward_input(g.to(dev), w.to(dev), x.shape(), p),
+    EXPECT_LT(test::rel_err(kernels::conv2d_forward(x.to(dev), w.to(dev), Tensor(), p), y), 1e-5);
+    EXPECT_LT(test::rel_err(kernels::conv2d_backward_input(g.to(dev), w.to(dev), x.shape(), p),
                       kernels::conv2d_backward_input(g, w, x.shape(), p)), 1e-5);
-    EXPECT_LT(rel_err(kernels::conv2d_backward_weight(g.to(dev), x.to(dev), w.shape(), p),
+    EXPECT_LT(test::rel_err(kernels::conv2d_backward_weight(g.to(dev), x.to(dev), w.shape(), p),
                       kernels::conv2d_backward_weight(g, x, w.shape(), p)), 1e-5);
     ++i;
   }

@@ -13,37 +13,25 @@
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/common/compare.h"
 #include "tests/common/devices.h"
+#include "tests/models/model_test_util.h"
 
 namespace sx::models {
 namespace {
 
+// The tests' small detector with trainable BatchNorm in the backbone, every score kept (an
+// untrained model's scores are low: keep them so detections are compared).
 DetectorOptions parity_options() {
-  DetectorOptions o;
-  o.arch = "resnet18";
-  o.in_channels = 1;
-  o.num_classes = 3;
-  o.fpn_channels = 32;
-  o.trainable_layers = 5;
+  DetectorOptions o = test::tiny_options();
+  o.anchor_sizes = DetectorOptions{}.anchor_sizes;  // the models' defaults (as on the first GPU run)
   o.norm = NormKind::BatchNorm;
-  o.image_mean = {0.5};
-  o.image_std = {0.25};
-  o.score_thresh = 0.0;  // an untrained model's scores are low: keep them so detections are compared
+  o.score_thresh = 0.0;
   o.detections_per_img = 50;
   o.seed = 7;
   return o;
 }
 
-// ||got - ref|| / ||ref|| over all elements.
-double rel_err(const Tensor& got, const Tensor& ref) {
-  auto g = got.to_vector(), r = ref.to_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < r.size(); ++i) {
-    num += (g[i] - r[i]) * (g[i] - r[i]);
-    den += r[i] * r[i];
-  }
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-12);
-}
 
 void check_parity(std::shared_ptr<DetectionModel> a, std::shared_ptr<DetectionModel> b) {
   b->load_state_dict(a->state_dict());
@@ -85,7 +73,7 @@ void check_parity(std::shared_ptr<DetectionModel> a, std::shared_ptr<DetectionMo
     if (!ga.defined()) continue;
     ASSERT_TRUE(pb[i].second.grad().defined()) << pa[i].first;
     const Tensor gb = pb[i].second.grad().cpu();
-    EXPECT_LT(rel_err(gb, ga), 5e-2) << "grad " << pa[i].first;
+    EXPECT_LT(sx::test::rel_err(gb, ga), 5e-2) << "grad " << pa[i].first;
     auto va = ga.to_vector(), vb = gb.to_vector();
     for (size_t j = 0; j < va.size(); ++j) {
       num += (vb[j] - va[j]) * (vb[j] - va[j]);
@@ -99,7 +87,7 @@ void check_parity(std::shared_ptr<DetectionModel> a, std::shared_ptr<DetectionMo
   auto ba = a->named_buffers(), bb = b->named_buffers();
   for (size_t i = 0; i < ba.size(); ++i)
     if (ba[i].first.find("running_var") != std::string::npos)
-      EXPECT_LT(rel_err(bb[i].second.cpu(), ba[i].second), 1e-3) << ba[i].first;
+      EXPECT_LT(sx::test::rel_err(bb[i].second.cpu(), ba[i].second), 1e-3) << ba[i].first;
 
   a->eval();
   b->eval();
@@ -112,8 +100,8 @@ void check_parity(std::shared_ptr<DetectionModel> a, std::shared_ptr<DetectionMo
     ASSERT_EQ(db[i].scores.numel(), da[i].scores.numel()) << "image " << i;
     // The top detections agree (lower ranks may swap on near-ties of the scores).
     const int64_t k = std::min<int64_t>(5, da[i].scores.numel());
-    EXPECT_LT(rel_err(db[i].scores.cpu().narrow(0, 0, k), da[i].scores.narrow(0, 0, k)), 1e-3) << "scores " << i;
-    EXPECT_LT(rel_err(db[i].boxes.cpu().narrow(0, 0, k), da[i].boxes.narrow(0, 0, k)), 1e-3) << "boxes " << i;
+    EXPECT_LT(sx::test::rel_err(db[i].scores.cpu().narrow(0, 0, k), da[i].scores.narrow(0, 0, k)), 1e-3) << "scores " << i;
+    EXPECT_LT(sx::test::rel_err(db[i].boxes.cpu().narrow(0, 0, k), da[i].boxes.narrow(0, 0, k)), 1e-3) << "boxes " << i;
     EXPECT_EQ(db[i].labels.cpu().narrow(0, 0, k).to_vector(), da[i].labels.narrow(0, 0, k).to_vector());
   }
 }

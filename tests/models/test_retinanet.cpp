@@ -12,6 +12,7 @@
 
 #include "kernels/box_ops/box_ops.h"
 #include "models/retinanet.h"
+#include "tests/models/model_test_util.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -268,20 +269,7 @@ TEST(Matcher, ThresholdsAndLowQualityMatchesLikeTorchvision) {
   EXPECT_EQ(match_boxes(t, 0.5, 0.4, true).to_vector(), (std::vector<double>{0, 0, -1}));
 }
 
-DetectorOptions tiny_options() {
-  DetectorOptions o;
-  o.arch = "resnet18";
-  o.in_channels = 1;
-  o.num_classes = 3;
-  o.fpn_channels = 32;
-  o.trainable_layers = 5;
-  o.anchor_sizes = retinanet_anchors(8).sizes;
-  o.image_mean = {0.5};
-  o.image_std = {0.25};
-  o.detections_per_img = 100;
-  o.seed = 3;
-  return o;
-}
+using test::tiny_options;
 
 TEST(RetinaNet, NormalImagesGiveBackgroundOnlyLoss) {
   auto model = make_retinanet(tiny_options());
