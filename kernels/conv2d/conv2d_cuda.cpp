@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "kernels/conv2d/conv2d.h"
+#include "kernels/conv2d/conv2d_algo.h"
 #include "tensor/cuda_context.h"
 
 namespace sx::kernels::cuda {
@@ -93,12 +94,7 @@ std::map<Key, Choice>& cache() {
   return m;
 }
 
-// The largest power of two (up to 256) that divides every buffer address of the call.
-int common_alignment(std::initializer_list<const void*> ptrs) {
-  uintptr_t bits = 256;
-  for (const void* q : ptrs) bits |= reinterpret_cast<uintptr_t>(q);
-  return static_cast<int>(bits & (~bits + 1));
-}
+using conv_algo::common_alignment;
 
 Key make_key(Dir dir, const Tensor& ref, const Shape& x, const Shape& w, const Conv2dParams& p, int align) {
   return Key(dir, ref.device().index, (int)ref.dtype(), x, w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h,
@@ -149,14 +145,10 @@ Choice choose_algo(const Key& key, int count, const char* what, Device dev, GetF
   std::vector<Perf> cands(count);
   get(count, &n, cands.data());
   if (!sx::cuda::cudnn_benchmark()) {
-    Choice ch{};
-    bool found_one = false;
-    for (int i = 0; i < n && !found_one; ++i)
-      if (cands[i].status == CUDNN_STATUS_SUCCESS && cands[i].memory <= kMaxWorkspace) {
-        ch = Choice{(int)cands[i].algo, cands[i].memory, cands[i].mathType};
-        found_one = true;
-      }
-    if (!found_one) SX_THROW(CudaError, "conv2d (CUDA): cuDNN's heuristics offered no usable ", what, " algorithm");
+    const int i = conv_algo::first_fitting(cands.data(), n, kMaxWorkspace,
+                                           [](const Perf& c) { return c.status == CUDNN_STATUS_SUCCESS; });
+    if (i < 0) SX_THROW(CudaError, "conv2d (CUDA): cuDNN's heuristics offered no usable ", what, " algorithm");
+    const Choice ch{(int)cands[i].algo, cands[i].memory, cands[i].mathType};
     std::lock_guard<std::mutex> lk(g_mu);
     cache()[key] = ch;
     return ch;

@@ -11,6 +11,7 @@
 #include "common/compare.h"
 #include "common/gradcheck.h"
 #include "kernels/conv2d/conv2d.h"
+#include "kernels/conv2d/conv2d_algo.h"
 #include "layers/conv.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -271,6 +272,25 @@ TEST_P(Conv2dParity, MatchesCPU) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, Conv2dParity, SX_DEVICES, test::device_name);
+
+// The CUDA conv's default algorithm choice (conv2d_algo.h) over a fake candidate list: the first
+// usable candidate whose workspace fits, in cuDNN's ranking order; and the alignment key.
+TEST(Conv2dAlgo, FirstUsableCandidateWithinTheWorkspaceCap) {
+  struct Perf {
+    bool ok;
+    size_t memory;
+  };
+  auto usable = [](const Perf& p) { return p.ok; };
+  const Perf c[] = {{false, 0}, {true, size_t(4) << 30}, {true, 1000}, {true, 0}};
+  EXPECT_EQ(kernels::conv_algo::first_fitting(c, 4, size_t(1) << 30, usable), 2);
+  EXPECT_EQ(kernels::conv_algo::first_fitting(c, 4, size_t(8) << 30, usable), 1);
+  EXPECT_EQ(kernels::conv_algo::first_fitting(c, 4, 10, usable), 3);
+  EXPECT_EQ(kernels::conv_algo::first_fitting(c, 1, 10, usable), -1);
+  alignas(256) static char buf[1024];
+  EXPECT_EQ(kernels::conv_algo::common_alignment({buf, buf + 512}), 256);
+  EXPECT_EQ(kernels::conv_algo::common_alignment({buf, buf + 16}), 16);
+  EXPECT_EQ(kernels::conv_algo::common_alignment({buf + 4, buf + 256}), 4);
+}
 
 // A ResNet-50 stage at a realistic size (batch 8, 64 channels, 56 x 56; 3x3 and a strided 1x1),
 // full float32 on both sides (TF32 is off in tests).
