@@ -5,10 +5,12 @@
 # what it did) beside OUT_DIR/summary.txt. A lent GPU has 15 minutes in all: nothing here may hang.
 #
 # Usage: bash gpu_check.sh MODE [OUT_DIR]
-#   quick  env, CUDA tests, compute-sanitizer memcheck + racecheck          (total <= 6 min)
-#   full   quick + `spinexr demo --device cuda` + CUDA benchmarks + the PyTorch/torchvision side
-#          of every comparison                                               (total <= 8 min)
-#   dry    the full plumbing with small budgets, for a machine without a GPU (proves the script)
+#   quick      env, CUDA tests, compute-sanitizer memcheck + racecheck        (total <= 6 min)
+#   full       quick + `spinexr demo --device cuda` + CUDA benchmarks + the PyTorch/torchvision
+#              side of every comparison                                       (total <= 8 min)
+#   dry-quick, dry-full (dry = dry-full): the same steps with small budgets on a machine without a
+#              GPU, where a missing GPU, sanitizer or PyTorch is reported, not failed (proves the
+#              plumbing before a lease)
 # Environment:
 #   SX_LAUNCH_BLOCKING=1     run everything with CUDA_LAUNCH_BLOCKING=1 (find which kernel failed)
 #   SX_TOTAL=S               total budget in seconds (default: quick 360, full 480, dry 300)
@@ -24,15 +26,22 @@ set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 MODE="${1:-quick}"
 OUT="${2:-$HERE/results}"
-case "$MODE" in quick|full|dry) ;; *) echo "gpu_check: MODE must be quick, full or dry, got '$MODE'" >&2; exit 2;; esac
+DRY=0
+case "$MODE" in
+  quick|full) ;;
+  dry|dry-full) DRY=1; MODE=full;;
+  dry-quick) DRY=1; MODE=quick;;
+  *) echo "gpu_check: MODE must be quick, full, dry-quick or dry-full, got '$MODE'" >&2; exit 2;;
+esac
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 W="$(mktemp -d /tmp/sxcheck.XXXXXX)"   # logs and outputs; packed into $OUT/results.tar.gz
 mkdir -p "$W/logs"
 S="$W/summary.txt"
 T0=$(date +%s)
-case "$MODE" in quick) TOTAL=${SX_TOTAL:-360};; full) TOTAL=${SX_TOTAL:-480};; dry) TOTAL=${SX_TOTAL:-300};; esac
-if [ "$MODE" = dry ]; then
+case "$MODE" in quick) TOTAL=${SX_TOTAL:-360};; full) TOTAL=${SX_TOTAL:-480};; esac
+if [ $DRY = 1 ]; then
+  TOTAL=${SX_TOTAL:-300}
   : "${SX_T_TESTS:=120}" "${SX_T_MEMCHECK:=20}" "${SX_T_RACECHECK:=15}" "${SX_T_DEMO:=20}" "${SX_T_BENCH:=30}" "${SX_T_TORCH:=30}"
 fi
 T_TESTS=${SX_T_TESTS:-100}; T_CPUTESTS=${SX_T_CPUTESTS:-120}; T_MEMCHECK=${SX_T_MEMCHECK:-75}
@@ -111,7 +120,7 @@ run_tests() {
     local verdict=ok
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then verdict="TIMED OUT after ${b}s"; status=1
     elif [ $rc -ne 0 ]; then verdict="FAILED (exit $rc)"; status=1; fi
-    if [ "$g" -gt 0 ] && [ "$tag" = tests ]; then verdict="$verdict; $g skipped for lack of a GPU"; [ "$MODE" != dry ] && status=1; fi
+    if [ "$g" -gt 0 ] && [ "$tag" = tests ]; then verdict="$verdict; $g skipped for lack of a GPU"; [ $DRY = 0 ] && status=1; fi
     say "  $name: passed $p, failed $f, skipped $s: $verdict"
     grep -E '^\[  FAILED  \] [A-Za-z]' "$W/logs/$tag.$name.log" | sort -u | head -30 | sed 's/^/    /' | tee -a "$S"
     [ $rc -ne 0 ] && [ "$f" = 0 ] && tail -5 "$W/logs/$tag.$name.log" | sed 's/^/    | /' | tee -a "$S"
@@ -141,13 +150,13 @@ sanitize() {
     read -r p f s g < <(tally "$log")
     local verdict="passed $p, failed $f; sanitizer errors ${errs:-?}${hz:+, hazards $hz}"
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then verdict="$verdict; TIMED OUT after ${b}s (partial)"
-    elif [ $rc -ne 0 ]; then verdict="$verdict; exit $rc"; [ "$MODE" != dry ] && status=1; fi
+    elif [ $rc -ne 0 ]; then verdict="$verdict; exit $rc"; [ $DRY = 0 ] && status=1; fi
     say "  $tool $name: $verdict"
     grep -E '^========= (Invalid|Race|Error|Program hit|  Saved host backtrace)' "$log" | sort | uniq -c | sort -rn | head -8 | sed 's/^/    /' | tee -a "$S"
   done
 }
 
-say "spinexr GPU check ($MODE), $(date -u +%FT%TZ), total budget ${TOTAL}s"
+say "spinexr GPU check ($MODE$([ $DRY = 1 ] && echo ", dry run")), $(date -u +%FT%TZ), total budget ${TOTAL}s"
 for step in $STEPS; do
   case $step in
   env)
@@ -193,7 +202,7 @@ for step in $STEPS; do
     timeout -k 5 "$b" ./spinexr demo --device cuda --workers 8 --out "$W/demo" ${SX_DEMO_ARGS:-} > "$W/logs/demo.log" 2>&1
     rc=$?
     say "  exit $rc after $(( $(date +%s) - t ))s"
-    [ $rc -ne 0 ] && [ "$MODE" != dry ] && status=1
+    [ $rc -ne 0 ] && [ $DRY = 0 ] && status=1
     sed -n '/spinexr demo: summary/,/targets/p' "$W/logs/demo.log" | tee -a "$S"
     [ $rc -ne 0 ] && tail -8 "$W/logs/demo.log" | sed 's/^/    | /' | tee -a "$S"
     # keep the small results, drop the dataset and checkpoints
