@@ -74,7 +74,10 @@ class DeferredPool {
     Fence f = h_.record();
     std::lock_guard<std::mutex> lk(mu_);
     auto it = live_.find(p);
-    if (it == live_.end()) return;  // not ours: nothing to do
+    if (it == live_.end()) {  // not ours: nothing to do (and the fence is not needed)
+      h_.release(f);
+      return;
+    }
     pending_.push_back(Pending{p, it->second, std::move(f)});
     live_.erase(it);
   }

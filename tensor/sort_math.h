@@ -24,11 +24,18 @@ template <class T> struct SortableBits;
 template <> struct SortableBits<float> { using type = uint32_t; };
 template <> struct SortableBits<double> { using type = uint64_t; };
 
+// Canonical form of a floating key: every NaN becomes the positive quiet NaN, -0 becomes +0. Also
+// what the CUDA NMS applies to its scores before its radix sort (nms_cuda.cu).
+template <class T>
+HOST_DEVICE T canonical_key(T v) {
+  if (v != v) return std::numeric_limits<T>::quiet_NaN();
+  return v == T(0) ? T(0) : v;
+}
+
 template <class T>
 HOST_DEVICE typename SortableBits<T>::type sortable_key(T v) {
   using U = typename SortableBits<T>::type;
-  if (v != v) v = std::numeric_limits<T>::quiet_NaN();
-  if (v == T(0)) v = T(0);
+  v = canonical_key(v);
   U u;
   memcpy(&u, &v, sizeof(U));
   const U sign = U(1) << (sizeof(U) * 8 - 1);

@@ -27,6 +27,7 @@
 #include "kernels/nms/nms.h"
 #include "kernels/nms/nms_math.h"
 #include "tensor/cuda_context.h"
+#include "tensor/sort_math.h"
 
 namespace sx::kernels::cuda {
 namespace {
@@ -43,8 +44,7 @@ __global__ void keys_kernel(const T* scores, int64_t n, bool has_thr, T thr, T* 
     if (!valid) {
       k = -INFINITY;
     } else {
-      if (k != k) k = T(NAN);
-      if (k == T(0)) k = T(0);
+      k = sortmath::canonical_key(k);  // NaN -> +qNaN, -0 -> +0 (tensor/sort_math.h)
       atomicAdd(count, 1ULL);
     }
     keys[i] = k;

@@ -99,6 +99,7 @@ TEST(DeferredPool, ForeignPointersAreIgnored) {
   int x = 0;
   pool.deallocate(&x);
   EXPECT_EQ(pool.stats().pending, 0);
+  EXPECT_EQ(d.released, d.issued) << "the fence recorded for a foreign pointer was not released";
 }
 
 }  // namespace
