@@ -281,13 +281,8 @@ std::string det_eval_table(const DetEvalResult& r) {
   return o.str();
 }
 
-void write_pr_curves_png(const DetEvalResult& r, const std::string& png_path, const std::string& title) {
-  plot::LinePlot p;
-  p.title = title;
-  p.xlabel = "Recall";
-  p.ylabel = "Precision";
-  p.width = 720;
-  p.height = 540;
+std::vector<plot::Series> pr_plot_series(const DetEvalResult& r) {
+  std::vector<plot::Series> out;
   int k = 0;
   for (const auto& c : r.classes) {
     if (c.num_gt == 0) continue;
@@ -296,15 +291,23 @@ void write_pr_curves_png(const DetEvalResult& r, const std::string& png_path, co
     std::snprintf(buf, sizeof buf, " (AP50 %.1f)", 100.0 * c.ap[r.threshold_index_50]);
     s.label = c.name + buf;
     s.color = plot::palette(k++);
-    // Start at recall 0 with the first precision so a single point still draws.
-    if (!c.pr_at_50.recall.empty()) {
-      s.x.push_back(0.0);
-      s.y.push_back(c.pr_at_50.precision.front());
-    }
-    s.x.insert(s.x.end(), c.pr_at_50.recall.begin(), c.pr_at_50.recall.end());
-    s.y.insert(s.y.end(), c.pr_at_50.precision.begin(), c.pr_at_50.precision.end());
-    p.series.push_back(std::move(s));
+    // The interpolated precision envelope as a step function: the very curve the AP averages.
+    metrics::StepCurve steps = metrics::precision_envelope_steps(c.pr_at_50);
+    s.x = std::move(steps.recall);
+    s.y = std::move(steps.precision);
+    out.push_back(std::move(s));
   }
+  return out;
+}
+
+void write_pr_curves_png(const DetEvalResult& r, const std::string& png_path, const std::string& title) {
+  plot::LinePlot p;
+  p.title = title;
+  p.xlabel = "Recall";
+  p.ylabel = "Interpolated precision";
+  p.width = 720;
+  p.height = 540;
+  p.series = pr_plot_series(r);
   plot::render(p).save_png(png_path);
 }
 

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "train/metrics.h"
+#include "train/plot.h"
 
 namespace sx::eval {
 
@@ -99,6 +100,9 @@ std::string det_eval_json(const DetEvalResult& r);
 // A plain-text table: one row per class (AP at each threshold and VOC AP@0.5), then the means.
 std::string det_eval_table(const DetEvalResult& r);
 
+// One series per class with ground truth: the interpolated precision envelope at IoU 0.5 as a step
+// function of recall (metrics::precision_envelope_steps), labelled with the class's AP50.
+std::vector<plot::Series> pr_plot_series(const DetEvalResult& r);
 // Writes PR curves at IoU 0.5 (one PNG with every class with ground truth, named `png_path`).
 void write_pr_curves_png(const DetEvalResult& r, const std::string& png_path, const std::string& title);
 

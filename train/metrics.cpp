@@ -304,6 +304,33 @@ double ap_all_points(const RankedPr& r) {
   return ap;
 }
 
+StepCurve precision_envelope_steps(const RankedPr& r) {
+  SX_CHECK(r.precision.size() == r.recall.size(), "precision_envelope_steps: precision and recall differ in length");
+  StepCurve c;
+  if (r.recall.empty()) return c;
+  const std::vector<double> env = envelope(r.precision);
+  // Over (previous recall, this recall] the envelope equals env at the first detection reaching
+  // this recall; detections that do not raise the recall (false positives) add no step.
+  double prev_recall = 0.0;
+  c.recall.push_back(0.0);
+  c.precision.push_back(env[0]);
+  for (size_t i = 0; i < r.recall.size(); ++i) {
+    if (r.recall[i] <= prev_recall) continue;
+    if (env[i] != c.precision.back()) {  // a vertical drop at prev_recall
+      c.recall.push_back(prev_recall);
+      c.precision.push_back(env[i]);
+    }
+    c.recall.push_back(r.recall[i]);  // held until this recall
+    c.precision.push_back(env[i]);
+    prev_recall = r.recall[i];
+  }
+  if (c.precision.back() != 0.0) {  // beyond the highest recall reached: precision 0
+    c.recall.push_back(prev_recall);
+    c.precision.push_back(0.0);
+  }
+  return c;
+}
+
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[40];

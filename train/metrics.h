@@ -93,6 +93,17 @@ RankedPr pr_from_ranked(const std::vector<double>& scores, const std::vector<int
 double ap_coco101(const RankedPr& pr);
 // VOC2010+/all-point: area under the monotone precision envelope.
 double ap_all_points(const RankedPr& pr);
+// The curve both APs above are computed from, as a polyline to draw: the interpolated precision
+// envelope p(r) = max{precision of a detection with recall >= r} as a step function of recall.
+// Every segment is horizontal (precision held over a recall interval) or vertical (a drop at a
+// recall reached by a true positive); it starts at recall 0 and ends with a drop to precision 0
+// at the highest recall reached (beyond it COCO counts precision 0). The area under it is
+// ap_all_points(pr); its height at recall k/100 (right-continuous side) is what ap_coco101
+// averages. Empty input gives an empty curve.
+struct StepCurve {
+  std::vector<double> recall, precision;  // polyline vertices, in drawing order
+};
+StepCurve precision_envelope_steps(const RankedPr& pr);
 
 // ---- JSON helper ----------------------------------------------------------------------------
 // A JSON number: finite values with 17 significant digits trimmed ("0.5", "0.1234"), NaN/Inf as null.

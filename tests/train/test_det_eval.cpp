@@ -152,6 +152,30 @@ TEST(DetEval, MaxDetsCutsPerImageAndClass) {
   EXPECT_DOUBLE_EQ(evaluate_detections(ims, c).map50, 1.0);
 }
 
+TEST(DetEval, PrCurvesAreDrawnAsTheInterpolatedEnvelope) {
+  // The PR picture draws what the AP is computed from: no diagonal segment (a straight line from
+  // one operating point to the next is not a curve the AP integrates), and the area under each
+  // class's polyline is its all-point AP at IoU 0.5.
+  std::vector<ImageEval> ims = {
+      {"a", {G(0, 0, 10, 10), G(50, 50, 70, 70)}, {D(0, 0, 10, 10, 0.9), D(0, 0, 10, 10, 0.8), D(50, 50, 70, 70, 0.7)}},
+      {"b", {G(0, 0, 20, 20, 1)}, {D(40, 40, 60, 60, 0.9, 1), D(0, 0, 20, 20, 0.4, 1)}},
+      {"n", {}, {D(5, 5, 9, 9, 0.95)}}};
+  auto r = evaluate_detections(ims, cfg(2));
+  auto series = pr_plot_series(r);
+  ASSERT_EQ(series.size(), 2u);
+  for (size_t k = 0; k < series.size(); ++k) {
+    const auto& s = series[k];
+    ASSERT_GE(s.x.size(), 2u);
+    double area = 0;
+    for (size_t i = 0; i + 1 < s.x.size(); ++i) {
+      ASSERT_TRUE(s.x[i] == s.x[i + 1] || s.y[i] == s.y[i + 1]) << s.label << ": diagonal segment " << i;
+      if (s.y[i] == s.y[i + 1]) area += (s.x[i + 1] - s.x[i]) * s.y[i];
+    }
+    EXPECT_NEAR(area, metrics::ap_all_points(r.classes[k].pr_at_50), 1e-12) << s.label;
+    EXPECT_NE(s.label.find("AP50"), std::string::npos);
+  }
+}
+
 TEST(DetEval, RefusesBadInput) {
   EXPECT_THROW(evaluate_detections({{"a", {G(0, 0, 1, 1, 3)}, {}}}, cfg(2)), ValueError);
   EXPECT_THROW(evaluate_detections({{"a", {}, {D(0, 0, 1, 1, NAN)}}}, cfg()), ValueError);

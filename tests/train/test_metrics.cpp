@@ -2,6 +2,8 @@
 // fixture computed independently with numpy (scripts/fixtures/train_metrics.py).
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -140,6 +142,66 @@ TEST(Metrics, DetectionApHandCase) {
   EXPECT_NEAR(ap_coco101(r), (34 * 1.0 + 33 * (2.0 / 3.0)) / 101.0, 1e-12);
   EXPECT_EQ(ap_coco101(pr_from_ranked({}, {}, 5)), 0.0);
   EXPECT_THROW(pr_from_ranked({0.5, 0.4}, {1, 1}, 1), sx::ValueError);
+}
+
+TEST(Metrics, PrecisionEnvelopeStepsIsTheCurveTheApIsComputedFrom) {
+  // Same hand case: TP, FP, TP of 3 objects. Envelope 1 over recall (0, 1/3], 2/3 over (1/3, 2/3],
+  // then precision 0 beyond the highest recall reached.
+  RankedPr r = pr_from_ranked({0.9, 0.8, 0.7}, {1, 0, 1}, 3);
+  StepCurve c = precision_envelope_steps(r);
+  const std::vector<double> rx = {0.0, 1.0 / 3.0, 1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0};
+  const std::vector<double> py = {1.0, 1.0, 2.0 / 3.0, 2.0 / 3.0, 0.0};
+  ASSERT_EQ(c.recall.size(), rx.size());
+  for (size_t i = 0; i < rx.size(); ++i) {
+    EXPECT_NEAR(c.recall[i], rx[i], 1e-12) << i;
+    EXPECT_NEAR(c.precision[i], py[i], 1e-12) << i;
+  }
+  EXPECT_TRUE(precision_envelope_steps(pr_from_ranked({}, {}, 5)).recall.empty());
+}
+
+TEST(Metrics, PrecisionEnvelopeStepsAreAxisAlignedAndMatchBothAps) {
+  // Seeded random rankings: every segment horizontal or vertical, precision never rises along
+  // recall, the area under the steps is the all-point AP, and sampling the steps at recall k/100
+  // (the height of the first horizontal segment reaching it) gives COCO's 101-point AP.
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    int n = 1 + static_cast<int>(rng() % 40);
+    std::vector<double> scores(n);
+    std::vector<int> tp(n);
+    int ntp = 0;
+    for (int i = 0; i < n; ++i) {
+      scores[i] = static_cast<double>(rng() % 1000) / 1000.0;
+      tp[i] = static_cast<int>(rng() % 2);
+      ntp += tp[i];
+    }
+    int64_t num_gt = ntp + static_cast<int64_t>(rng() % 4);
+    if (num_gt == 0) num_gt = 1;
+    RankedPr r = pr_from_ranked(scores, tp, num_gt);
+    StepCurve c = precision_envelope_steps(r);
+    ASSERT_FALSE(c.recall.empty());
+    EXPECT_EQ(c.recall.front(), 0.0);
+    EXPECT_EQ(c.precision.back(), 0.0);
+    double area = 0;
+    for (size_t i = 0; i + 1 < c.recall.size(); ++i) {
+      const bool horizontal = c.precision[i] == c.precision[i + 1];
+      const bool vertical = c.recall[i] == c.recall[i + 1];
+      ASSERT_TRUE(horizontal || vertical) << "trial " << trial << " segment " << i << " is diagonal";
+      EXPECT_LE(c.precision[i + 1], c.precision[i]);
+      EXPECT_GE(c.recall[i + 1], c.recall[i]);
+      if (horizontal) area += (c.recall[i + 1] - c.recall[i]) * c.precision[i];
+    }
+    EXPECT_NEAR(area, ap_all_points(r), 1e-12) << "trial " << trial;
+    double sum = 0;
+    for (int k = 0; k <= 100; ++k) {
+      const double t = static_cast<double>(k) * (1.0 / 100.0);  // as ap_coco101 (np.linspace)
+      for (size_t i = 0; i + 1 < c.recall.size(); ++i)
+        if (c.precision[i] == c.precision[i + 1] && c.recall[i + 1] > c.recall[i] && c.recall[i + 1] >= t) {
+          sum += c.precision[i];
+          break;
+        }
+    }
+    EXPECT_NEAR(sum / 101.0, ap_coco101(r), 1e-12) << "trial " << trial;
+  }
 }
 
 struct Case {
