@@ -76,6 +76,11 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum, bool
   }
 }
 
+void BatchNorm2d::set_momentum(double m) {
+  SX_CHECK(m >= 0.0 && m <= 1.0, "BatchNorm2d: momentum must be in [0, 1], got ", m);
+  momentum_ = m;
+}
+
 void BatchNorm2d::reset_running_stats() {
   if (!track_running_stats_) return;
   NoGradGuard ng;

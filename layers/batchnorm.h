@@ -30,6 +30,8 @@ class BatchNorm2d : public Module {
   int64_t num_features() const { return num_features_; }
   double eps() const { return eps_; }
   double momentum() const { return momentum_; }
+  // 1 makes the running statistics the last batch's (what precise BN uses to read them).
+  void set_momentum(double m);
 
   Tensor weight, bias;                     // [C] parameters (undefined when !affine)
   Tensor running_mean, running_var;        // [C] buffers

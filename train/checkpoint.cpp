@@ -77,6 +77,7 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const opt
   md["batch_in_epoch"] = std::to_string(st.batch_in_epoch);
   md["best_metric"] = num(st.best_metric);
   md["best_step"] = std::to_string(st.best_step);
+  md["best_loss"] = num(st.best_loss);
   md["epoch_loss_sum"] = num(st.epoch_loss_sum);
   md["epoch_loss_count"] = std::to_string(st.epoch_loss_count);
   for (const auto& [name, g] : st.rngs) {
@@ -131,6 +132,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, nn::Module& model, opt
   st.batch_in_epoch = parse_int(c.metadata, "batch_in_epoch", path);
   st.best_metric = parse_double(c.metadata, "best_metric", path);
   st.best_step = parse_int(c.metadata, "best_step", path);
+  // Checkpoints written before the tie-break existed lack it: no loss recorded yet.
+  st.best_loss = c.metadata.count("best_loss") ? parse_double(c.metadata, "best_loss", path) : HUGE_VAL;
   st.epoch_loss_sum = parse_double(c.metadata, "epoch_loss_sum", path);
   st.epoch_loss_count = parse_int(c.metadata, "epoch_loss_count", path);
   if (st.epoch < 0 || st.step < 0 || st.batch_in_epoch < 0)

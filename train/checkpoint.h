@@ -21,6 +21,7 @@
 // last.safetensors and best.safetensors at the right ones with hard links (replaced atomically by
 // link-to-temporary + rename; a plain copy where the file system has no hard links).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -42,6 +43,9 @@ struct TrainState {
   int64_t batch_in_epoch = 0;
   double best_metric = -1e300;  // higher is better; -1e300 = none yet
   int64_t best_step = -1;
+  // Tie-break of the best: the validation loss there (lower is better; +inf = none yet). An
+  // AUROC of 1.0 is reached early and then ties; the loss still tells calibrated from not.
+  double best_loss = HUGE_VAL;
   double epoch_loss_sum = 0;  // running training loss of the current epoch (for its mean)
   int64_t epoch_loss_count = 0;
   std::map<std::string, Generator> rngs;  // named generators (data order, augmentation, dropout)

@@ -331,6 +331,85 @@ StepCurve precision_envelope_steps(const RankedPr& r) {
   return c;
 }
 
+Calibration calibration(const std::vector<double>& probs, const std::vector<int>& labels, int n_bins) {
+  SX_CHECK(probs.size() == labels.size(), "calibration: ", probs.size(), " probabilities but ", labels.size(),
+           " labels");
+  SX_CHECK(n_bins >= 1, "calibration: n_bins must be >= 1, got ", n_bins);
+  Calibration c;
+  c.bins.resize(static_cast<size_t>(n_bins));
+  std::vector<double> sum_p(n_bins, 0.0), sum_y(n_bins, 0.0);
+  for (size_t i = 0; i < probs.size(); ++i) {
+    const double p = probs[i];
+    SX_CHECK(p >= 0.0 && p <= 1.0, "calibration: probability ", i, " is ", p, ", outside [0, 1]");
+    int k = static_cast<int>(p * n_bins);
+    if (k >= n_bins) k = n_bins - 1;  // p = 1
+    c.bins[k].count += 1;
+    sum_p[k] += p;
+    sum_y[k] += labels[i] ? 1.0 : 0.0;
+  }
+  const double n = static_cast<double>(probs.size());
+  for (int k = 0; k < n_bins; ++k) {
+    CalibrationBin& b = c.bins[k];
+    b.lo = static_cast<double>(k) / n_bins;
+    b.hi = static_cast<double>(k + 1) / n_bins;
+    if (b.count == 0) continue;
+    b.mean_prob = sum_p[k] / static_cast<double>(b.count);
+    b.frac_positive = sum_y[k] / static_cast<double>(b.count);
+    const double gap = std::fabs(b.mean_prob - b.frac_positive);
+    c.ece += static_cast<double>(b.count) / n * gap;
+    c.max_gap = std::max(c.max_gap, gap);
+  }
+  return c;
+}
+
+double fit_temperature(const std::vector<double>& logits, const std::vector<int>& labels) {
+  SX_CHECK(!logits.empty() && logits.size() == labels.size(), "fit_temperature: ", logits.size(), " logits and ",
+           labels.size(), " labels");
+  for (size_t i = 0; i < logits.size(); ++i)
+    SX_CHECK(std::isfinite(logits[i]), "fit_temperature: logit ", i, " is ", logits[i]);
+  // Mean BCE of sigmoid(z / T): softplus(z/T) - y z/T, written stably.
+  auto nll = [&](double log_t) {
+    const double inv = std::exp(-log_t);
+    double s = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const double z = logits[i] * inv;
+      const double softplus = z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+      s += softplus - (labels[i] ? z : 0.0);
+    }
+    return s / static_cast<double>(logits.size());
+  };
+  // Convex in 1/T, hence unimodal in log T: golden-section search.
+  double a = std::log(0.01), b = std::log(100.0);
+  const double g = (std::sqrt(5.0) - 1.0) / 2.0;
+  double c = b - g * (b - a), d = a + g * (b - a);
+  double fc = nll(c), fd = nll(d);
+  while (b - a > 1e-6) {
+    if (fc <= fd) {
+      b = d; d = c; fd = fc;
+      c = b - g * (b - a); fc = nll(c);
+    } else {
+      a = c; c = d; fc = fd;
+      d = a + g * (b - a); fd = nll(d);
+    }
+  }
+  return std::exp(0.5 * (a + b));
+}
+
+std::string format_probability(double p) {
+  char buf[40];
+  for (int prec = 4; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*f", prec, p);
+    const double back = std::strtod(buf, nullptr);
+    const bool hides_one = back == 1.0 && p < 1.0;
+    const bool hides_zero = back == 0.0 && p > 0.0;
+    // Near 1 (or 0) also show one digit past the first that differs from 9 (or 0): 0.99996, not 0.9999.
+    const double dist = std::min(p, 1.0 - p);
+    const bool too_coarse = dist > 0 && dist < 1e-3 && std::fabs(back - p) > 0.1 * dist;
+    if (!hides_one && !hides_zero && !too_coarse) break;
+  }
+  return buf;
+}
+
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[40];

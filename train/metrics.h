@@ -105,6 +105,36 @@ struct StepCurve {
 };
 StepCurve precision_envelope_steps(const RankedPr& pr);
 
+// ---- calibration ------------------------------------------------------------------------------
+// Whether p_abnormal means what it says: of the images given p ~ 0.3, about 30% should be abnormal.
+// Binary reliability (torchmetrics' BinaryCalibrationError, norm "l1"): n_bins equal-width bins of
+// the positive-class probability, bin k = [k/n, (k+1)/n) (p = 1 in the last); in each bin the mean
+// predicted probability ("confidence") and the observed fraction of positives. The expected
+// calibration error is sum_k (count_k / N) |confidence_k - fraction_k| (0 = calibrated).
+struct CalibrationBin {
+  double lo = 0, hi = 0;           // bin edges
+  int64_t count = 0;
+  double mean_prob = 0;            // mean predicted probability in the bin (0 when empty)
+  double frac_positive = 0;        // observed fraction of positives (0 when empty)
+};
+struct Calibration {
+  std::vector<CalibrationBin> bins;
+  double ece = 0;                  // expected calibration error
+  double max_gap = 0;              // maximum calibration error over non-empty bins
+};
+Calibration calibration(const std::vector<double>& probs, const std::vector<int>& labels, int n_bins = 15);
+
+// Temperature scaling (Guo et al., 2017), the binary case: the T > 0 minimising the mean BCE of
+// sigmoid(logit / T) against the labels. T > 1 softens over-confident logits; T only rescales,
+// so the ranking (AUROC) is unchanged. The loss is convex in 1/T; solved by a bracketed
+// golden-section search over log T in [1/100, 100] to 1e-6 relative. Throws on empty input or
+// non-finite logits.
+double fit_temperature(const std::vector<double>& logits, const std::vector<int>& labels);
+
+// A probability printed with enough digits to tell it from its neighbours near 0 and 1: "0.2800",
+// "0.99996", "0.9999998" (never "1.0000" for a value below 1 nor "0.0000" above 0).
+std::string format_probability(double p);
+
 // ---- JSON helper ----------------------------------------------------------------------------
 // A JSON number: finite values with 17 significant digits trimmed ("0.5", "0.1234"), NaN/Inf as null.
 std::string json_number(double v);

@@ -364,6 +364,45 @@ Canvas render_roc(const std::vector<double>& fpr, const std::vector<double>& tpr
   return cv;
 }
 
+Canvas render_reliability(const std::vector<ReliabilityBin>& bins, const std::string& label, const std::string& title) {
+  LinePlot p;
+  p.title = title;
+  p.xlabel = "Predicted probability (bin)";
+  p.ylabel = "Observed fraction abnormal";
+  p.width = 560;
+  p.height = 560;
+  Series diag;
+  diag.label = "perfectly calibrated";
+  diag.x = {0, 1};
+  diag.y = {0, 1};
+  diag.color = kGrey;
+  diag.thickness = 1;
+  diag.dashed = true;
+  Series model;  // observed fraction at each non-empty bin's mean predicted probability
+  model.label = label;
+  model.color = palette(3);
+  for (const auto& b : bins)
+    if (b.count > 0) {
+      model.x.push_back(b.mean_prob);
+      model.y.push_back(b.frac_positive);
+    }
+  p.series = {diag, model};
+  PlotFrame fr;
+  Canvas cv = render(p, &fr);
+  // Bars under the curves: outline of the observed fraction over the bin's width.
+  const Color bar{120, 160, 210};
+  for (const auto& b : bins) {
+    if (b.count == 0) continue;
+    const int x0 = fr.px(b.lo) + 1, x1 = fr.px(b.hi) - 1, y0 = fr.py(b.frac_positive), y1 = fr.py(0.0);
+    if (x1 > x0 && y1 > y0) cv.rect(x0, y0, x1, y1, bar, 1);
+  }
+  for (size_t i = 0; i < model.x.size(); ++i) {
+    const int x = fr.px(model.x[i]), y = fr.py(model.y[i]);
+    cv.fill_rect(x - 3, y - 3, x + 3, y + 3, palette(3));
+  }
+  return cv;
+}
+
 Canvas render_pr(const std::vector<Series>& curves, const std::string& title) {
   LinePlot p;
   p.title = title;

@@ -106,6 +106,17 @@ Canvas render_roc(const std::vector<double>& fpr, const std::vector<double>& tpr
 // each series' label should carry its AP ("Osteophytes AP 0.41").
 Canvas render_pr(const std::vector<Series>& curves, const std::string& title = "Precision-recall");
 
+// Reliability diagram: one bar per probability bin [lo_k, hi_k) whose height is the observed
+// fraction of positives, the diagonal (a calibrated model's bars touch it, dashed grey), and each
+// non-empty bin's mean predicted probability as a marker on a line. Bins with count 0 draw no bar.
+// `label` (e.g. "ECE 3.1%") goes into the legend.
+struct ReliabilityBin {
+  double lo = 0, hi = 0, mean_prob = 0, frac_positive = 0;
+  int64_t count = 0;
+};
+Canvas render_reliability(const std::vector<ReliabilityBin>& bins, const std::string& label,
+                          const std::string& title = "Reliability");
+
 // ---- boxes on images --------------------------------------------------------------------------
 struct LabeledBox {
   double x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // pixel coordinates of the image

@@ -95,7 +95,8 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
   ClsPredictions cp;
   {
     LoaderClsSource src(ds, pool, cls_loader_options(d, /*training=*/false));
-    cp = predict_cls(*cls, src, cfg.device, cfg.progress);
+    // A checkpoint trained with --calibrate temperature carries its temperature: p = sigmoid(z / T).
+    cp = predict_cls(*cls, src, cfg.device, cfg.progress, checkpoint_temperature(cfg.cls_ckpt));
   }
   SX_CHECK(cp.probs.size() == pool.size(), "pipeline: the classifier returned ", cp.probs.size(), " results for ",
            pool.size(), " images");
@@ -133,6 +134,39 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
   }
   apply_decision_rule(out, rule);
   return out;
+}
+
+RuleEffect rule_effect(const std::vector<PipelineImage>& images, const eval::DecisionRule& rule) {
+  RuleEffect e;
+  for (const auto& im : images) {
+    if (im.label < 0) continue;
+    const bool flagged = im.p_abnormal >= rule.classifier_threshold;
+    if (im.label == 0) {
+      e.normal_images += 1;
+      e.normal_flagged += flagged;
+      e.boxes_normal += static_cast<int64_t>(im.dets.size());
+      e.boxes_normal_kept += static_cast<int64_t>(im.kept.size());
+    } else {
+      e.abnormal_images += 1;
+      e.abnormal_flagged += flagged;
+      e.boxes_abnormal += static_cast<int64_t>(im.dets.size());
+      e.boxes_abnormal_kept += static_cast<int64_t>(im.kept.size());
+    }
+  }
+  return e;
+}
+
+std::string rule_effect_json(const RuleEffect& e, const eval::DecisionRule& rule) {
+  std::ostringstream o;
+  o << "{\"c\": " << metrics::json_number(rule.classifier_threshold)
+    << ", \"box_threshold\": " << metrics::json_number(rule.box_threshold) << ", \"normal_images\": " << e.normal_images
+    << ", \"abnormal_images\": " << e.abnormal_images << ", \"normal_flagged\": " << e.normal_flagged
+    << ", \"abnormal_flagged\": " << e.abnormal_flagged << ", \"boxes_normal\": " << e.boxes_normal
+    << ", \"boxes_normal_with_rule\": " << e.boxes_normal_kept << ", \"boxes_abnormal\": " << e.boxes_abnormal
+    << ", \"boxes_abnormal_with_rule\": " << e.boxes_abnormal_kept
+    << ", \"fp_per_normal_image\": " << metrics::json_number(e.fp_per_normal())
+    << ", \"fp_per_normal_image_with_rule\": " << metrics::json_number(e.fp_per_normal_kept()) << "}";
+  return o.str();
 }
 
 std::vector<eval::ImageEval> pipeline_evals(const std::vector<PipelineImage>& images, bool with_rule) {

@@ -67,6 +67,22 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
 // (Re)applies a rule: fills `kept` from `dets` and p_abnormal.
 void apply_decision_rule(std::vector<PipelineImage>& images, const eval::DecisionRule& rule);
 
+// What the decision rule did on images with a known label. Every box on a normal image is a false
+// positive, so boxes_normal / normal_images is the false positives per normal image.
+struct RuleEffect {
+  int64_t normal_images = 0, abnormal_images = 0;
+  int64_t normal_flagged = 0, abnormal_flagged = 0;      // images with p_abnormal >= c (every box kept)
+  int64_t boxes_normal = 0, boxes_normal_kept = 0;       // detector boxes on normal images: all / after the rule
+  int64_t boxes_abnormal = 0, boxes_abnormal_kept = 0;   // the same on abnormal images
+  double fp_per_normal() const { return normal_images ? static_cast<double>(boxes_normal) / normal_images : 0.0; }
+  double fp_per_normal_kept() const {
+    return normal_images ? static_cast<double>(boxes_normal_kept) / normal_images : 0.0;
+  }
+};
+RuleEffect rule_effect(const std::vector<PipelineImage>& images, const eval::DecisionRule& rule);
+// {"c": .., "normal_images": .., ..., "fp_per_normal_image": .., "fp_per_normal_image_with_rule": ..}
+std::string rule_effect_json(const RuleEffect& e, const eval::DecisionRule& rule);
+
 // The evaluation's input, with the rule's boxes (kept) or every box (dets).
 std::vector<eval::ImageEval> pipeline_evals(const std::vector<PipelineImage>& images, bool with_rule);
 

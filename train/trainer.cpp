@@ -14,6 +14,8 @@
 #include "tensor/ops.h"
 #include "train/json_writer.h"
 #include "train/optim.h"
+#include "train/plot.h"
+#include "train/precise_bn.h"
 #include "train/run_files.h"
 #include "train/scheduler.h"
 #include "train/signals.h"
@@ -34,7 +36,9 @@ Tensor cls_loss(const Tensor& logits, const Tensor& labels, double pos_weight) {
   return nn::binary_cross_entropy_with_logits(l, t, pw, nn::Reduction::Mean);
 }
 
-ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress) {
+ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress,
+                           double temperature) {
+  SX_CHECK(temperature > 0 && std::isfinite(temperature), "predict_cls: temperature must be > 0, got ", temperature);
   bool was_training = model.is_training();
   model.eval();
   NoGradGuard ng;
@@ -47,14 +51,17 @@ ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device dev
   while (source.next(b)) {
     Tensor logits = model.forward(b.images.to(device));
     int64_t n = logits.size(0);
-    Tensor l = logits.reshape({n});
+    Tensor raw = logits.reshape({n});
+    Tensor l = temperature == 1.0 ? raw : mul(raw, 1.0 / temperature);
     Tensor t = b.labels.to(l.device(), l.dtype());
     loss_sum += nn::binary_cross_entropy_with_logits(l, t, Tensor(), nn::Reduction::Sum).item();
+    auto raw_logits = raw.to_vector();
     auto probs = sigmoid(l).to_vector();
     auto labels = b.labels.to_vector();
     SX_CHECK(static_cast<int64_t>(probs.size()) == n && static_cast<int64_t>(labels.size()) == n,
              "predict_cls: batch of ", n, " logits but ", labels.size(), " labels");
     for (int64_t i = 0; i < n; ++i) {
+      p.logits.push_back(raw_logits[i]);
       p.probs.push_back(probs[i]);
       p.labels.push_back(labels[i] >= 0.5 ? 1 : 0);
       p.ids.push_back(i < static_cast<int64_t>(b.ids.size()) ? b.ids[i] : std::to_string(p.ids.size()));
@@ -88,7 +95,19 @@ ClsMetrics compute_cls_metrics(const ClsPredictions& p, int64_t bootstrap, uint6
     m.threshold_source = "given";
   }
   m.at_threshold = metrics::binary_metrics_at(p.probs, p.labels, m.threshold);
+  m.calibration = metrics::calibration(p.probs, p.labels, 15);
   return m;
+}
+
+double checkpoint_temperature(const std::string& ckpt_path) {
+  Metadata md = read_checkpoint_metadata(ckpt_path);
+  auto it = md.find("config.temperature");
+  if (it == md.end()) return 1.0;
+  char* end = nullptr;
+  const double t = std::strtod(it->second.c_str(), &end);
+  if (it->second.empty() || *end != '\0' || !(t > 0) || !std::isfinite(t))
+    SX_THROW(IOError, ckpt_path, ": config.temperature must be a positive number, got '", it->second, "'");
+  return t;
 }
 
 namespace {
@@ -104,6 +123,7 @@ void metrics_fields(JsonWriter& w, const ClsMetrics& m) {
   w.key("confusion").begin_object().key("tp").value(t.cm.tp).key("fp").value(t.cm.fp).key("tn").value(t.cm.tn)
       .key("fn").value(t.cm.fn).end_object();
   w.key("mean_loss").value(m.mean_loss);
+  w.key("ece").value(m.calibration.ece).key("ece_bins").value(static_cast<int64_t>(m.calibration.bins.size()));
 }
 
 // history.csv: epoch,step,train_loss,val_loss,val_auroc,lr,seconds (numbers with 17 significant digits)
@@ -149,11 +169,19 @@ void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const 
   io::write_file_atomic(path, w.str());
 }
 
+void write_calibration_png(const std::string& path, const metrics::Calibration& c, const std::string& what) {
+  std::vector<plot::ReliabilityBin> bins;
+  for (const auto& b : c.bins) bins.push_back({b.lo, b.hi, b.mean_prob, b.frac_positive, b.count});
+  plot::render_reliability(bins, "stage 1, ECE " + fmt("%.2f", 100.0 * c.ece) + "%", "Reliability, " + what)
+      .save_png(path);
+}
+
 ClsTrainer::ClsTrainer(nn::Module& model, ClsTrainConfig cfg) : model_(model), cfg_(std::move(cfg)) {
   run_files::check_loop_config("train", cfg_.out_dir, cfg_.epochs, cfg_.nan_policy, cfg_.val_every, cfg_.clip_norm);
 }
 
-ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool resume) {
+ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool resume, ClsBatchSource* bn_source) {
+  SX_CHECK(cfg_.precise_bn_batches == 0 || bn_source, "train: precise BN needs a source of training batches");
   run_files::create_run_folder(cfg_.out_dir);
   const std::string out = cfg_.out_dir;
   RunLog log(out + "/train.log");
@@ -186,6 +214,8 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     st = lc.state;
     auto vt = lc.metadata.find("config.val_threshold");
     if (vt != lc.metadata.end()) ckpt_meta["val_threshold"] = vt->second;
+    auto tt = lc.metadata.find("config.temperature");
+    if (tt != lc.metadata.end()) ckpt_meta["temperature"] = tt->second;
     history = read_history_csv(out + "/history.csv", st.step);
     log.line(run_files::resumed_line(mgr.last_path(), st));
   } else {
@@ -276,9 +306,24 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     rec.val_auroc = NAN;
     run_files::end_epoch(st, epoch);
 
+    if (cfg_.precise_bn_batches > 0) {
+      // Before anything evaluates or saves this epoch's weights: BatchNorm statistics of these
+      // weights, not the moving average of earlier ones (train/precise_bn.h).
+      bn_source->start_epoch(epoch, 0);
+      ClsBatch bb;
+      int64_t used = recompute_batchnorm_statistics(model_, cfg_.precise_bn_batches, [&] {
+        if (!bn_source->next(bb)) return false;
+        model_.forward(bb.images.to(cfg_.device));
+        return true;
+      });
+      if (used > 0) log.line("precise BN: statistics recomputed over " + std::to_string(used) + " batches");
+    }
+
     bool is_best = false;
     bool validate = val && ((epoch + 1) % cfg_.val_every == 0 || epoch + 1 == cfg_.epochs);
+    double temperature = 1.0;
     ClsMetrics vm;
+    double vm_raw_ece = NAN, vm_raw_loss = NAN;
     if (validate) {
       ClsPredictions pv = predict_cls(model_, *val, cfg_.device, false);
       int64_t pos = 0;
@@ -293,14 +338,32 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
       } else {
         vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
         rec.val_auroc = vm.auroc;
-        char buf[40];
-        std::snprintf(buf, sizeof buf, "%.17g", vm.threshold);
-        ckpt_meta["val_threshold"] = buf;
-        if (vm.auroc > st.best_metric) {
+        // Best: higher AUROC; on a tie (AUROC saturates at 1.0 early) the lower validation loss.
+        if (vm.auroc > st.best_metric || (vm.auroc == st.best_metric && vm.mean_loss < st.best_loss)) {
           st.best_metric = vm.auroc;
+          st.best_loss = vm.mean_loss;
           st.best_step = st.step;
           is_best = true;
         }
+        vm_raw_ece = vm.calibration.ece;
+        if (cfg_.calibrate_temperature) {
+          // Fit T on these validation logits; the threshold and the metrics recorded with this
+          // checkpoint are then those of the calibrated probabilities sigmoid(logit / T), which
+          // is what eval-cls, eval and predict will compute from it.
+          temperature = metrics::fit_temperature(pv.logits, pv.labels);
+          for (size_t i = 0; i < pv.probs.size(); ++i) pv.probs[i] = 1.0 / (1.0 + std::exp(-pv.logits[i] / temperature));
+          double loss = 0;
+          for (size_t i = 0; i < pv.probs.size(); ++i) {
+            const double z = pv.logits[i] / temperature;
+            loss += (z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z))) - (pv.labels[i] ? z : 0.0);
+          }
+          pv.mean_loss = loss / static_cast<double>(pv.probs.size());
+          const double raw_loss = vm.mean_loss;
+          vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
+          vm_raw_loss = raw_loss;
+          ckpt_meta["temperature"] = g17(temperature);
+        }
+        ckpt_meta["val_threshold"] = g17(vm.threshold);
       }
     }
     history.push_back(rec);
@@ -308,9 +371,13 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs) + " step " +
                        std::to_string(st.step) + " train_loss " + fmt("%.4f", rec.train_loss) + " lr " +
                        fmt("%.3e", lr) + " time " + fmt("%.1fs", rec.seconds);
-    if (validate)
-      line += " val_loss " + fmt("%.4f", vm.mean_loss) + " val_auroc " + fmt("%.4f", vm.auroc) + " (95% CI " +
-              fmt("%.4f", vm.ci.lo) + "-" + fmt("%.4f", vm.ci.hi) + ")" + (is_best ? " best" : "");
+    if (validate) {
+      line += " val_loss " + fmt("%.4f", rec.val_loss) + " val_auroc " + fmt("%.4f", vm.auroc) + " (95% CI " +
+              fmt("%.4f", vm.ci.lo) + "-" + fmt("%.4f", vm.ci.hi) + ") val_ece " + fmt("%.4f", vm_raw_ece);
+      if (cfg_.calibrate_temperature)
+        line += " temperature " + fmt("%.3f", temperature) + " (ece " + fmt("%.4f", vm.calibration.ece) + ")";
+      line += is_best ? " best" : "";
+    }
     log.line(line);
     if (cfg_.progress) std::fprintf(stderr, "%s\n", line.c_str());
 
@@ -319,10 +386,16 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     w.begin_object();
     w.key("epoch").value(st.epoch).key("step").value(st.step);
     w.key("best").begin_object().key("val_auroc").value(st.best_metric > -1e299 ? st.best_metric : NAN)
-        .key("step").value(st.best_step).end_object();
+        .key("val_loss").value(std::isfinite(st.best_loss) ? st.best_loss : NAN).key("step").value(st.best_step)
+        .key("rule").value("highest val_auroc; ties: lowest val_loss").end_object();
     if (validate) {
       w.key("val").begin_object();
       metrics_fields(w, vm);
+      if (cfg_.calibrate_temperature) {
+        // metrics_fields above describe the calibrated probabilities; these, the model as trained
+        w.key("temperature").value(temperature).key("uncalibrated_mean_loss").value(vm_raw_loss)
+            .key("uncalibrated_ece").value(vm_raw_ece);
+      }
       w.end_object();
     }
     w.key("config").begin_object();

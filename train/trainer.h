@@ -75,6 +75,12 @@ struct ClsTrainConfig {
   int64_t max_nan_skips = 20;       // skip mode: stop after this many skipped steps
   int64_t max_steps = 0;            // > 0: stop (with a checkpoint) after this many steps in total
   int64_t bootstrap = 1000;         // bootstrap resamples for the validation AUROC CI (0: none)
+  // Precise BN (train/precise_bn.h): at each epoch end, before validating and checkpointing,
+  // recompute BatchNorm statistics over this many batches of the `bn_source` given to fit() (0: off).
+  int64_t precise_bn_batches = 0;
+  // Temperature scaling fitted on the validation logits at each validation (metrics::fit_temperature);
+  // stored in the checkpoint's metadata as config.temperature, which eval-cls/eval/predict apply.
+  bool calibrate_temperature = false;
   uint64_t seed = 0;
   Device device = Device::cpu();
   std::string out_dir;
@@ -101,11 +107,17 @@ struct ClsTrainResult {
 // Per-sample predictions of a classifier over a source.
 struct ClsPredictions {
   std::vector<std::string> ids;
-  std::vector<double> probs;  // sigmoid of the logit
+  std::vector<double> logits;  // the model's raw logit
+  std::vector<double> probs;   // sigmoid(logit / temperature)
   std::vector<int> labels;
-  double mean_loss = 0;       // BCE over the samples
+  double mean_loss = 0;        // BCE of the probabilities over the samples
 };
-ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress = false);
+// `temperature` divides the logits before the sigmoid (1: the model as trained).
+ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress = false,
+                           double temperature = 1.0);
+// The calibration temperature a classifier checkpoint records (config.temperature), 1 when none.
+// Throws IOError naming the file when the value is not a positive finite number.
+double checkpoint_temperature(const std::string& ckpt_path);
 
 // AUROC with bootstrap CI, Youden threshold and the metrics at that threshold. `threshold` < 0:
 // choose by Youden's J; otherwise use the given one (e.g. the threshold chosen on validation).
@@ -117,16 +129,22 @@ struct ClsMetrics {
   std::string threshold_source;  // "youden" or "given"
   metrics::BinaryMetrics at_threshold;
   double mean_loss = 0;
+  metrics::Calibration calibration;  // 15 bins (metrics::calibration)
 };
 ClsMetrics compute_cls_metrics(const ClsPredictions& p, int64_t bootstrap, uint64_t seed, double threshold = -1);
 // Writes the metrics (and optional extra fields as strings) as JSON, atomically.
 void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra = {});
+// The reliability diagram of a calibration (plot::render_reliability) with its ECE in the legend.
+void write_calibration_png(const std::string& path, const metrics::Calibration& c, const std::string& what);
 
 class ClsTrainer {
  public:
   ClsTrainer(nn::Module& model, ClsTrainConfig cfg);
-  // Trains; with resume, continues from out_dir/last.safetensors (which must exist).
-  ClsTrainResult fit(ClsBatchSource& train, ClsBatchSource* val, bool resume = false);
+  // Trains; with resume, continues from out_dir/last.safetensors (which must exist). The best
+  // checkpoint is the one with the highest validation AUROC, ties going to the lower validation loss.
+  // `bn_source` (training images) feeds precise BN when cfg.precise_bn_batches > 0.
+  ClsTrainResult fit(ClsBatchSource& train, ClsBatchSource* val, bool resume = false,
+                     ClsBatchSource* bn_source = nullptr);
 
  private:
   nn::Module& model_;

@@ -275,3 +275,58 @@ TEST(Metrics, JsonNumber) {
 }
 
 }  // namespace
+
+namespace sx::metrics {
+namespace {
+
+TEST(Calibration, HandCaseAndEce) {
+  // 3 bins: [0,1/3) holds 0.1 (y 0) and 0.2 (y 1): mean 0.15, fraction 0.5;
+  // [1/3,2/3) holds 0.5 (y 1): gap 0.5; [2/3,1] holds 0.9 and 1.0 (y 1, y 1): mean 0.95, gap 0.05.
+  Calibration c = calibration({0.1, 0.2, 0.5, 0.9, 1.0}, {0, 1, 1, 1, 1}, 3);
+  ASSERT_EQ(c.bins.size(), 3u);
+  EXPECT_EQ(c.bins[0].count, 2);
+  EXPECT_NEAR(c.bins[0].mean_prob, 0.15, 1e-12);
+  EXPECT_NEAR(c.bins[0].frac_positive, 0.5, 1e-12);
+  EXPECT_EQ(c.bins[2].count, 2);
+  EXPECT_NEAR(c.ece, (2 * 0.35 + 1 * 0.5 + 2 * 0.05) / 5.0, 1e-12);
+  EXPECT_NEAR(c.max_gap, 0.5, 1e-12);
+  // perfectly calibrated in every bin: ECE 0
+  EXPECT_NEAR(calibration({0.25, 0.25, 0.25, 0.25}, {1, 0, 0, 0}, 15).ece, 0.0, 1e-12);
+  // every image at ~0.99, half of them normal (the demo's stage 1 before the fix): one bin, mean
+  // 0.9945 against a fraction of 0.5
+  EXPECT_NEAR(calibration({0.99, 0.99, 0.999, 0.999}, {0, 0, 1, 1}, 15).ece, 0.9945 - 0.5, 1e-12);
+  EXPECT_THROW(calibration({1.5}, {1}), sx::ValueError);
+  EXPECT_THROW(calibration({0.5}, {1, 0}), sx::ValueError);
+}
+
+TEST(Calibration, TemperatureRecoversTheScaleOfOverconfidentLogits) {
+  // Labels drawn from sigmoid(z); the model reports 4 z (over-confident): T ~ 4 undoes it.
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> nd(0.0, 2.0);
+  std::uniform_real_distribution<double> ud(0.0, 1.0);
+  std::vector<double> logits;
+  std::vector<int> labels;
+  for (int i = 0; i < 20000; ++i) {
+    double z = nd(rng);
+    labels.push_back(ud(rng) < 1.0 / (1.0 + std::exp(-z)) ? 1 : 0);
+    logits.push_back(4.0 * z);
+  }
+  EXPECT_NEAR(fit_temperature(logits, labels), 4.0, 0.2);
+  for (double& z : logits) z /= 8.0;  // now under-confident by 2x: T ~ 0.5
+  EXPECT_NEAR(fit_temperature(logits, labels), 0.5, 0.03);
+  EXPECT_THROW(fit_temperature({}, {}), sx::ValueError);
+  EXPECT_THROW(fit_temperature({NAN}, {1}), sx::ValueError);
+}
+
+TEST(Calibration, ProbabilitiesPrintWithEnoughDigits) {
+  EXPECT_EQ(format_probability(0.28), "0.2800");
+  EXPECT_EQ(format_probability(0.99996), "0.99996");
+  EXPECT_EQ(format_probability(0.9999998), "0.9999998");
+  EXPECT_EQ(format_probability(1.0), "1.0000");
+  EXPECT_EQ(format_probability(0.0), "0.0000");
+  EXPECT_EQ(format_probability(0.00002), "0.00002");
+  EXPECT_NE(format_probability(0.99996), format_probability(1.0));
+}
+
+}  // namespace
+}  // namespace sx::metrics

@@ -16,12 +16,14 @@
 #include "layers/module.h"
 #include "layers/layers.h"
 #include "models/resnet.h"
+#include "tensor/autograd.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "train/checkpoint.h"
 #include "train/cls_data.h"
 #include "train/cls_source.h"
+#include "train/precise_bn.h"
 #include "train/signals.h"
 #include "train/trainer.h"
 
@@ -363,3 +365,164 @@ TEST(ClsData, LoaderSourcePositionsExactlyForResume) {
 }
 
 }  // namespace
+
+// ---- stage-1 calibration (issue 9.1) ------------------------------------------------------------
+
+// Precise BN: after recompute_batchnorm_statistics over K batches, each BatchNorm's running mean
+// and variance are the plain averages of the K batches' means and unbiased variances, computed
+// here independently from the layer's input; momentum, mode and weights are left as they were.
+TEST(PreciseBn, RunningStatisticsAreTheAverageOfTheBatches) {
+  SmallCnn m;
+  m.eval();
+  Synthetic data = make_synthetic(48, 9);
+  std::vector<Tensor> batches;
+  for (int k = 0; k < 3; ++k) batches.push_back(data.images.slice(0, 16 * k, 16 * (k + 1)).contiguous());
+  auto w_before = m.conv1->weight.to_vector();
+  size_t next = 0;
+  int64_t used = recompute_batchnorm_statistics(m, 5, [&] {
+    if (next == batches.size()) return false;
+    m.forward(batches[next++]);
+    return true;
+  });
+  EXPECT_EQ(used, 3);  // the source ran out before 5
+  EXPECT_FALSE(m.is_training());
+  EXPECT_DOUBLE_EQ(m.bn1->momentum(), 0.1);
+  EXPECT_EQ(m.conv1->weight.to_vector(), w_before);
+  // bn1's input is conv1(x): its per-channel statistics, batch by batch
+  const int64_t C = 8;
+  std::vector<double> mean(C, 0.0), var(C, 0.0);
+  {
+    NoGradGuard ng;
+    for (const Tensor& x : batches) {
+      Tensor h = m.conv1->forward(x);
+      const int64_t N = h.size(0), HW = h.size(2) * h.size(3);
+      auto v = h.contiguous().to_vector();
+      for (int64_t c = 0; c < C; ++c) {
+        double s = 0, s2 = 0;
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t i = 0; i < HW; ++i) s += v[(n * C + c) * HW + i];
+        const double mu = s / static_cast<double>(N * HW);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t i = 0; i < HW; ++i) s2 += (v[(n * C + c) * HW + i] - mu) * (v[(n * C + c) * HW + i] - mu);
+        mean[c] += mu / 3.0;
+        var[c] += s2 / static_cast<double>(N * HW - 1) / 3.0;
+      }
+    }
+  }
+  auto rm = m.bn1->running_mean.to_vector(), rv = m.bn1->running_var.to_vector();
+  for (int64_t c = 0; c < C; ++c) {
+    EXPECT_NEAR(rm[c], mean[c], 1e-5 + 1e-4 * std::fabs(mean[c])) << "channel " << c;
+    EXPECT_NEAR(rv[c], var[c], 1e-5 + 1e-4 * var[c]) << "channel " << c;
+  }
+  // No BatchNorm, or zero batches: nothing runs.
+  Probe probe;
+  EXPECT_EQ(recompute_batchnorm_statistics(probe, 3, [] { return true; }), 0);
+  EXPECT_EQ(recompute_batchnorm_statistics(m, 0, [] { return true; }), 0);
+}
+
+// The cause of the stage-1 miscalibration: after a few steps at a high learning rate the moving
+// averages describe activations of earlier weights, and evaluation-mode probabilities collapse
+// towards one class. With precise BN (the trainer's default in train-cls) the validation loss the
+// trainer reports for the same weights is far lower. Same data, same seed: the weights are
+// identical (precise BN touches only the statistics), so the difference is the statistics alone.
+TEST(Trainer, PreciseBnGivesEvaluationStatisticsOfTheCurrentWeights) {
+  Synthetic tr = make_synthetic(64, 31), va = make_synthetic(32, 32);
+  auto run = [&](int64_t precise, const std::string& name) {
+    std::string dir = temp_dir(name);
+    InMemoryClsSource train(tr.images, tr.labels, 16, true, true, 3), val(va.images, va.labels, 16, false, false, 0);
+    InMemoryClsSource bn(tr.images, tr.labels, 16, true, true, 3);
+    auto model = tiny_resnet();
+    ClsTrainConfig cfg = base_config(dir);
+    cfg.epochs = 1;
+    cfg.lr = 0.1;
+    cfg.warmup_steps = 0;
+    cfg.schedule = "constant";
+    cfg.bootstrap = 0;
+    cfg.precise_bn_batches = precise;
+    ClsTrainResult r = ClsTrainer(*model, cfg).fit(train, &val, false, &bn);
+    fs::remove_all(dir);
+    return std::make_pair(r.history.at(0).val_loss, model);
+  };
+  auto [loss_ema, m_ema] = run(0, "ema");
+  auto [loss_precise, m_precise] = run(4, "precise");
+  std::printf("validation loss after 4 steps: moving averages %.4f, precise BN %.4f\n", loss_ema, loss_precise);
+  EXPECT_EQ(m_ema->parameter("conv1.weight").to_vector(), m_precise->parameter("conv1.weight").to_vector());
+  EXPECT_LT(loss_precise, 0.5 * loss_ema);
+}
+
+// best.safetensors: the highest validation AUROC, ties broken by the lower validation loss. A
+// linearly separable task reaches AUROC 1.0 after the first epoch; the loss keeps falling, so the
+// best checkpoint must follow the last epoch, not stay at the first one to reach 1.0.
+TEST(Trainer, BestCheckpointTiesGoToTheLowerValidationLoss) {
+  std::string dir = temp_dir("ties");
+  Synthetic tr = make_synthetic(64, 41), va = make_synthetic(32, 42);
+  // Make the task trivially separable: abnormal images get a constant offset everywhere.
+  auto brighten = [](Synthetic& s) {
+    float* p = s.images.data<float>();
+    const float* l = s.labels.data<float>();
+    const int64_t S2 = 32 * 32;
+    for (int64_t i = 0; i < s.labels.size(0); ++i)
+      if (l[i] > 0.5f)
+        for (int64_t k = 0; k < S2; ++k) p[i * S2 + k] += 3.0f;
+  };
+  brighten(tr);
+  brighten(va);
+  InMemoryClsSource train(tr.images, tr.labels, 16, true, true, 5), val(va.images, va.labels, 16, false, false, 0);
+  Probe model;
+  ClsTrainConfig cfg = base_config(dir);
+  cfg.epochs = 4;
+  cfg.lr = 0.002;
+  cfg.schedule = "constant";
+  cfg.warmup_steps = 0;
+  cfg.bootstrap = 0;
+  ClsTrainResult r = ClsTrainer(model, cfg).fit(train, &val);
+  ASSERT_EQ(r.history.size(), 4u);
+  for (const auto& h : r.history) ASSERT_EQ(h.val_auroc, 1.0) << "epoch " << h.epoch << ": the task must saturate";
+  size_t lowest = 0;
+  for (size_t i = 1; i < r.history.size(); ++i)
+    if (r.history[i].val_loss < r.history[lowest].val_loss) lowest = i;
+  ASSERT_GT(lowest, 0u) << "the loss must fall after AUROC saturates, or the test shows nothing";
+  Metadata best = read_checkpoint_metadata(dir + "/best.safetensors");
+  EXPECT_EQ(best.at("step"), std::to_string(r.history[lowest].step));
+  EXPECT_EQ(std::stod(best.at("best_loss")), r.history[lowest].val_loss);
+  std::string mj = io::read_file(dir + "/metrics.json");
+  EXPECT_NE(mj.find("\"val_loss\""), std::string::npos);
+  EXPECT_NE(mj.find("ties: lowest val_loss"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// --calibrate temperature: T fitted on the validation logits is stored in the checkpoint and
+// predict_cls with it reports sigmoid(logit / T); a checkpoint without it reads as T = 1.
+TEST(Trainer, TemperatureIsFittedStoredAndApplied) {
+  std::string dir = temp_dir("temperature");
+  Synthetic tr = make_synthetic(64, 51), va = make_synthetic(32, 52);
+  InMemoryClsSource train(tr.images, tr.labels, 16, true, true, 5), val(va.images, va.labels, 16, false, false, 0);
+  auto model = std::make_shared<SmallCnn>();
+  ClsTrainConfig cfg = base_config(dir);
+  cfg.epochs = 2;
+  cfg.bootstrap = 0;
+  cfg.calibrate_temperature = true;
+  ClsTrainResult r = ClsTrainer(*model, cfg).fit(train, &val);
+  ASSERT_EQ(r.exit_code, 0);
+  const double t = checkpoint_temperature(dir + "/last.safetensors");
+  ClsPredictions raw = predict_cls(*model, val, Device::cpu());
+  EXPECT_NEAR(t, metrics::fit_temperature(raw.logits, raw.labels), 1e-9);
+  EXPECT_NE(t, 1.0);
+  ClsPredictions cal = predict_cls(*model, val, Device::cpu(), false, t);
+  ASSERT_EQ(cal.probs.size(), raw.probs.size());
+  for (size_t i = 0; i < cal.probs.size(); ++i) {
+    EXPECT_EQ(cal.logits[i], raw.logits[i]);
+    EXPECT_NEAR(cal.probs[i], 1.0 / (1.0 + std::exp(-raw.logits[i] / t)), 1e-6);
+  }
+  EXPECT_LE(cal.mean_loss, raw.mean_loss + 1e-9);  // T minimises exactly this loss
+  EXPECT_NE(io::read_file(dir + "/metrics.json").find("\"temperature\""), std::string::npos);
+  // without --calibrate: no temperature recorded, T = 1
+  std::string dir2 = temp_dir("no_temperature");
+  cfg.out_dir = dir2;
+  cfg.calibrate_temperature = false;
+  auto m2 = std::make_shared<SmallCnn>();
+  ClsTrainer(*m2, cfg).fit(train, &val);
+  EXPECT_EQ(checkpoint_temperature(dir2 + "/last.safetensors"), 1.0);
+  fs::remove_all(dir);
+  fs::remove_all(dir2);
+}

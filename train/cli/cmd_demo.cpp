@@ -140,6 +140,8 @@ int run_demo(int argc, char** argv) {
   const double auroc = json_value(metrics, "auroc");
   const double map50 = json_value(metrics, "map50", "detection");
   const double map50_rule = json_value(metrics, "map50", "detection_with_rule");
+  const double ece = json_value(metrics, "ece", "classifier");
+  auto effect = [&](const char* key) { return json_value(metrics, key, "rule_effect"); };
 
   std::printf("\n==================== spinexr demo: summary ====================\n");
   std::printf("time per stage:\n");
@@ -147,10 +149,16 @@ int run_demo(int argc, char** argv) {
   std::printf("  %-22s %7.1f s\n", "total", total);
   std::printf("\ntest split: AUROC %.2f%%, mAP@0.5 %.2f%% (detector alone), %.2f%% (with the decision rule)\n",
               100 * auroc, 100 * map50, 100 * map50_rule);
+  std::printf("decision rule (c = %.2f): normal test images flagged abnormal %.0f of %.0f; boxes on normal images "
+              "%.0f -> %.0f, false positives per normal image %.2f -> %.2f; stage-1 ECE %.2f%%\n",
+              effect("c"), effect("normal_flagged"), effect("normal_images"), effect("boxes_normal"),
+              effect("boxes_normal_with_rule"), effect("fp_per_normal_image"), effect("fp_per_normal_image_with_rule"),
+              100 * ece);
   std::printf("the demo's targets: AUROC >= 90%% %s, mAP@0.5 >= 50%% %s\n", auroc >= 0.90 ? "(met)" : "(NOT met)",
               std::max(map50, map50_rule) >= 0.50 ? "(met)" : "(NOT met)");
   std::printf("\npictures and files:\n");
   std::printf("  %s/eval/roc.png                   stage-1 ROC curve\n", out.c_str());
+  std::printf("  %s/eval/calibration.png           stage-1 reliability diagram\n", out.c_str());
   std::printf("  %s/eval/pr_curves.png             precision-recall per class, detector alone\n", out.c_str());
   std::printf("  %s/eval/pr_curves_rule.png        precision-recall per class, with the decision rule\n", out.c_str());
   std::printf("  %s/predictions/*.png              predicted boxes on %s test images\n", out.c_str(),
@@ -162,7 +170,11 @@ int run_demo(int argc, char** argv) {
 
   std::ostringstream js;
   js << "{\"seconds\": " << total << ", \"auroc\": " << auroc << ", \"map50\": " << map50
-     << ", \"map50_with_rule\": " << map50_rule << ", \"stages\": {";
+     << ", \"map50_with_rule\": " << map50_rule << ", \"ece\": " << ece
+     << ", \"normal_images\": " << effect("normal_images") << ", \"boxes_normal\": " << effect("boxes_normal")
+     << ", \"boxes_normal_with_rule\": " << effect("boxes_normal_with_rule")
+     << ", \"fp_per_normal_image\": " << effect("fp_per_normal_image")
+     << ", \"fp_per_normal_image_with_rule\": " << effect("fp_per_normal_image_with_rule") << ", \"stages\": {";
   for (size_t i = 0; i < times.size(); ++i)
     js << (i ? ", " : "") << "\"" << times[i].first << "\": " << times[i].second;
   js << "}}\n";

@@ -78,6 +78,7 @@ int run_eval(int argc, char** argv) {
   pc.device = Device::parse(args.get("device"));
   pc.progress = !args.get_flag("quiet");
   auto images = train::run_pipeline(ds, pool, pc, rule);
+  const train::RuleEffect effect = train::rule_effect(images, rule);
 
   // ---- stage 1 ----
   train::ClsPredictions cp;
@@ -101,6 +102,7 @@ int run_eval(int argc, char** argv) {
                                                     static_cast<uint64_t>(args.get_int("seed")), thr);
   if (tmode == "val") cm.threshold_source = "validation";
   train::write_cls_metrics_json(out + "/classifier.json", cm, {{"checkpoint", pc.cls_ckpt}, {"split", dopt.split}});
+  train::write_calibration_png(out + "/calibration.png", cm.calibration, "stage 1, " + dopt.split + " split");
   {
     metrics::RocCurve roc = metrics::roc_curve(cp.probs, cp.labels);
     char label[96];
@@ -123,6 +125,7 @@ int run_eval(int argc, char** argv) {
      << ", \"classifier\": " << io::read_file(out + "/classifier.json")
      << ", \"decision_rule\": {\"c\": " << metrics::json_number(rule.classifier_threshold)
      << ", \"box_threshold\": " << metrics::json_number(rule.box_threshold) << "}"
+     << ", \"rule_effect\": " << train::rule_effect_json(effect, rule)
      << ", \"detection\": " << eval::det_eval_json(all) << ", \"detection_with_rule\": " << eval::det_eval_json(ruled)
      << "}\n";
   io::write_file_atomic(out + "/metrics.json", js.str());
@@ -130,10 +133,15 @@ int run_eval(int argc, char** argv) {
   const auto& t = cm.at_threshold;
   std::printf("\nStage 1 (classifier), %lld images, %lld abnormal\n", static_cast<long long>(cm.n),
               static_cast<long long>(cm.positives));
-  std::printf("  AUROC %.2f%% (95%% CI %.2f-%.2f), threshold %.3f (%s): sensitivity %.2f%%, specificity %.2f%%, "
+  std::printf("  AUROC %.2f%% (95%% CI %.2f-%.2f), threshold %s (%s): sensitivity %.2f%%, specificity %.2f%%, "
               "F1 %.2f%%\n",
-              100 * cm.auroc, 100 * cm.ci.lo, 100 * cm.ci.hi, cm.threshold, cm.threshold_source.c_str(),
-              100 * t.sensitivity, 100 * t.specificity, 100 * t.f1);
+              100 * cm.auroc, 100 * cm.ci.lo, 100 * cm.ci.hi, metrics::format_probability(cm.threshold).c_str(),
+              cm.threshold_source.c_str(), 100 * t.sensitivity, 100 * t.specificity, 100 * t.f1);
+  std::printf("  calibration: ECE %.2f%% (15 bins); images with p_abnormal >= c = %s: %lld of %lld normal, %lld of %lld "
+              "abnormal\n",
+              100 * cm.calibration.ece, metrics::format_probability(rule.classifier_threshold).c_str(),
+              static_cast<long long>(effect.normal_flagged), static_cast<long long>(effect.normal_images),
+              static_cast<long long>(effect.abnormal_flagged), static_cast<long long>(effect.abnormal_images));
   std::printf("\nStage 2 (detection, AP %% at IoU 0.5; paper protocol)  detector | with rule (c = %.2f)\n",
               rule.classifier_threshold);
   size_t w = 12;
@@ -146,7 +154,13 @@ int run_eval(int argc, char** argv) {
   std::printf("  %-*s %s | %s\n", static_cast<int>(w), "mAP@0.5", pct(all.map50).c_str(), pct(ruled.map50).c_str());
   std::printf("  %-*s %s | %s\n", static_cast<int>(w), "VOC mAP@0.5", pct(all.map_voc50).c_str(),
               pct(ruled.map_voc50).c_str());
-  std::printf("\nwrote %s/metrics.json, classifier.json, roc.png, pr_curves.png, pr_curves_rule.png\n", out.c_str());
+  std::printf("\nThe rule on normal images (every box there is a false positive): %lld boxes -> %lld kept; false "
+              "positives per normal image %.2f -> %.2f (abnormal images: %lld boxes -> %lld kept)\n",
+              static_cast<long long>(effect.boxes_normal), static_cast<long long>(effect.boxes_normal_kept),
+              effect.fp_per_normal(), effect.fp_per_normal_kept(), static_cast<long long>(effect.boxes_abnormal),
+              static_cast<long long>(effect.boxes_abnormal_kept));
+  std::printf("\nwrote %s/metrics.json, classifier.json, roc.png, calibration.png, pr_curves.png, pr_curves_rule.png\n",
+              out.c_str());
   return 0;
 }
 

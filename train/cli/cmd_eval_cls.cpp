@@ -85,7 +85,9 @@ int run_eval_cls(int argc, char** argv) {
               static_cast<long long>(rep.loaded), data.split.train.size(), d.split.c_str(), d.root.c_str(),
               device.str().c_str());
   std::fflush(stdout);
-  ClsPredictions p = predict_cls(*model, src, device, !args.get_flag("quiet"));
+  const double temperature = checkpoint_temperature(ckpt);
+  if (temperature != 1.0) std::printf("calibration: temperature %.4g from the checkpoint (p = sigmoid(logit / T))\n", temperature);
+  ClsPredictions p = predict_cls(*model, src, device, !args.get_flag("quiet"), temperature);
 
   double threshold = -1;
   if (args.get("threshold") == "val") {
@@ -99,7 +101,9 @@ int run_eval_cls(int argc, char** argv) {
   ClsMetrics m = compute_cls_metrics(p, args.get_int("bootstrap"), static_cast<uint64_t>(args.get_int("seed")), threshold);
   if (args.get("threshold") == "val") m.threshold_source = "validation";
   write_cls_metrics_json(out + "/metrics.json", m,
-                         {{"checkpoint", ckpt}, {"split", d.split}, {"data", d.root}, {"arch", arch}});
+                         {{"checkpoint", ckpt}, {"split", d.split}, {"data", d.root}, {"arch", arch},
+                          {"temperature", metrics::json_number(temperature)}});
+  write_calibration_png(out + "/calibration.png", m.calibration, d.split + " split (n=" + std::to_string(m.n) + ")");
 
   std::ostringstream csv;
   csv << "image_id,p_abnormal,label\n";
@@ -114,15 +118,24 @@ int run_eval_cls(int argc, char** argv) {
                    "ROC, " + d.split + " split (n=" + std::to_string(m.n) + ")")
       .save_png(out + "/roc.png");
 
+  double min_normal = 1, max_normal = 0;
+  for (size_t i = 0; i < p.probs.size(); ++i)
+    if (!p.labels[i]) {
+      min_normal = std::min(min_normal, p.probs[i]);
+      max_normal = std::max(max_normal, p.probs[i]);
+    }
   const auto& t = m.at_threshold;
   std::printf("AUROC %.4f (95%% CI %.4f-%.4f, %lld bootstrap samples)\n", m.auroc, m.ci.lo, m.ci.hi,
               static_cast<long long>(m.ci.samples));
-  std::printf("threshold %.4f (%s): sensitivity %.4f, specificity %.4f, precision %.4f, F1 %.4f, accuracy %.4f\n",
-              m.threshold, m.threshold_source.c_str(), t.sensitivity, t.specificity, t.precision, t.f1, t.accuracy);
+  std::printf("threshold %s (%s): sensitivity %.4f, specificity %.4f, precision %.4f, F1 %.4f, accuracy %.4f\n",
+              metrics::format_probability(m.threshold).c_str(), m.threshold_source.c_str(), t.sensitivity, t.specificity, t.precision, t.f1, t.accuracy);
   std::printf("confusion: tp %lld, fp %lld, tn %lld, fn %lld; n %lld (%lld abnormal)\n", static_cast<long long>(t.cm.tp),
               static_cast<long long>(t.cm.fp), static_cast<long long>(t.cm.tn), static_cast<long long>(t.cm.fn),
               static_cast<long long>(m.n), static_cast<long long>(m.positives));
-  std::printf("wrote %s/metrics.json, roc.png, predictions.csv\n", out.c_str());
+  std::printf("calibration: ECE %.4f (15 bins), largest bin gap %.4f; p_abnormal of normal images %s..%s\n",
+              m.calibration.ece, m.calibration.max_gap, metrics::format_probability(min_normal).c_str(),
+              metrics::format_probability(max_normal).c_str());
+  std::printf("wrote %s/metrics.json, roc.png, calibration.png, predictions.csv\n", out.c_str());
   return 0;
 }
 

@@ -28,7 +28,9 @@ int run_train_cls(int argc, char** argv) {
   cli::Args args("train-cls",
                  "Train the stage-1 classifier (normal vs abnormal radiograph): a ResNet with one output trained\n"
                  "with binary cross-entropy on the training split, validated on a held-out share of its studies.\n"
-                 "Ctrl-C (or SIGTERM) saves a checkpoint at the next step and exits 130 (143); --resume continues.");
+                 "Ctrl-C (or SIGTERM) saves a checkpoint at the next step and exits 130 (143); --resume continues.\n"
+                 "best.safetensors is the epoch with the highest validation AUROC; ties (AUROC often reaches 1.0\n"
+                 "early) go to the lower validation loss. Both are recorded in metrics.json (\"best\").");
   args.required("data", "dataset root (release or flat layout, or a `spinexr prepare` cache)")
       .option("cache", "", "read images from this `spinexr prepare` cache instead of decoding the DICOMs")
       .option("arch", "resnet18", "resnet18 | resnet34 | resnet50")
@@ -48,6 +50,12 @@ int run_train_cls(int argc, char** argv) {
       .option("pos-weight", "1", "BCE weight of abnormal samples")
       .option("sampling", "shuffle", "shuffle | balanced (normal and abnormal equally likely)")
       .option("hflip", "0.5", "horizontal flip probability")
+      .option("precise-bn", "20",
+              "at each epoch end, recompute BatchNorm statistics with the current weights over this many\n"
+              "      training batches before validating and checkpointing (0: keep the moving averages)")
+      .option("calibrate", "none",
+              "none | temperature: fit a temperature on the validation logits at each validation, store it\n"
+              "      in the checkpoint; eval-cls, eval and predict then report sigmoid(logit / T)")
       .option("val-fraction", "0.1", "share of the training images (whole studies) held out for validation")
       .option("val-every", "1", "validate every N epochs (and after the last)")
       .option("ckpt-every", "0", "also checkpoint every N steps (0: at epoch ends only)")
@@ -154,6 +162,12 @@ int run_train_cls(int argc, char** argv) {
   c.bootstrap = args.get_int("bootstrap");
   c.nan_policy = args.get("nan");
   c.max_steps = args.get_int("max-steps");
+  c.precise_bn_batches = args.get_int("precise-bn");
+  SX_CHECK(c.precise_bn_batches >= 0, "--precise-bn must be >= 0, got ", c.precise_bn_batches);
+  const std::string calibrate = args.get("calibrate");
+  SX_CHECK(calibrate == "none" || calibrate == "temperature", "--calibrate must be none or temperature, got '",
+           calibrate, "'");
+  c.calibrate_temperature = calibrate == "temperature";
   c.seed = d.seed;
   c.device = device;
   c.out_dir = out;
@@ -172,7 +186,9 @@ int run_train_cls(int argc, char** argv) {
   }
 
   ClsTrainer trainer(*model, c);
-  ClsTrainResult r = trainer.fit(train, &val, resume);
+  // Precise BN reads training images in the training order and augmentation of each epoch.
+  LoaderClsSource bn_batches(*data.dataset, data.split.train, cls_loader_options(d, true));
+  ClsTrainResult r = trainer.fit(train, &val, resume, &bn_batches);
   if (r.interrupted) {
     std::printf("interrupted at step %lld; continue with: spinexr train-cls ... --out %s --resume\n",
                 static_cast<long long>(r.steps), out.c_str());
