@@ -13,6 +13,7 @@
 #include "tensor/ops.h"
 #include "train/json_writer.h"
 #include "train/optim.h"
+#include "train/precise_bn.h"
 #include "train/run_files.h"
 #include "train/scheduler.h"
 #include "train/signals.h"
@@ -67,9 +68,6 @@ io::LoaderOptions detection_loader_options(int size, int channels, int batch, bo
   return lo;
 }
 
-namespace {
-
-// Batch -> model inputs (image list with each image's resized, unpadded size; targets).
 models::ImageList to_image_list(const io::Batch& b, Device device) {
   models::ImageList il;
   il.tensor = b.images.to(device);
@@ -81,6 +79,8 @@ std::vector<models::ImageTargets> to_targets(const io::Batch& b, Device device) 
   for (const auto& t : b.targets) out.push_back({t.boxes.to(device), t.labels.to(device)});
   return out;
 }
+
+namespace {
 
 const char* kHistoryHeader = "epoch,step,train_loss,lr,seconds,val_map50,val_map_voc50";
 
@@ -330,6 +330,20 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
     rec.seconds = std::chrono::duration<double>(Clock::now() - t_epoch).count();
     for (const auto& [k, v] : part_sum) rec.loss_parts[k] = part_count > 0 ? v / static_cast<double>(part_count) : NAN;
     run_files::end_epoch(st, epoch);
+
+    if (cfg_.precise_bn_batches > 0) {
+      // BatchNorm statistics of this epoch's final weights (train/precise_bn.h), over the epoch's
+      // first batches in training order and augmentation, before anything evaluates or saves them.
+      io::DataLoader bn_loader(*train.dataset, train.pool, train.loader);
+      bn_loader.start_epoch(epoch);
+      io::Batch bb;
+      int64_t used = recompute_batchnorm_statistics(model_, cfg_.precise_bn_batches, [&] {
+        if (!bn_loader.next(bb)) return false;
+        model_.losses(to_image_list(bb, cfg_.device), to_targets(bb, cfg_.device));
+        return true;
+      });
+      if (used > 0) log.line("precise BN: statistics recomputed over " + std::to_string(used) + " batches");
+    }
 
     bool is_best = false;
     const bool validate = val && val->dataset && !val->pool.empty() &&

@@ -37,6 +37,10 @@ std::shared_ptr<models::DetectionModel> make_detector(const std::string& name, c
 Metadata detector_metadata(const models::DetectionModel& m);
 // (train/predict.h load_detector_checkpoint() rebuilds a detector from such a checkpoint.)
 
+// Batch -> model inputs: the image list with each image's resized, unpadded size; the targets.
+models::ImageList to_image_list(const io::Batch& b, Device device);
+std::vector<models::ImageTargets> to_targets(const io::Batch& b, Device device);
+
 struct DetTrainConfig {
   int64_t epochs = 12;
   double lr = 0.01;
@@ -54,6 +58,10 @@ struct DetTrainConfig {
   std::string nan_policy = "stop";  // stop | skip
   int64_t max_nan_skips = 20;
   int64_t max_steps = 0;            // > 0: stop (with a checkpoint) after this many steps in total
+  // Precise BN (train/precise_bn.h): at each epoch end, before validating and checkpointing,
+  // recompute trainable BatchNorm statistics over this many training batches (0: off; frozen BN
+  // has no running statistics to refresh, so it costs nothing there).
+  int64_t precise_bn_batches = 0;
   uint64_t seed = 0;
   Device device = Device::cpu();
   std::string out_dir;

@@ -10,8 +10,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/atomic_file.h"
 #include "io/synth.h"
 #include "train/det_train.h"
+#include "train/precise_bn.h"
 #include "train/predict.h"
 
 namespace sx::train {
@@ -151,6 +153,61 @@ TEST(DetTrainer, PredictionsAreInOriginalPixels) {
     }
   }
   EXPECT_THROW(make_detector("yolo", tiny_options()), ValueError);
+}
+
+}  // namespace
+}  // namespace sx::train
+
+namespace sx::train {
+namespace {
+
+// Precise BN in the detector loop (issue 9.1's cause, where trainable BatchNorm is used): after an
+// epoch the BatchNorm statistics are those of the final weights over the first training batches.
+// Recomputing them again from the same batches with the same weights changes nothing, which the
+// moving averages (an average over earlier weights) would not satisfy.
+TEST(DetTrainer, PreciseBnRefreshesTrainableBatchNorm) {
+  TinyRun run;
+  DetData data{&run.ds, run.pool, detection_loader_options(64, 1, 2, true, 0.5, 1.0, 1.0, 0, 1, 0)};
+  models::DetectorOptions o = tiny_options();
+  o.norm = models::NormKind::BatchNorm;
+  o.trainable_layers = 5;
+  auto stats_of = [](nn::Module& m) {
+    std::vector<float> v;
+    for (auto& [name, t] : m.state_dict())
+      if (name.find("running_") != std::string::npos)
+        for (float x : t.to_vector()) v.push_back(x);
+    return v;
+  };
+  for (int64_t precise : {0, 2}) {
+    auto m = make_detector("retinanet", o);
+    DetTrainConfig c = tiny_config((run.root / ("p" + std::to_string(precise))).string(), 0);
+    c.epochs = 1;
+    c.lr = 0.02;
+    c.precise_bn_batches = precise;
+    DetTrainer(*m, c).fit(data, nullptr, false);
+    const std::vector<float> after_fit = stats_of(*m);
+    ASSERT_FALSE(after_fit.empty());
+    io::DataLoader loader(*data.dataset, data.pool, data.loader);
+    loader.start_epoch(0);
+    io::Batch b;
+    recompute_batchnorm_statistics(*m, 2, [&] {
+      if (!loader.next(b)) return false;
+      m->losses(to_image_list(b, Device::cpu()), to_targets(b, Device::cpu()));
+      return true;
+    });
+    const std::vector<float> again = stats_of(*m);
+    double max_diff = 0;
+    for (size_t i = 0; i < again.size(); ++i)
+      max_diff = std::max(max_diff, static_cast<double>(std::fabs(again[i] - after_fit[i])) / (1.0 + std::fabs(again[i])));
+    std::string log = io::read_file((run.root / ("p" + std::to_string(precise)) / "train.log").string());
+    if (precise > 0) {
+      EXPECT_NE(log.find("precise BN: statistics recomputed over 2 batches"), std::string::npos) << log;
+      EXPECT_LT(max_diff, 1e-5) << "precise BN statistics are not those of the final weights";
+    } else {
+      EXPECT_EQ(log.find("precise BN"), std::string::npos);
+      EXPECT_GT(max_diff, 1e-3) << "the moving averages should lag the weights (else this test shows nothing)";
+    }
+  }
 }
 
 }  // namespace

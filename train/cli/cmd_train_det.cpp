@@ -40,6 +40,9 @@ int run_train_det(int argc, char** argv) {
       .option("workers", "2", "data loading threads")
       .option("seed", "0", "random seed (data order, augmentation, weight init)")
       .option("max-steps", "0", "stop after this many steps (0: run all epochs)")
+      .option("precise-bn", "20",
+              "with --norm batchnorm: at each epoch end recompute BatchNorm statistics with the current\n"
+              "      weights over this many training batches before validating and checkpointing (0: off)")
       .option("ckpt-every", "0", "also checkpoint every N steps")
       .option("nan", "stop", "on a non-finite loss: stop | skip");
   sx::cli::add_detector_options(args);
@@ -87,6 +90,8 @@ int run_train_det(int argc, char** argv) {
   cfg.val_every = args.get_int("val-every");
   cfg.ckpt_every = args.get_int("ckpt-every");
   cfg.max_steps = args.get_int("max-steps");
+  cfg.precise_bn_batches = args.get_int("precise-bn");
+  SX_CHECK(cfg.precise_bn_batches >= 0, "--precise-bn must be >= 0, got ", cfg.precise_bn_batches);
   cfg.nan_policy = args.get("nan");
   cfg.seed = seed;
   cfg.device = sx::Device::parse(args.get("device"));
