@@ -320,6 +320,12 @@ Canvas render(const LinePlot& p, PlotFrame* frame_out) {
     for (auto* s : named) tw = std::max(tw, Canvas::text_width(s->label));
     int row_h = kCellH + 4, bw = 8 + 20 + 6 + tw + 8, bh = 6 + row_h * static_cast<int>(named.size()) + 2;
     int bx1 = fr.right - 8, by1 = fr.bottom - 8, bx0 = bx1 - bw, by0 = by1 - bh;
+    if (p.legend_top_left) {
+      bx0 = fr.left + 8;
+      by0 = fr.top + 8;
+      bx1 = bx0 + bw;
+      by1 = by0 + bh;
+    }
     cv.fill_rect(bx0, by0, bx1, by1, kWhite);
     cv.rect(bx0, by0, bx1, by1, kGrey);
     for (size_t i = 0; i < named.size(); ++i) {
@@ -387,15 +393,26 @@ Canvas render_reliability(const std::vector<ReliabilityBin>& bins, const std::st
       model.y.push_back(b.frac_positive);
     }
   p.series = {diag, model};
+  p.legend_top_left = true;  // where a calibrated model's bars are lowest
   PlotFrame fr;
   Canvas cv = render(p, &fr);
-  // Bars under the curves: outline of the observed fraction over the bin's width.
-  const Color bar{120, 160, 210};
+  // Bars (the observed fraction over each non-empty bin, with its image count above), then the
+  // diagonal and the model's line drawn again on top of them.
+  const Color bar{198, 219, 239}, edge{107, 174, 214};
   for (const auto& b : bins) {
     if (b.count == 0) continue;
     const int x0 = fr.px(b.lo) + 1, x1 = fr.px(b.hi) - 1, y0 = fr.py(b.frac_positive), y1 = fr.py(0.0);
-    if (x1 > x0 && y1 > y0) cv.rect(x0, y0, x1, y1, bar, 1);
+    if (x1 <= x0) continue;
+    if (y1 > y0) {
+      cv.fill_rect(x0, y0, x1, y1, bar);
+      cv.rect(x0, y0, x1, y1, edge, 1);
+    }
+    const std::string n = std::to_string(b.count);
+    cv.text((x0 + x1 - Canvas::text_width(n)) / 2, std::max(fr.top + 2, y0 - 10), n, kBlack);
   }
+  cv.dashed_line(fr.px(0), fr.py(0), fr.px(1), fr.py(1), kGrey, 1);
+  for (size_t i = 0; i + 1 < model.x.size(); ++i)
+    cv.line(fr.px(model.x[i]), fr.py(model.y[i]), fr.px(model.x[i + 1]), fr.py(model.y[i + 1]), palette(3), 2);
   for (size_t i = 0; i < model.x.size(); ++i) {
     const int x = fr.px(model.x[i]), y = fr.py(model.y[i]);
     cv.fill_rect(x - 3, y - 3, x + 3, y + 3, palette(3));

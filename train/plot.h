@@ -79,6 +79,7 @@ struct LinePlot {
   int width = 640, height = 480;
   int ticks = 5;  // about how many ticks per axis
   bool grid = true;
+  bool legend_top_left = false;  // default: bottom right of the frame
   std::vector<Series> series;
 };
 

@@ -192,3 +192,34 @@ TEST(Plot, PrCurvesGetDistinctColours) {
 }
 
 }  // namespace
+
+namespace sx::plot {
+namespace {
+
+// The reliability diagram: a bar per non-empty bin up to its observed fraction, none for an empty
+// bin, and the model's marker at (mean probability, fraction).
+TEST(Plot, ReliabilityDiagramDrawsABarPerNonEmptyBin) {
+  std::vector<ReliabilityBin> bins(3);
+  bins[0] = {0.0, 1.0 / 3, 0.1, 0.25, 8};
+  bins[1] = {1.0 / 3, 2.0 / 3, 0.0, 0.0, 0};  // empty
+  bins[2] = {2.0 / 3, 1.0, 0.9, 0.75, 4};
+  Canvas cv = render_reliability(bins, "ECE 12.5%");
+  LinePlot probe;  // the same geometry as render_reliability's
+  probe.width = 560;
+  probe.height = 560;
+  probe.title = "Reliability";
+  probe.xlabel = "x";
+  probe.ylabel = "y";
+  PlotFrame fr;
+  render(probe, &fr);
+  const Color bar{198, 219, 239};
+  // inside bin 0's bar (x between its edges, y below its top) vs. inside bin 1 (empty)
+  EXPECT_EQ(cv.get(fr.px(0.25), fr.py(0.05)), bar);
+  EXPECT_NE(cv.get(fr.px(0.45), fr.py(0.05)), bar);
+  EXPECT_NE(cv.get(fr.px(0.25), fr.py(0.45)), bar);  // above bin 0's fraction of 0.25
+  EXPECT_EQ(cv.get(fr.px(0.72), fr.py(0.6)), bar);  // bin 2 reaches 0.75
+  EXPECT_EQ(cv.get(fr.px(0.9), fr.py(0.75)), palette(3));  // the model's marker
+}
+
+}  // namespace
+}  // namespace sx::plot
