@@ -222,6 +222,8 @@ DicomInfo parse_info(const gdcm::File& file, const std::string& path, const Dico
   in.series_uid = get_string(ds, 0x0020, 0x000e);
   in.sop_uid = get_string(ds, 0x0008, 0x0018);
   in.sop_class_uid = get_string(ds, 0x0008, 0x0016);
+  // The VinDr release's files carry the SOP Class UID only in the file meta (MediaStorageSOPClassUID).
+  if (in.sop_class_uid.empty()) in.sop_class_uid = get_string(fmi, 0x0002, 0x0002);
   in.modality = get_string(ds, 0x0008, 0x0060);
   return in;
 }

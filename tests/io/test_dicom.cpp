@@ -420,6 +420,31 @@ TEST(Dicom, MetadataIsExposedAndModalityNotNeeded) {
   EXPECT_EQ(read_dicom_info(dir / "b.dcm").modality, "CR");
 }
 
+// The release's files carry the SOP Class UID only in the file meta (MediaStorageSOPClassUID,
+// 0002,0002), not in the data set (0008,0016): `info` falls back to it.
+TEST(Dicom, SopClassFallsBackToTheFileMeta) {
+  TempDir dir;
+  auto px = ramp(10, 12, 12);
+  DicomWriteSpec s = spec(10, 12, DicomCodec::Jpeg2000Lossless);
+  s.sop_class_uid = "1.2.840.10008.5.1.4.1.1.1.1";  // Digital X-Ray Image Storage - For Presentation
+  write_dicom(dir / "a.dcm", px.data(), s);
+  EXPECT_EQ(read_dicom_info(dir / "a.dcm").sop_class_uid, s.sop_class_uid);
+  ASSERT_EQ(rewrite_dicom(dir / "a.dcm", dir / "meta_only.dcm",
+                          [](gdcm::DataSet& ds) { ds.Remove(gdcm::Tag(0x0008, 0x0016)); }),
+            "");
+  {
+    gdcm::Reader r;  // the fixture is what it should be: no (0008,0016), (0002,0002) present
+    r.SetFileName((dir / "meta_only.dcm").c_str());
+    ASSERT_TRUE(r.Read());
+    ASSERT_FALSE(r.GetFile().GetDataSet().FindDataElement(gdcm::Tag(0x0008, 0x0016)));
+    ASSERT_TRUE(r.GetFile().GetHeader().FindDataElement(gdcm::Tag(0x0002, 0x0002)));
+  }
+  DicomInfo in = read_dicom_info(dir / "meta_only.dcm");
+  EXPECT_EQ(in.sop_class_uid, s.sop_class_uid);
+  EXPECT_NE(in.str().find("sop_class_uid: " + s.sop_class_uid + "\n"), std::string::npos) << in.str();
+  EXPECT_EQ(read_dicom(dir / "meta_only.dcm").info.sop_class_uid, s.sop_class_uid);
+}
+
 TEST(Dicom, WriterIsDeterministic) {
   TempDir dir;
   auto px = ramp(20, 20, 12);
