@@ -44,7 +44,10 @@ int run_predict(int argc, char** argv) {
       .option("threads", "0", "CPU threads (0: OpenMP's default)")
       .option("workers", "2", "data loading threads")
       .flag("quiet", "no progress bars")
-      .positional("FILE", "DICOM files (instead of --data)", /*many=*/true);
+      .positional("FILE",
+                  "DICOM files (instead of --data): image_id is the file name, study_id and series_id the\n"
+                  "      file's StudyInstanceUID and SeriesInstanceUID",
+                  /*many=*/true);
   sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
   sx::cli::apply_precision_options(args);
