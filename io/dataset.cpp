@@ -106,6 +106,7 @@ Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
   if (!is_dir(root)) SX_THROW(IOError, root, ": not a folder");
   Dataset d;
   d.root_ = root;
+  d.split_ = opt.split;
   d.classes_ = opt.classes;
   d.window_ = opt.window;
   d.limits_ = opt.limits;
@@ -139,6 +140,10 @@ Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
 
   std::map<std::string, CacheEntry> cache;
   if (d.layout_ == Layout::Cache) cache = read_cache_index(root, opt.split);
+  d.listed_ = static_cast<int64_t>(table.images.size());
+  auto missing = [&](const ImageAnnotation& a, const std::string& path) {
+    d.missing_.push_back({opt.split, a.image_id, path, csv, a.first_line});
+  };
 
   for (ImageAnnotation& a : table.images) {
     Sample s;
@@ -148,8 +153,8 @@ Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
     s.rad_id = a.rad_id;
     if (d.layout_ == Layout::Cache) {
       auto it = cache.find(a.image_id);
-      if (it == cache.end()) {
-        bad(a.first_line, "image " + a.image_id + " is not in the cache index");
+      if (it == cache.end()) {  // prepared with --allow-missing while its DICOM was absent
+        missing(a, root + "/images/" + opt.split + "/" + a.image_id + ".png");
         continue;
       }
       if (!it->second.ok) {
@@ -169,7 +174,7 @@ Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
       s.path = image_dir + "/" + a.image_id + ".dicom";
       if (!is_file(s.path) && is_file(image_dir + "/" + a.image_id + ".dcm")) s.path = image_dir + "/" + a.image_id + ".dcm";
       if (!is_file(s.path)) {
-        bad(a.first_line, "image file " + s.path + " does not exist");
+        missing(a, s.path);
         continue;
       }
       if (opt.check_boxes) {
@@ -189,7 +194,45 @@ Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
     s.label = s.boxes.empty() ? 0 : 1;
     d.samples_.push_back(std::move(s));
   }
+  if (!d.missing_.empty() && !opt.allow_missing) {
+    const MissingImage& m = d.missing_.front();
+    SX_THROW(IOError, m.csv, ":", m.line, ": ", missing_images_summary(d.missing_, {{opt.split, d.listed_}}),
+             " (allow_missing / --allow-missing leaves them out)");
+  }
   return d;
+}
+
+// ---- missing images --------------------------------------------------------------------------------
+
+std::string missing_images_summary(const std::vector<MissingImage>& missing,
+                                   const std::vector<std::pair<std::string, int64_t>>& listed_per_split, size_t first) {
+  int64_t listed = 0;
+  for (const auto& sl : listed_per_split) listed += sl.second;
+  std::string s = std::to_string(missing.size()) + " of " + std::to_string(listed) + " listed images are missing (";
+  for (size_t k = 0; k < listed_per_split.size(); ++k) {
+    const auto& [split, n] = listed_per_split[k];
+    const auto m = std::count_if(missing.begin(), missing.end(), [&](const MissingImage& x) { return x.split == split; });
+    s += (k ? ", " : "") + split + ": " + std::to_string(m) + " of " + std::to_string(n);
+  }
+  s += listed_per_split.empty() ? "first: " : "; first: ";
+  for (size_t k = 0; k < missing.size() && k < first; ++k) s += (k ? ", " : "") + missing[k].path;
+  if (missing.size() > first) s += ", ...";
+  return s + ")";
+}
+
+void write_missing_list(const std::string& path, const std::vector<MissingImage>& missing) {
+  std::string text;
+  for (const MissingImage& m : missing) text += m.path + "\n";
+  write_file_atomic(path, text);
+}
+
+std::string check_missing_images(const Dataset& ds, const std::string& list_path, bool allow) {
+  if (ds.missing().empty()) return "";
+  if (!list_path.empty()) write_missing_list(list_path, ds.missing());
+  const std::string what = ds.root() + ": " + missing_images_summary(ds.missing(), {{ds.split(), ds.listed()}});
+  if (!allow)
+    SX_THROW(IOError, what, list_path.empty() ? "" : "; full list in " + list_path, " (--allow-missing leaves them out)");
+  return what;
 }
 
 LoadedImage Dataset::load(int64_t i, int max_side) const {

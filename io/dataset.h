@@ -29,9 +29,12 @@
 //
 // ---- Errors ------------------------------------------------------------------------------------
 // Bad CSV rows follow annotations.h (stop on the first, or skip_bad_rows: skip, count, list in
-// bad_rows()). An image file that is missing is a bad row of its first CSV line. When image sizes
-// are known at open (cache index, or check_boxes reading the DICOM headers), boxes outside the
-// image are bad rows too.
+// bad_rows()). When image sizes are known at open (cache index, or check_boxes reading the DICOM
+// headers), boxes outside the image are bad rows too.
+// Missing images (listed in the CSV, no file; for a cache: not in its index) are not bad rows: a
+// partial download lacks thousands of them. By default open() throws one line counting them and
+// naming the first few; allow_missing leaves them out and lists them in missing() (the CLI then
+// writes the full list with check_missing_images and stops unless --allow-missing).
 //
 // ---- Determinism -------------------------------------------------------------------------------
 // The order of an epoch is a function of (seed, epoch); the augmentation of the sample at position p
@@ -47,6 +50,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "io/annotations.h"
@@ -63,6 +67,7 @@ struct DatasetOptions {
   std::string split = "train";             // "train" or "test"
   ClassMap classes = ClassMap::vindr_default();
   bool skip_bad_rows = false;
+  bool allow_missing = false;              // listed images without a file: left out, in missing() (else throw)
   bool check_boxes = true;                 // read DICOM headers at open to check boxes vs image size
   std::string annotations;                 // override the CSV path (optional)
   WindowOptions window;                    // DICOM windowing when loading (ignored for a cache)
@@ -76,6 +81,14 @@ struct Sample {
   std::vector<Box> boxes;                  // original pixel space
   int width = 0, height = 0;               // original size (0 until known)
   float cache_scale = 1.0f;                // cache: stored px per original px
+};
+
+// A listed image whose file is absent (see Errors above).
+struct MissingImage {
+  std::string split, image_id;
+  std::string path;                        // where the file was looked for
+  std::string csv;                         // the CSV that lists it, and its first line there
+  int line = 0;
 };
 
 // An image as loaded (before transforms): values in [0, 1], bone bright.
@@ -102,6 +115,11 @@ class Dataset {
   const ClassMap& classes() const { return classes_; }
   const std::vector<BadRow>& bad_rows() const { return bad_rows_; }
   const std::string& root() const { return root_; }
+  const std::string& split() const { return split_; }
+  // Images the CSV lists (samples, missing ones and those dropped as bad rows).
+  int64_t listed() const { return listed_; }
+  // With allow_missing: the listed images whose file is absent, in CSV order.
+  const std::vector<MissingImage>& missing() const { return missing_; }
 
   // Decodes sample i (thread-safe; no shared mutable state). With max_side > 0 the caller promises
   // to resize to at most that longest side, so a JPEG 2000 DICOM may be decoded at a reduced
@@ -115,8 +133,24 @@ class Dataset {
   WindowOptions window_;
   DicomLimits limits_;
   std::vector<BadRow> bad_rows_;
-  std::string root_;
+  std::string root_, split_;
+  int64_t listed_ = 0;
+  std::vector<MissingImage> missing_;
 };
+
+// ---- missing images (a partial download) -----------------------------------------------------------
+
+// One line: "N of M listed images are missing (train: a of b, test: c of d; first: PATH, PATH, PATH)",
+// the splits in the order given (with their listed counts), at most `first` paths named.
+std::string missing_images_summary(const std::vector<MissingImage>& missing,
+                                   const std::vector<std::pair<std::string, int64_t>>& listed_per_split,
+                                   size_t first = 3);
+// The full list, one path per line, written atomically.
+void write_missing_list(const std::string& path, const std::vector<MissingImage>& missing);
+// For a dataset opened with allow_missing. Nothing missing: returns "". Otherwise writes the full
+// list to `list_path` (unless empty) and, unless `allow`, throws IOError "ROOT: <summary>; full list
+// in LIST (--allow-missing leaves them out)"; with `allow` returns "ROOT: <summary>" (for a note).
+std::string check_missing_images(const Dataset& ds, const std::string& list_path, bool allow);
 
 // ---- splits and sampling -------------------------------------------------------------------------
 

@@ -222,6 +222,8 @@ DicomInfo parse_info(const gdcm::File& file, const std::string& path, const Dico
   in.series_uid = get_string(ds, 0x0020, 0x000e);
   in.sop_uid = get_string(ds, 0x0008, 0x0018);
   in.sop_class_uid = get_string(ds, 0x0008, 0x0016);
+  // The VinDr release's files carry the SOP Class UID only in the file meta (MediaStorageSOPClassUID).
+  if (in.sop_class_uid.empty()) in.sop_class_uid = get_string(fmi, 0x0002, 0x0002);
   in.modality = get_string(ds, 0x0008, 0x0060);
   return in;
 }
@@ -296,6 +298,46 @@ bool codestream_size(const unsigned char* p, int64_t n, int* w, int* h, int* com
     return true;
   }
   return false;
+}
+
+// Signedness and precision of a JPEG 2000 codestream (SIZ marker, first component's Ssiz: bit 7 =
+// signed, bits 0-6 = precision - 1). False when the bytes are not a raw J2K codestream.
+bool j2k_sign(const unsigned char* p, int64_t n, bool* is_signed, int* precision) {
+  if (n < 43 || p[0] != 0xFF || p[1] != 0x4F || p[2] != 0xFF || p[3] != 0x51) return false;
+  *is_signed = (p[42] & 0x80) != 0;
+  *precision = (p[42] & 0x7F) + 1;
+  return true;
+}
+
+// PixelRepresentation vs the JPEG 2000 codestream's signedness. Some encoders write an unsigned
+// codestream for PixelRepresentation 1 (or the reverse). GDCM's decoder then hands back the
+// codestream's reading of the bits (it switches its pixel format to the codestream's sign), e.g.
+// 6192 where the value is -2000 (pydicom's J2K_pixelrep_mismatch.dcm: 13-bit codestream, 2^13
+// apart). The rule here, as pydicom's J2K corrections (config.APPLY_J2K_CORRECTIONS): the DICOM
+// header wins. The codestream's `precision` low bits are read as two's complement when
+// PixelRepresentation is 1, as unsigned when it is 0; BitsStored is not used, the codestream
+// decides the width as for any encapsulated value (step 2 in dicom.h). At precision 16 the two
+// readings of a 16-bit word already agree; only narrower codestreams change. Returns the value for
+// decoded value `v`.
+int32_t header_signedness(int32_t v, int precision, bool header_signed) {
+  const uint32_t bits = static_cast<uint32_t>(v) & ((precision >= 32 ? 0u : (1u << precision)) - 1u);
+  if (header_signed && precision < 32 && (bits >> (precision - 1)) != 0)
+    return static_cast<int32_t>(static_cast<int64_t>(bits) - (int64_t(1) << precision));
+  return static_cast<int32_t>(bits);
+}
+
+// The first fragment of encapsulated JPEG 2000 pixel data, when it is a raw codestream: its
+// signedness and precision (see header_signedness). False otherwise (not J2K, or a JP2 wrapper).
+bool j2k_fragment_sign(const gdcm::File& file, const DicomInfo& in, bool* is_signed, int* precision) {
+  if (!in.encapsulated) return false;
+  if (in.transfer_syntax_uid != "1.2.840.10008.1.2.4.90" && in.transfer_syntax_uid != "1.2.840.10008.1.2.4.91")
+    return false;
+  const gdcm::SequenceOfFragments* sf =
+      file.GetDataSet().GetDataElement(gdcm::Tag(0x7fe0, 0x0010)).GetSequenceOfFragments();
+  if (!sf || sf->GetNumberOfFragments() == 0) return false;
+  const gdcm::ByteValue* bv = sf->GetFragment(0).GetByteValue();
+  if (!bv || !bv->GetPointer()) return false;
+  return j2k_sign(reinterpret_cast<const unsigned char*>(bv->GetPointer()), bv->GetLength(), is_signed, precision);
 }
 
 // The checks that must pass before decoding: the pixel data holds what the header promises.
@@ -449,6 +491,12 @@ void decode(const std::string& path, const DicomLimits& lim, gdcm::ImageReader& 
 
   // Step 2: stored bits.
   const bool is_signed = in.pixel_representation == 1;
+  // A JPEG 2000 codestream whose signedness disagrees with the header: the header wins (see
+  // header_signedness). check_pixel_element made sure its precision is <= BitsAllocated.
+  bool j2k_signed = false;
+  int j2k_prec = 0;
+  const bool sign_fix = j2k_fragment_sign(reader.GetFile(), in, &j2k_signed, &j2k_prec) && j2k_signed != is_signed &&
+                        j2k_prec >= 2 && j2k_prec <= gba;
   const int bs = in.bits_stored, shift = in.high_bit + 1 - in.bits_stored;
   const uint32_t mask = bs >= 32 ? 0xffffffffu : ((1u << bs) - 1);
   out.stored.resize(static_cast<size_t>(npx));
@@ -470,8 +518,10 @@ void decode(const std::string& path, const DicomLimits& lim, gdcm::ImageReader& 
     }
     int32_t v;
     if (in.encapsulated) {
-      // The codec is authoritative: no masking, the decoded value is kept.
-      v = is_signed ? as_signed : static_cast<int32_t>(raw);
+      // The codec is authoritative: no masking, the decoded value is kept (read with the header's
+      // signedness when the codestream's differs).
+      if (sign_fix) v = header_signedness(static_cast<int32_t>(raw), j2k_prec, is_signed);
+      else v = is_signed ? as_signed : static_cast<int32_t>(raw);
       if (v < lo_s || v > hi_s) widened = true;
     } else {
       uint32_t s = (raw >> shift) & mask;
@@ -481,6 +531,7 @@ void decode(const std::string& path, const DicomLimits& lim, gdcm::ImageReader& 
     dst[i] = v;
   }
   in.bits_widened = widened;
+  in.j2k_sign_mismatch = sign_fix;
   out.info = in;
   out.file = &reader.GetFile();
 }
@@ -506,6 +557,9 @@ std::string DicomInfo::str() const {
      << "sop_class_uid: " << sop_class_uid << "\nstudy_uid: " << study_uid << "\nseries_uid: " << series_uid
      << "\nsop_uid: " << sop_uid << "\n";
   if (bits_widened) os << "note: decoded values exceed BitsStored; stored range widened to BitsAllocated\n";
+  if (j2k_sign_mismatch)
+    os << "note: the JPEG 2000 codestream is " << (pixel_representation ? "unsigned" : "signed")
+       << " but PixelRepresentation is " << pixel_representation << "; values read as the header says\n";
   return os.str();
 }
 
@@ -611,6 +665,13 @@ DicomImage read_dicom_for_size(const std::string& path, int max_side, const Dico
           ++r;
         const gdcm::SequenceOfFragments* sf =
             reader.GetFile().GetDataSet().GetDataElement(gdcm::Tag(0x7fe0, 0x0010)).GetSequenceOfFragments();
+        // A codestream whose signedness disagrees with PixelRepresentation is decoded in full: its
+        // wavelet bands average the codestream's values, which wrap where the header's values change
+        // sign, so no coarse level holds the right picture (the full decode fixes each value).
+        bool j2k_signed = false;
+        int j2k_prec = 0;
+        if (j2k_fragment_sign(reader.GetFile(), in, &j2k_signed, &j2k_prec) && j2k_signed != (in.pixel_representation == 1))
+          r = 0;
         if (r > 0 && sf) {
           std::vector<uint8_t> cs;
           for (unsigned i = 0; i < sf->GetNumberOfFragments(); ++i) {

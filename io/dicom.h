@@ -9,6 +9,9 @@
 //      authoritative: VinDr files exist whose JPEG 2000 codestream has more precision than
 //      BitsStored says, so there a value that does not fit BitsStored widens the stored range to
 //      BitsAllocated instead of being masked (info.bits_widened records it). No decoded value is lost.
+//      A JPEG 2000 codestream whose signedness disagrees with PixelRepresentation follows the header:
+//      its bits are read as the header says (as pydicom's J2K corrections do; pydicom's
+//      J2K_pixelrep_mismatch.dcm gives -2000, not 6192); info.j2k_sign_mismatch records it.
 //   3. Modality LUT Sequence if present, else Rescale Slope/Intercept -> "modality values";
 //   4. windowing, by a chosen mode: none (the full stored range), dicom (VOI LUT Sequence if present,
 //      else Window Center/Width, first value when multi-valued, linear function of PS3.3
@@ -51,6 +54,7 @@ struct DicomInfo {
   double rescale_slope = 1, rescale_intercept = 0;
   std::string sex, age, study_uid, series_uid, sop_uid, sop_class_uid, modality;
   bool bits_widened = false;  // set by read_dicom: decoded values exceeded BitsStored (see above)
+  bool j2k_sign_mismatch = false;  // set by read_dicom: J2K codestream signedness differs (see above)
 
   bool monochrome1() const { return photometric == "MONOCHROME1"; }
   std::string str() const;  // "key: value" lines, for `spinexr info`

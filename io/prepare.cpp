@@ -127,10 +127,13 @@ PrepareSummary prepare_cache(const PrepareOptions& opt) {
   std::vector<Job> jobs;
   PrepareSummary sum;
   std::mutex mu;
+  std::vector<MissingImage> missing;
+  std::vector<std::pair<std::string, int64_t>> listed;
   for (const std::string& split : opt.splits) {
     DatasetOptions dopt;
     dopt.split = split;
     dopt.skip_bad_rows = true;   // prepare is about files: CSV problems are the dataset's business
+    dopt.allow_missing = true;   // counted and listed below, not one error each
     dopt.check_boxes = false;
     Dataset ds;
     try {
@@ -145,14 +148,24 @@ PrepareSummary prepare_cache(const PrepareOptions& opt) {
     const std::string csv = ds.layout() == Layout::Release ? opt.data + "/annotations/" + split + ".csv"
                                                            : opt.data + "/annotations_" + split + ".csv";
     write_file_atomic(opt.out + "/annotations/" + split + ".csv", read_file(csv));
-    for (const BadRow& b : ds.bad_rows())
-      if (b.reason.find("does not exist") != std::string::npos) {
-        sum.errors.push_back(b.str());
-        ++sum.failed;
-      }
+    missing.insert(missing.end(), ds.missing().begin(), ds.missing().end());
+    listed.emplace_back(split, ds.listed());
     for (const Sample& s : ds.samples()) jobs.push_back({s.image_id, split, s.path});
   }
-  sum.images = static_cast<int64_t>(jobs.size()) + sum.failed;
+  sum.images = static_cast<int64_t>(jobs.size());
+
+  // A partial download: the full list in CACHE/missing.txt, and nothing decoded unless allowed.
+  const std::string missing_path = opt.out + "/missing.txt";
+  if (missing.empty()) {
+    std::remove(missing_path.c_str());
+  } else {
+    write_missing_list(missing_path, missing);
+    sum.missing = static_cast<int64_t>(missing.size());
+    sum.missing_summary = missing_images_summary(missing, listed);
+    if (!opt.allow_missing)
+      SX_THROW(IOError, opt.data, ": ", sum.missing_summary, "; full list in ", missing_path,
+               "; nothing was decoded (--allow-missing prepares the ", jobs.size(), " present)");
+  }
 
   const std::string index_path = opt.out + "/spinexr_cache.csv", journal_path = opt.out + "/spinexr_cache.journal";
   std::map<std::string, Row> rows;

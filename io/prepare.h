@@ -14,6 +14,12 @@
 // to CACHE/spinexr_cache.journal. A rerun reads the index and the journal and skips images already
 // done whose PNG exists; at the end the merged index is written atomically and the journal removed.
 // A bad file is reported (status "error: ...") and counted, never fatal; a rerun retries it.
+//
+// Listed images whose DICOM is absent (a partial download): the full list is written atomically to
+// CACHE/missing.txt (one path per line; a stale list is removed when nothing is missing) and, unless
+// allow_missing, prepare throws before decoding anything: one line counting them per split and
+// naming the first few. With allow_missing the images present are prepared and the summary says
+// how many are missing (the cache's datasets then list them as missing, see dataset.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,11 +37,14 @@ struct PrepareOptions {
   DicomLimits limits;
   int threads = 0;                     // 0: all cores
   bool progress = true;
+  bool allow_missing = false;          // prepare the images present when some listed ones are absent
 };
 
 struct PrepareSummary {
-  int64_t images = 0, written = 0, skipped = 0, failed = 0;
-  std::vector<std::string> errors;     // "image_id: reason"
+  int64_t images = 0, written = 0, skipped = 0, failed = 0;  // images: those present (to prepare)
+  int64_t missing = 0;                 // listed images without a DICOM (allow_missing)
+  std::string missing_summary;         // one line (missing_images_summary), "" when none is missing
+  std::vector<std::string> errors;     // "image_id: reason", and "split: reason" for a split not read
   double seconds = 0;
 };
 

@@ -1,6 +1,8 @@
 // Stage-1 data plumbing; see cls_data.h.
 #include "train/cls_data.h"
 
+#include <filesystem>
+
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 
@@ -28,8 +30,12 @@ ClsData open_cls_data(const ClsDataOptions& opt, bool split_validation) {
   io::DatasetOptions dopt;
   dopt.split = opt.split;
   dopt.skip_bad_rows = opt.skip_bad_rows;
+  dopt.allow_missing = true;  // checked next, with the list written
   ClsData d;
   d.dataset = std::make_unique<io::Dataset>(io::Dataset::open(opt.root, dopt));
+  if (!d.dataset->missing().empty() && !opt.missing_list.empty())
+    std::filesystem::create_directories(std::filesystem::path(opt.missing_list).parent_path());
+  d.missing_note = io::check_missing_images(*d.dataset, opt.missing_list, opt.allow_missing);
   SX_CHECK(d.dataset->size() > 0, "no images in the ", opt.split, " split of ", opt.root);
   if (split_validation) {
     SX_CHECK(opt.val_fraction > 0 && opt.val_fraction < 1, "--val-fraction must be in (0, 1), got ", opt.val_fraction);

@@ -41,6 +41,10 @@ struct ClsDataOptions {
   std::string sampling = "shuffle";  // shuffle | balanced
   double hflip = 0.5;
   bool skip_bad_rows = false;
+  // Listed images whose file is absent (io::check_missing_images): the full list goes to
+  // `missing_list` (when not empty); the open throws unless allow_missing.
+  bool allow_missing = false;
+  std::string missing_list;
 };
 
 // The opened dataset and the sample indices of train/val (train-cls) or of the whole split
@@ -48,6 +52,7 @@ struct ClsDataOptions {
 struct ClsData {
   std::unique_ptr<io::Dataset> dataset;
   io::SplitIndices split;
+  std::string missing_note;    // one line when images were left out (allow_missing), else ""
 };
 ClsData open_cls_data(const ClsDataOptions& opt, bool split_validation);
 

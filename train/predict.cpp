@@ -12,6 +12,7 @@
 
 #include "io/annotations.h"
 #include "io/atomic_file.h"
+#include "io/dicom.h"
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cls_data.h"
@@ -184,9 +185,13 @@ io::Dataset dataset_from_files(const std::vector<std::string>& files, const io::
     io::Sample s;
     s.path = f;
     s.image_id = std::filesystem::path(f).stem().string();
-    s.study_id = s.image_id;
     if (!ids.insert(s.image_id).second)
       SX_THROW(IOError, "predict: two files give the image id '", s.image_id, "' (", f, ")");
+    // Study and series from the file's header (the release's CSVs hold the same UIDs); the header
+    // is read now, so a file that is not DICOM stops the command before any model runs.
+    const io::DicomInfo info = io::read_dicom_info(f);
+    s.study_id = info.study_uid;
+    s.series_id = info.series_uid;
     samples.push_back(std::move(s));
   }
   return io::Dataset::from_samples(std::move(samples), classes);

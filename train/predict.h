@@ -87,7 +87,9 @@ std::string rule_effect_json(const RuleEffect& e, const eval::DecisionRule& rule
 std::vector<eval::ImageEval> pipeline_evals(const std::vector<PipelineImage>& images, bool with_rule);
 
 // A dataset over DICOM files named on the command line: no annotations (label unknown), image_id
-// = the file name without its extension. Throws IOError for a missing file or a repeated image id.
+// = the file name without its extension, study_id / series_id = the file's StudyInstanceUID /
+// SeriesInstanceUID (empty when the header has none). Reads each header: throws IOError for a
+// missing or unreadable file or a repeated image id.
 io::Dataset dataset_from_files(const std::vector<std::string>& files, const io::ClassMap& classes);
 
 // ---- formats ------------------------------------------------------------------------------------

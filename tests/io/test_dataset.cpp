@@ -1,11 +1,14 @@
 // Datasets (release and flat layouts), the study split, samplers, transforms and the loader.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "io/dataset.h"
 #include "io/synth.h"
@@ -73,22 +76,91 @@ TEST_F(DatasetTest, OpensTheFlatLayoutAndReportsMissingFiles) {
   Dataset ds = Dataset::open(flat.path);
   EXPECT_EQ(ds.layout(), Layout::Flat);
   EXPECT_EQ(ds.size(), rel.size());
-  // A missing image is a bad row naming the CSV line.
-  ::unlink((flat / (rel.sample(2).image_id + ".dicom")).c_str());
+  // A missing image stops the open (naming the CSV line and the file) unless allow_missing leaves
+  // it out and lists it; it is not a bad CSV row (skip_bad_rows does not cover it).
+  const std::string gone = flat / (rel.sample(2).image_id + ".dicom");
+  ::unlink(gone.c_str());
   try {
     Dataset::open(flat.path);
     FAIL();
   } catch (const IOError& e) {
     std::string m = e.what();
     EXPECT_NE(m.find("annotations_train.csv:"), std::string::npos) << m;
-    EXPECT_NE(m.find("does not exist"), std::string::npos) << m;
+    EXPECT_NE(m.find("1 of " + std::to_string(rel.size()) + " listed images"), std::string::npos) << m;
+    EXPECT_NE(m.find(gone), std::string::npos) << m;
   }
   DatasetOptions skip;
   skip.skip_bad_rows = true;
-  Dataset ds2 = Dataset::open(flat.path, skip);
+  EXPECT_THROW(Dataset::open(flat.path, skip), IOError);
+  DatasetOptions allow;
+  allow.allow_missing = true;
+  Dataset ds2 = Dataset::open(flat.path, allow);
   EXPECT_EQ(ds2.size(), rel.size() - 1);
-  EXPECT_EQ(ds2.bad_rows().size(), 1u);
+  EXPECT_EQ(ds2.listed(), rel.size());
+  EXPECT_TRUE(ds2.bad_rows().empty());
+  ASSERT_EQ(ds2.missing().size(), 1u);
+  EXPECT_EQ(ds2.missing()[0].image_id, rel.sample(2).image_id);
+  EXPECT_EQ(ds2.missing()[0].path, gone);
+  EXPECT_EQ(ds2.missing()[0].split, "train");
   EXPECT_THROW(Dataset::open(flat / "nothing-here"), IOError);
+}
+
+// A partial download (most listed images absent): one line that counts them and names the first
+// few, never one line per image; the full list goes to a file.
+TEST_F(DatasetTest, APartialDownloadIsSummarisedInOneLineAndListedInFull) {
+  TempDir part;
+  test::spit(part / "annotations_train.csv", test::slurp(root() + "/annotations/train.csv"));
+  Dataset rel = Dataset::open(root());
+  ASSERT_GT(rel.size(), 20);
+  ASSERT_EQ(::link(rel.sample(0).path.c_str(), (part / (rel.sample(0).image_id + ".dicom")).c_str()), 0);
+  ASSERT_EQ(::link(rel.sample(5).path.c_str(), (part / (rel.sample(5).image_id + ".dicom")).c_str()), 0);
+  const int64_t n_missing = rel.size() - 2;
+  const std::string count = std::to_string(n_missing) + " of " + std::to_string(rel.size()) + " listed images";
+  try {
+    Dataset::open(part.path);
+    FAIL();
+  } catch (const IOError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    EXPECT_NE(m.find(count), std::string::npos) << m;
+    EXPECT_NE(m.find(rel.sample(1).image_id), std::string::npos) << m;  // the first missing ones are named
+    EXPECT_EQ(m.find(rel.sample(20).image_id), std::string::npos) << m;  // not all of them
+    EXPECT_LT(m.size(), 700u) << m;
+  }
+  DatasetOptions allow;
+  allow.allow_missing = true;
+  Dataset ds = Dataset::open(part.path, allow);
+  EXPECT_EQ(ds.size(), 2);
+  ASSERT_EQ(static_cast<int64_t>(ds.missing().size()), n_missing);
+  // check_missing_images: the list (one path per line, all of them), and a throw unless allowed.
+  const std::string list = part / "out/missing.txt";
+  ::mkdir((part / "out").c_str(), 0755);
+  try {
+    check_missing_images(ds, list, false);
+    FAIL();
+  } catch (const IOError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    EXPECT_NE(m.find(count), std::string::npos) << m;
+    EXPECT_NE(m.find(list), std::string::npos) << m;
+    EXPECT_NE(m.find("--allow-missing"), std::string::npos) << m;
+  }
+  std::istringstream lines(test::slurp(list));
+  std::vector<std::string> got;
+  for (std::string l; std::getline(lines, l);) got.push_back(l);
+  ASSERT_EQ(static_cast<int64_t>(got.size()), n_missing);
+  for (size_t k = 0; k < got.size(); ++k) EXPECT_EQ(got[k], ds.missing()[k].path);
+  ::unlink(list.c_str());
+  const std::string note = check_missing_images(ds, list, true);
+  EXPECT_NE(note.find(count), std::string::npos) << note;
+  EXPECT_EQ(note.find('\n'), std::string::npos) << note;
+  const std::string again = test::slurp(list);  // written when allowed too
+  EXPECT_EQ(std::count(again.begin(), again.end(), '\n'), n_missing);
+  // Nothing missing: no note, no list written.
+  Dataset full = Dataset::open(root(), allow);
+  EXPECT_TRUE(full.missing().empty());
+  EXPECT_EQ(check_missing_images(full, part / "out/none.txt", false), "");
+  EXPECT_TRUE(test::slurp(part / "out/none.txt").empty());
 }
 
 TEST_F(DatasetTest, StudySplitHasNoStudyInBoth) {

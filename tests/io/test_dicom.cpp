@@ -314,6 +314,87 @@ TEST(Dicom, Jpeg2000PrecisionAboveBitsStoredKeepsTheValues) {
   EXPECT_DOUBLE_EQ(img.range_hi, 65535);
 }
 
+// Reads `in`, lets `edit` change the data set, writes `out` (the file meta kept as read).
+template <class F>
+std::string rewrite_dicom(const std::string& in, const std::string& out, F edit) {
+  gdcm::Reader r;
+  r.SetFileName(in.c_str());
+  if (!r.Read()) return "cannot read " + in;
+  edit(r.GetFile().GetDataSet());
+  gdcm::Writer w;
+  w.CheckFileMetaInformationOff();
+  w.SetFile(r.GetFile());
+  w.SetFileName(out.c_str());
+  return w.Write() ? "" : "cannot write " + out;
+}
+
+// A JPEG 2000 codestream whose signedness (SIZ Ssiz bit 7) disagrees with PixelRepresentation: the
+// codestream's precision bits are read with the header's signedness. Only a codestream narrower
+// than BitsAllocated shows it (at 16 bits the 16-bit word already reads either way), and GDCM
+// always encodes at BitsAllocated, so the narrow cases come from pydicom's 13-bit file.
+TEST(Dicom, Jpeg2000SignednessMismatchFollowsTheHeader) {
+  TempDir dir;
+  // (a) GDCM's 16-bit unsigned codestream under a header rewritten to PixelRepresentation 1 and
+  // BitsStored 12: the codestream's 16 bits, read as signed, give the values back (4095 is not -1:
+  // the codestream, not BitsStored, decides the width, as for the VinDr files above; pydicom agrees).
+  const int rows = 16, cols = 16;
+  std::vector<uint16_t> px(rows * cols);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint16_t>((i * 37) & 0x0FFF);
+  px[0] = 0x0FFF;
+  DicomWriteSpec s = spec(rows, cols, DicomCodec::Jpeg2000Lossless);
+  write_dicom(dir / "u.dcm", px.data(), s);
+  ASSERT_EQ(rewrite_dicom(dir / "u.dcm", dir / "u_pr1.dcm",
+                          [](gdcm::DataSet& ds) { ds.Replace(gdcm::Attribute<0x0028, 0x0103>{1}.GetAsDataElement()); }),
+            "");
+  DicomInfo info;
+  auto got = read_dicom_stored(dir / "u_pr1.dcm", &info);
+  ASSERT_EQ(info.pixel_representation, 1);
+  for (size_t i = 0; i < px.size(); ++i) ASSERT_EQ(got[i], px[i]) << "pixel " << i;
+
+  // (b) The other direction, PixelRepresentation 0 over a signed 13-bit codestream: pydicom's file
+  // with the codestream's sign bit set (then it decodes to value - 4096, a valid signed 13-bit
+  // stream) and the header set to unsigned. The header wins: the 13 bits read as unsigned.
+  const std::string src = test::data_dir() + "/pydicom/J2K_pixelrep_mismatch.dcm";
+  std::string bytes = test::slurp(src);
+  const size_t soc = bytes.find(std::string("\xFF\x4F\xFF\x51", 4));
+  ASSERT_NE(soc, std::string::npos);
+  ASSERT_EQ(static_cast<unsigned char>(bytes[soc + 42]), 0x0Cu);  // unsigned, 13 bits
+  bytes[soc + 42] = static_cast<char>(0x8C);                      // signed, 13 bits
+  const std::string pr_tag("\x28\x00\x03\x01US\x02\x00", 8);
+  const size_t pr = bytes.find(pr_tag);
+  ASSERT_NE(pr, std::string::npos);
+  bytes[pr + 8] = 0;  // PixelRepresentation 0
+  test::spit(dir / "s13_pr0.dcm", bytes);
+  std::vector<int32_t> ref = read_dicom_stored(src);  // pydicom's values (checked below against it)
+  got = read_dicom_stored(dir / "s13_pr0.dcm", &info);
+  ASSERT_EQ(info.pixel_representation, 0);
+  EXPECT_TRUE(info.j2k_sign_mismatch);
+  ASSERT_EQ(got.size(), ref.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(got[i], ((ref[i] & 0x1FFF) - 4096) & 0x1FFF) << "pixel " << i << " (pydicom " << ref[i] << ")";
+  EXPECT_FALSE(info.bits_widened);
+  // The reduced-resolution decoder would average wrapped values: it decodes in full instead.
+  DicomImage small = read_dicom_for_size(dir / "s13_pr0.dcm", 64);
+  EXPECT_EQ(small.reduce, 0);
+  EXPECT_FLOAT_EQ(small.values[0], static_cast<float>(got[0]));
+}
+
+// pydicom's J2K_pixelrep_mismatch.dcm (PixelRepresentation 1, unsigned 13-bit codestream): pydicom
+// gives -2000 at [0, 0]; the bits as unsigned would be 6192 (2^13 apart).
+TEST(DicomPydicom, J2kPixelRepresentationMismatchFollowsTheHeader) {
+  const std::string path = test::data_dir() + "/pydicom/J2K_pixelrep_mismatch.dcm";
+  DicomImage full = read_dicom(path);
+  EXPECT_EQ(full.info.pixel_representation, 1);
+  EXPECT_FLOAT_EQ(full.values[0], -2000);
+  EXPECT_FLOAT_EQ(full.min_value, -2000);
+  EXPECT_FLOAT_EQ(full.max_value, 1896);
+  DicomImage small = read_dicom_for_size(path, 128);
+  EXPECT_EQ(small.reduce, 0);
+  EXPECT_FLOAT_EQ(small.values[0], -2000);
+  EXPECT_FLOAT_EQ(small.min_value, -2000);
+  EXPECT_FLOAT_EQ(small.max_value, 1896);
+}
+
 TEST(Dicom, MetadataIsExposedAndModalityNotNeeded) {
   TempDir dir;
   auto px = ramp(10, 12, 12);
@@ -337,6 +418,31 @@ TEST(Dicom, MetadataIsExposedAndModalityNotNeeded) {
   s.write_modality = true;
   write_dicom(dir / "b.dcm", px.data(), s);
   EXPECT_EQ(read_dicom_info(dir / "b.dcm").modality, "CR");
+}
+
+// The release's files carry the SOP Class UID only in the file meta (MediaStorageSOPClassUID,
+// 0002,0002), not in the data set (0008,0016): `info` falls back to it.
+TEST(Dicom, SopClassFallsBackToTheFileMeta) {
+  TempDir dir;
+  auto px = ramp(10, 12, 12);
+  DicomWriteSpec s = spec(10, 12, DicomCodec::Jpeg2000Lossless);
+  s.sop_class_uid = "1.2.840.10008.5.1.4.1.1.1.1";  // Digital X-Ray Image Storage - For Presentation
+  write_dicom(dir / "a.dcm", px.data(), s);
+  EXPECT_EQ(read_dicom_info(dir / "a.dcm").sop_class_uid, s.sop_class_uid);
+  ASSERT_EQ(rewrite_dicom(dir / "a.dcm", dir / "meta_only.dcm",
+                          [](gdcm::DataSet& ds) { ds.Remove(gdcm::Tag(0x0008, 0x0016)); }),
+            "");
+  {
+    gdcm::Reader r;  // the fixture is what it should be: no (0008,0016), (0002,0002) present
+    r.SetFileName((dir / "meta_only.dcm").c_str());
+    ASSERT_TRUE(r.Read());
+    ASSERT_FALSE(r.GetFile().GetDataSet().FindDataElement(gdcm::Tag(0x0008, 0x0016)));
+    ASSERT_TRUE(r.GetFile().GetHeader().FindDataElement(gdcm::Tag(0x0002, 0x0002)));
+  }
+  DicomInfo in = read_dicom_info(dir / "meta_only.dcm");
+  EXPECT_EQ(in.sop_class_uid, s.sop_class_uid);
+  EXPECT_NE(in.str().find("sop_class_uid: " + s.sop_class_uid + "\n"), std::string::npos) << in.str();
+  EXPECT_EQ(read_dicom(dir / "meta_only.dcm").info.sop_class_uid, s.sop_class_uid);
 }
 
 TEST(Dicom, WriterIsDeterministic) {

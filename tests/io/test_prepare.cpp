@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "io/dataset.h"
 #include "io/dicom_write.h"
@@ -18,6 +20,8 @@ namespace sx::io {
 namespace {
 
 using test::TempDir;
+
+bool is_file_for_test(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
 
 TEST(Prepare, CacheMatchesTheDicomsAndTrainingCanReadIt) {
   TempDir dir;
@@ -117,6 +121,88 @@ TEST(Prepare, ResizedCacheScalesBoxesAndResumes) {
   EXPECT_EQ(r.written, 1);
   EXPECT_EQ(r.failed, 0);
   EXPECT_EQ(Dataset::open(po.out).size(), dicom.size());
+}
+
+// A partial download: prepare refuses (one line: how many listed images are missing, per split,
+// the first few) before decoding anything, and writes the full list to CACHE/missing.txt; with
+// allow_missing it prepares the images present. The missing ones never become one line each.
+TEST(Prepare, APartialDownloadIsSummarisedListedAndRefusedUnlessAllowed) {
+  TempDir dir;
+  SynthOptions so;
+  so.images = 14;
+  so.seed = 5;
+  so.size = 64;
+  so.progress = false;
+  so.out = dir / "vindr";
+  synthesize_dataset(so);
+  DatasetOptions tr, te;
+  tr.split = "train";
+  te.split = "test";
+  Dataset train = Dataset::open(so.out, tr), test_split = Dataset::open(so.out, te);
+  ASSERT_GE(train.size(), 3);
+  ASSERT_GE(test_split.size(), 2);
+  // Keep one image of each split; move the others away.
+  std::vector<std::string> moved;
+  for (const Dataset* d : {&train, &test_split})
+    for (int64_t i = 1; i < d->size(); ++i) {
+      moved.push_back(d->sample(i).path);
+      ASSERT_EQ(std::rename(moved.back().c_str(), (moved.back() + ".away").c_str()), 0);
+    }
+  const int64_t listed = train.size() + test_split.size(), missing = listed - 2;
+  PrepareOptions po;
+  po.data = so.out;
+  po.out = dir / "cache";
+  po.size = 32;
+  po.progress = false;
+  const std::string list = po.out + "/missing.txt";
+  try {
+    prepare_cache(po);
+    FAIL() << "expected an IOError";
+  } catch (const IOError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    EXPECT_NE(m.find(std::to_string(missing) + " of " + std::to_string(listed) + " listed images"), std::string::npos) << m;
+    EXPECT_NE(m.find("train: " + std::to_string(train.size() - 1) + " of " + std::to_string(train.size())),
+              std::string::npos) << m;
+    EXPECT_NE(m.find("test: " + std::to_string(test_split.size() - 1) + " of " + std::to_string(test_split.size())),
+              std::string::npos) << m;
+    EXPECT_NE(m.find(moved[0]), std::string::npos) << m;  // the first few are named
+    EXPECT_NE(m.find(list), std::string::npos) << m;
+    EXPECT_NE(m.find("--allow-missing"), std::string::npos) << m;
+  }
+  std::string text = test::slurp(list);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), missing);
+  for (const auto& p : moved) EXPECT_NE(text.find(p + "\n"), std::string::npos) << p;
+  EXPECT_TRUE(test::list_dir(po.out + "/images/train").empty());  // nothing decoded
+
+  po.allow_missing = true;
+  PrepareSummary s = prepare_cache(po);
+  EXPECT_EQ(s.images, 2);
+  EXPECT_EQ(s.written, 2);
+  EXPECT_EQ(s.failed, 0);
+  EXPECT_EQ(s.missing, missing);
+  EXPECT_TRUE(s.errors.empty());  // the missing files are not one error line each
+  EXPECT_NE(s.missing_summary.find(std::to_string(missing) + " of " + std::to_string(listed)), std::string::npos)
+      << s.missing_summary;
+  EXPECT_EQ(s.missing_summary.find('\n'), std::string::npos);
+  text = test::slurp(list);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), missing);
+  // The cache of the images present trains: its datasets hold them, the rest listed as missing.
+  DatasetOptions allow;
+  allow.allow_missing = true;
+  Dataset cache = Dataset::open(po.out, allow);
+  EXPECT_EQ(cache.size(), 1);
+  EXPECT_EQ(static_cast<int64_t>(cache.missing().size()), train.size() - 1);
+  EXPECT_THROW(Dataset::open(po.out), IOError);
+
+  // The download completes: the rest is prepared and the stale list goes away.
+  for (const auto& p : moved) ASSERT_EQ(std::rename((p + ".away").c_str(), p.c_str()), 0);
+  po.allow_missing = false;
+  s = prepare_cache(po);
+  EXPECT_EQ(s.missing, 0);
+  EXPECT_EQ(s.skipped, 2);
+  EXPECT_EQ(s.written, missing);
+  EXPECT_FALSE(is_file_for_test(list));
 }
 
 TEST(Prepare, AKilledRunLeavesAResumableCache) {

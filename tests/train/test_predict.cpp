@@ -9,6 +9,8 @@
 #include "io/annotations.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"
+#include "io/dicom.h"
+#include "io/dicom_write.h"
 #include "io/synth.h"
 #include "models/faster_rcnn.h"
 #include "tensor/errors.h"
@@ -143,6 +145,46 @@ TEST(PredictFormats, SafeFileNames) {
 
 // The whole pipeline on a few synthetic radiographs with freshly initialised models, saved the way
 // train-cls and train-det save them.
+// `predict FILE...`: the image id is the file name, study and series ids the DICOM's UIDs (the
+// release's CSVs carry the same values); a file without them gets empty fields, never another id.
+TEST(Pipeline, FilesGiveStudyAndSeriesFromTheDicom) {
+  const fs::path root = fs::temp_directory_path() / ("sx_test_predict_uids_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  std::vector<uint16_t> px(24 * 20, 1000);
+  io::DicomWriteSpec s;
+  s.rows = 24;
+  s.columns = 20;
+  s.study_uid = "1.2.826.0.1.3680043.8.498.11";
+  s.series_uid = "1.2.826.0.1.3680043.8.498.12";
+  s.sop_uid = "1.2.826.0.1.3680043.8.498.13";
+  const std::string a = (root / "0a1b2c.dicom").string();
+  io::write_dicom(a, px.data(), s);
+  s.study_uid = "1.2.826.0.1.3680043.8.498.21";
+  s.series_uid = "1.2.826.0.1.3680043.8.498.22";
+  s.sop_uid = "1.2.826.0.1.3680043.8.498.23";
+  const std::string b = (root / "ffee.dcm").string();
+  io::write_dicom(b, px.data(), s);
+  io::Dataset fd = dataset_from_files({a, b}, io::ClassMap::vindr_default());
+  ASSERT_EQ(fd.size(), 2);
+  EXPECT_EQ(fd.sample(0).image_id, "0a1b2c");
+  EXPECT_EQ(fd.sample(0).study_id, "1.2.826.0.1.3680043.8.498.11");
+  EXPECT_EQ(fd.sample(0).series_id, "1.2.826.0.1.3680043.8.498.12");
+  EXPECT_EQ(fd.sample(1).image_id, "ffee");
+  EXPECT_EQ(fd.sample(1).study_id, "1.2.826.0.1.3680043.8.498.21");
+  EXPECT_EQ(fd.sample(1).series_id, "1.2.826.0.1.3680043.8.498.22");
+  // A file that is not DICOM is refused up front, naming it.
+  const std::string junk = (root / "junk.dicom").string();
+  io::write_file_atomic(junk, "not a dicom file at all, just text");
+  try {
+    dataset_from_files({a, junk}, io::ClassMap::vindr_default());
+    ADD_FAILURE() << "expected an IOError";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find(junk), std::string::npos) << e.what();
+  }
+  fs::remove_all(root);
+}
+
 TEST(Pipeline, RunsBothStagesOnDicomFiles) {
   const fs::path root = fs::temp_directory_path() / ("sx_test_predict_" + std::to_string(::getpid()));
   fs::remove_all(root);
@@ -239,6 +281,18 @@ TEST(Pipeline, RunsBothStagesOnDicomFiles) {
   ASSERT_EQ(fims.size(), 2u);
   EXPECT_EQ(fims[0].dets.size(), ims[0].dets.size());  // same image, same model, same boxes
   EXPECT_NEAR(fims[0].p_abnormal, ims[0].p_abnormal, 1e-6);
+  // study_id and series_id come from the DICOMs (StudyInstanceUID, SeriesInstanceUID), as `info` reads them.
+  auto frows = parse_predictions_csv(predictions_csv(fims, fd.classes().class_names()));
+  ASSERT_FALSE(frows.empty());
+  for (const auto& r : frows) {
+    const size_t k = r.image_id == fims[0].image_id ? 0 : 1;
+    ASSERT_EQ(r.image_id, fims[k].image_id);
+    const io::DicomInfo info = io::read_dicom_info(files[k]);
+    ASSERT_FALSE(info.study_uid.empty());
+    EXPECT_EQ(r.study_id, info.study_uid);
+    EXPECT_EQ(r.series_id, info.series_uid);
+    EXPECT_NE(r.study_id, r.image_id);
+  }
   EXPECT_THROW(dataset_from_files({files[0], files[0]}, io::ClassMap::vindr_default()), IOError);
   EXPECT_THROW(dataset_from_files({(root / "missing.dicom").string()}, io::ClassMap::vindr_default()), IOError);
   fs::remove_all(root);

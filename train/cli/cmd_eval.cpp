@@ -59,12 +59,14 @@ int run_eval(int argc, char** argv) {
   io::DatasetOptions dopt;
   dopt.split = args.get("split");
   dopt.skip_bad_rows = args.get_flag("skip-bad-rows");
+  dopt.allow_missing = true;  // checked next, with the list written
+  const std::string out = args.get("out");
   io::Dataset ds = io::Dataset::open(args.get("data"), dopt);
+  cli::check_missing_images(ds, out, args);
   std::vector<int64_t> pool(ds.size());
   std::iota(pool.begin(), pool.end(), 0);
   if (args.get_int("limit") >= 0 && static_cast<int64_t>(pool.size()) > args.get_int("limit"))
     pool.resize(args.get_int("limit"));
-  const std::string out = args.get("out");
   std::filesystem::create_directories(out);
 
   eval::DecisionRule rule;

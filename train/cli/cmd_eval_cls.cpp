@@ -73,6 +73,8 @@ int run_eval_cls(int argc, char** argv) {
   cli::check_eval_split(d.split);
 
   const std::string out = cli::eval_out_dir(args, ckpt, "eval-" + d.split);
+  d.allow_missing = args.get_flag("allow-missing");
+  d.missing_list = out + "/missing.txt";
 
   Device device = Device::parse(args.get("device"));
   auto model = make_cls_model(arch, d.channels, 0);
@@ -80,6 +82,7 @@ int run_eval_cls(int argc, char** argv) {
   model->to(device);
 
   ClsData data = open_cls_data(d, /*split_validation=*/false);
+  cli::print_missing_note(data.missing_note, out);
   LoaderClsSource src(*data.dataset, data.split.train, cls_loader_options(d, false));
   std::printf("evaluating %s (%s, %lld tensors) on %zu %s images of %s, on %s\n", ckpt.c_str(), arch.c_str(),
               static_cast<long long>(rep.loaded), data.split.train.size(), d.split.c_str(), d.root.c_str(),

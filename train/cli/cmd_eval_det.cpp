@@ -47,11 +47,13 @@ int run_eval_det(int argc, char** argv) {
   io::DatasetOptions dopt;
   dopt.split = split;
   dopt.skip_bad_rows = args.get_flag("skip-bad-rows");
+  dopt.allow_missing = true;  // checked next, with the list written
+  const std::string out = cli::eval_out_dir(args, ckpt, "eval-det-" + split);
   io::Dataset ds = io::Dataset::open(args.get("cache").empty() ? args.get("data") : args.get("cache"), dopt);
+  cli::check_missing_images(ds, out, args);
 
   int size = static_cast<int>(args.get_int("size"));
   if (size <= 0) size = train::checkpoint_input_size(ckpt);
-  const std::string out = cli::eval_out_dir(args, ckpt, "eval-det-" + split);
 
   Device device = Device::parse(args.get("device"));
   auto model = train::load_detector_checkpoint(ckpt, device);

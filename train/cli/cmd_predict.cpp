@@ -43,8 +43,12 @@ int run_predict(int argc, char** argv) {
       .option("device", "cpu", "cpu | cuda | cuda:N")
       .option("threads", "0", "CPU threads (0: OpenMP's default)")
       .option("workers", "2", "data loading threads")
-      .flag("quiet", "no progress bars")
-      .positional("FILE", "DICOM files (instead of --data)", /*many=*/true);
+      .flag("quiet", "no progress bars");
+  sx::cli::add_allow_missing_option(args);
+  args.positional("FILE",
+                  "DICOM files (instead of --data): image_id is the file name, study_id and series_id the\n"
+                  "      file's StudyInstanceUID and SeriesInstanceUID",
+                  /*many=*/true);
   sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
   sx::cli::apply_precision_options(args);
@@ -60,7 +64,9 @@ int run_predict(int argc, char** argv) {
   } else {
     io::DatasetOptions dopt;
     dopt.split = args.get("split");
+    dopt.allow_missing = true;  // checked next, with the list written
     ds = io::Dataset::open(args.get("data"), dopt);
+    cli::check_missing_images(ds, args.get("out"), args);
   }
   std::vector<int64_t> pool(ds.size());
   std::iota(pool.begin(), pool.end(), 0);

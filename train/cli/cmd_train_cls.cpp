@@ -70,8 +70,8 @@ int run_train_cls(int argc, char** argv) {
       .required("out", "run folder")
       .option("weights", "", "initial weights (safetensors): a torchvision ResNet state dict, fc dropped")
       .flag("resume", "continue the run in --out from its last checkpoint (give the same options as before)")
-      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping")
-      .flag("quiet", "no progress bar");
+      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping");
+  sx::cli::add_allow_missing_option(args).flag("quiet", "no progress bar");
   sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
   sx::cli::apply_precision_options(args);
@@ -89,6 +89,8 @@ int run_train_cls(int argc, char** argv) {
   d.sampling = args.get("sampling");
   d.hflip = args.get_double("hflip");
   d.skip_bad_rows = args.get_flag("skip-bad-rows");
+  d.allow_missing = args.get_flag("allow-missing");
+  d.missing_list = args.get("out") + "/missing.txt";
   SX_CHECK(d.size >= 32, "--size must be >= 32, got ", d.size);
   SX_CHECK(d.batch >= 1, "--batch must be >= 1, got ", d.batch);
 
@@ -119,6 +121,7 @@ int run_train_cls(int argc, char** argv) {
   }
 
   ClsData data = open_cls_data(d, /*split_validation=*/true);
+  cli::print_missing_note(data.missing_note, out);
   int64_t pos_train = 0, pos_val = 0;
   for (int64_t i : data.split.train) pos_train += data.dataset->sample(i).label;
   for (int64_t i : data.split.val) pos_val += data.dataset->sample(i).label;

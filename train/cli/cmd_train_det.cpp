@@ -45,6 +45,7 @@ int run_train_det(int argc, char** argv) {
               "      weights over this many training batches before validating and checkpointing (0: off)")
       .option("ckpt-every", "0", "also checkpoint every N steps")
       .option("nan", "stop", "on a non-finite loss: stop | skip");
+  sx::cli::add_allow_missing_option(args);
   sx::cli::add_detector_options(args);
   sx::cli::add_precision_options(args);
   if (!args.parse(argc, argv)) return 0;
@@ -53,7 +54,9 @@ int run_train_det(int argc, char** argv) {
   const std::string root = args.get("cache").empty() ? args.get("data") : args.get("cache");
   sx::io::DatasetOptions dopt;
   dopt.split = "train";
+  dopt.allow_missing = true;  // checked next, with the list written
   sx::io::Dataset ds = sx::io::Dataset::open(root, dopt);
+  sx::cli::check_missing_images(ds, args.get("out"), args);
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed"));
   auto split = sx::io::split_by_study(ds, args.get_double("val-fraction"), seed);
 

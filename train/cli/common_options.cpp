@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "tensor/errors.h"
@@ -12,11 +13,28 @@
 namespace sx::cli {
 
 Args& add_run_options(Args& args, const std::string& quiet_help) {
-  return args.option("device", "cpu", "cpu | cuda | cuda:N")
+  args.option("device", "cpu", "cpu | cuda | cuda:N")
       .option("threads", "0", "CPU threads (0: OpenMP's default)")
       .option("workers", "2", "data loading threads")
-      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping")
-      .flag("quiet", quiet_help);
+      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping");
+  return add_allow_missing_option(args).flag("quiet", quiet_help);
+}
+
+Args& add_allow_missing_option(Args& args, const std::string& where) {
+  return args.flag("allow-missing", "leave out listed images whose file is absent (a partial download) instead of\n"
+                                    "      stopping; the full list goes to " + where + "/missing.txt either way");
+}
+
+void check_missing_images(const io::Dataset& ds, const std::string& dir, const Args& args) {
+  if (ds.missing().empty()) return;
+  std::filesystem::create_directories(dir);
+  print_missing_note(io::check_missing_images(ds, dir + "/missing.txt", args.get_flag("allow-missing")), dir);
+}
+
+void print_missing_note(const std::string& note, const std::string& dir) {
+  if (note.empty()) return;
+  std::printf("note: %s; left out (--allow-missing), full list in %s/missing.txt\n", note.c_str(), dir.c_str());
+  std::fflush(stdout);
 }
 
 void apply_threads_option(const Args& args) {
