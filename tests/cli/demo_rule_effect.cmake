@@ -1,13 +1,14 @@
-# The decision rule at work on the demo's data (issue 9.1): a small demo run (fewer and smaller
-# images, fewer epochs; same recipe otherwise) must remove boxes from normal test images, and
-# report it in demo_summary.json. Run by CTest as
+# The decision rule at work on the demo's data (issue 9.1): the demo, as `scripts/demo.sh` runs it
+# (only fewer pictures), must remove boxes from normal test images and report it in
+# demo_summary.json. A cut-down demo does not test the claim: with 90 images and 4 classifier
+# epochs stage 1 flagged every normal test image (AUROC 0.89, ECE 0.26), so nothing was removed.
+# Run by CTest (a few minutes on 2 cores) as
 #   cmake -DSPINEXR=<path to spinexr> -DOUT=<scratch folder> -P demo_rule_effect.cmake
 # Fails (FATAL_ERROR) when the demo fails, when a field is missing, or when the rule kept every box
 # on the normal images (the defect: a stage 1 that calls every image abnormal keeps them all).
 file(REMOVE_RECURSE "${OUT}")
 execute_process(
-  COMMAND "${SPINEXR}" demo --out "${OUT}" --images 90 --synth-size 160 --cls-epochs 4 --det-epochs 2
-          --det-size 128 --pictures 2
+  COMMAND "${SPINEXR}" demo --out "${OUT}" --pictures 2
   RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "spinexr demo failed (${rc}):\n${log}\n${err}")
