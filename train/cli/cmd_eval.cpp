@@ -33,9 +33,11 @@ std::string pct(double v) {
 int run_eval(int argc, char** argv) {
   cli::Args args("eval",
                  "Evaluate the two-stage pipeline on an annotated split: stage-1 classifier metrics (AUROC with a\n"
-                 "bootstrap 95% CI, sensitivity, specificity, F1), and stage-2 detection metrics with the paper's\n"
-                 "protocol for the detector alone and with the decision rule, side by side. Writes metrics.json,\n"
-                 "classifier.json, roc.png and pr_curves{,_rule}.png into --out.");
+                 "bootstrap 95% CI, sensitivity, specificity, F1, calibration error), and stage-2 detection metrics\n"
+                 "with the paper's protocol for the detector alone and with the decision rule, side by side, with\n"
+                 "what the rule removed (boxes and false positives per image on normal images). Writes metrics.json,\n"
+                 "classifier.json, roc.png, calibration.png and pr_curves{,_rule}.png (interpolated precision\n"
+                 "envelopes) into --out.");
   args.required("data", "dataset root (release or flat layout)")
       .required("cls", "stage-1 classifier checkpoint (train-cls)")
       .required("det", "stage-2 detector checkpoint (train-det)")

@@ -31,7 +31,9 @@ int run_eval_cls(int argc, char** argv) {
   cli::Args args("eval-cls",
                  "Evaluate a stage-1 classifier checkpoint on a split of the dataset: AUROC with a bootstrap 95% CI,\n"
                  "the threshold maximising Youden's J (or --threshold) and sensitivity, specificity, precision, F1\n"
-                 "and accuracy there. Writes metrics.json, roc.png and predictions.csv (image_id,p_abnormal,label).");
+                 "and accuracy there; calibration: expected calibration error (15 bins) and a reliability diagram.\n"
+                 "A checkpoint trained with --calibrate temperature is applied as sigmoid(logit / T). Writes\n"
+                 "metrics.json, roc.png, calibration.png and predictions.csv (image_id,p_abnormal,label).");
   args.required("data", "dataset root (release or flat layout, or a `spinexr prepare` cache)")
       .option("cache", "", "read images from this `spinexr prepare` cache instead of decoding the DICOMs")
       .required("ckpt", "checkpoint (a train-cls run's best.safetensors, last.safetensors or ckpt-*.safetensors)")
