@@ -1,7 +1,9 @@
 // Conv2d: the im2col+GEMM kernel against a naive direct convolution written here (many shapes,
 // strides, padding, dilation, groups, with/without bias, float32 and float64), its backward
 // passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
+#include <cblas.h>
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "common/gradcheck.h"
 #include "kernels/conv2d/conv2d.h"
 #include "kernels/conv2d/conv2d_algo.h"
+#include "kernels/conv2d/conv2d_path_stats.h"
 #include "layers/conv.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -194,13 +197,33 @@ TEST(Conv2dCPU, ZeroOutputChannels) {
 }
 
 TEST(Conv2dCPU, BatchOfOneUsesBlasThreadsAndMatches) {
+  // With two OpenMP threads available (whatever OMP_NUM_THREADS says): a batch of one must take
+  // the path that leaves OpenBLAS its threads, a batch of two the batch-parallel one (counted by
+  // kernels/conv2d/conv2d_path_stats.h), and OpenBLAS's thread count is restored after.
+  const int prev_omp = omp_get_max_threads(), prev_blas = openblas_get_num_threads();
+  omp_set_num_threads(2);
+  openblas_set_num_threads(2);
+  auto& counts = kernels::cpu::conv2d_path_counts();
+  counts.reset();
   Tensor x = random_tensor({1, 16, 14, 14}, 7);
   Tensor w = random_tensor({32, 16, 3, 3}, 8);
   Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
   Shape os;
   auto ref = naive_conv(x, w, Tensor(), p, os);
   auto got = kernels::conv2d_forward(x, w, Tensor(), p).to_vector();
+  EXPECT_EQ(counts.blas_threaded.load(), 1);
+  EXPECT_EQ(counts.batch_parallel.load(), 0);
   for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], 1e-4 * (1 + std::fabs(ref[k])));
+  counts.reset();
+  Tensor x2 = random_tensor({2, 16, 14, 14}, 9);
+  auto ref2 = naive_conv(x2, w, Tensor(), p, os);
+  auto got2 = kernels::conv2d_forward(x2, w, Tensor(), p).to_vector();
+  EXPECT_EQ(counts.batch_parallel.load(), 1);
+  EXPECT_EQ(counts.blas_threaded.load(), 0);
+  EXPECT_EQ(openblas_get_num_threads(), 2);
+  for (size_t k = 0; k < ref2.size(); ++k) ASSERT_NEAR(got2[k], ref2[k], 1e-4 * (1 + std::fabs(ref2[k])));
+  omp_set_num_threads(prev_omp);
+  openblas_set_num_threads(prev_blas);
 }
 
 TEST(Conv2dCPU, GradcheckInputWeightBias) {
