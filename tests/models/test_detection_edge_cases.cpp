@@ -25,6 +25,14 @@ TEST(EdgeModelMatcher, ZeroAreaTiesAndNanMatchTorchvision) {
     }
 }
 
+// And on kernels_detection.py's matcher golden, which has qualities exactly at the thresholds.
+TEST(EdgeModelMatcher, ThresholdsExactlyMatchTorchvision) {
+  DetectionFixture f("match");
+  EXPECT_EQ(ints(match_boxes(f["match_q"], 0.5, 0.4, true)), ints(f["match_a"]));
+  EXPECT_EQ(ints(match_boxes(f["match_q"], 0.7, 0.3, false)), ints(f["match_b"]));
+  EXPECT_EQ(ints(match_boxes(f["match_q"], 0.5, 0.4, false)), ints(f["match_c"]));
+}
+
 TEST(EdgeModelAnchors, FasterRcnnAnchorsMatchTorchvisionValueForValue) {
   DetectionFixture f("edge");
   const AnchorGenerator ag = faster_rcnn_anchors();
