@@ -194,6 +194,13 @@ Tensor match_boxes(const Tensor& iou, double high, double low, bool allow_low_qu
   if (iou.size(0) == 0 || A == 0)
     return Tensor::full({A}, static_cast<double>(kBelowLowThreshold), DType::Int64, iou.device());
   NoGradGuard ng;
+  // Thresholds in the IoU dtype, as torch compares a float tensor with a Python float (and as
+  // kernels/matcher does): an IoU of exactly float(0.7) is foreground at 0.7 (issue 15.6; in double
+  // it was 0.69999999 < 0.7).
+  if (iou.dtype() == DType::Float32) {
+    high = static_cast<double>(static_cast<float>(high));
+    low = static_cast<double>(static_cast<float>(low));
+  }
   auto [vals, matches] = max(iou, 0);  // best gt per anchor (first on ties)
   Tensor all_matches = matches;
   Tensor below = lt(vals, low);

@@ -172,7 +172,7 @@ Detections empty_detections(Device d);
 Tensor resize_boxes(const Tensor& boxes, std::pair<int64_t, int64_t> from, std::pair<int64_t, int64_t> to);
 
 // Per-class (batched) NMS of scored boxes then keeping the best `max_det`: returns kept indices
-// (int64, score-descending): kernels/nms batched_nms (torchvision's coordinate-offset trick).
+// (int64, score-descending): kernels/nms batched_nms (exact per-class NMS).
 Tensor batched_nms_keep(const Tensor& boxes, const Tensor& scores, const Tensor& labels, double iou_thresh,
                         int64_t max_det = -1);
 

@@ -27,9 +27,16 @@
 #include "tensor/elementwise_math.h"
 #include "tensor/reduce.h"
 #include "tensor/reduce_math.h"
+#include "tensor/reduce_path_stats.h"
 #include "tensor/softmax_math.h"
 
 namespace sx::red {
+
+ReducePathCounts& cpu_reduce_path_counts() {
+  static ReducePathCounts counts;
+  return counts;
+}
+
 namespace {
 
 constexpr int64_t kGrain = 32768;
@@ -65,6 +72,7 @@ void cpu_reduce(const Op& op, int64_t A, int64_t R, int64_t B) {
     }
     const int64_t C = nt;
     const int64_t chunk = (R + C - 1) / C;
+    cpu_reduce_path_counts().row_chunks += 1;  // test hook
     std::vector<acc_t> part(static_cast<size_t>(A * C));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t a = 0; a < A; ++a)
@@ -83,6 +91,7 @@ void cpu_reduce(const Op& op, int64_t A, int64_t R, int64_t B) {
     // order afterwards.
     const int64_t C = (par && A < nt) ? std::max<int64_t>(1, std::min<int64_t>(nt, R)) : 1;
     const int64_t chunk = (R + C - 1) / C;
+    if (C > 1) cpu_reduce_path_counts().col_chunks += 1;  // test hook
     std::vector<acc_t> part(static_cast<size_t>(A * C * B));
 #pragma omp parallel for collapse(2) schedule(static) if (par)
     for (int64_t a = 0; a < A; ++a)
@@ -106,6 +115,7 @@ void cpu_reduce(const Op& op, int64_t A, int64_t R, int64_t B) {
   }
   // Very wide rows: tiles of kTile outputs per thread.
   const int64_t nb = (B + kTile - 1) / kTile;
+  cpu_reduce_path_counts().wide_tiles += 1;  // test hook
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t t = 0; t < A * nb; ++t) {
     const int64_t a = t / nb;

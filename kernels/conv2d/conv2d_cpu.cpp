@@ -28,6 +28,7 @@
 
 #include "kernels/conv2d/conv2d.h"
 #include "kernels/conv2d/conv2d_math.h"
+#include "kernels/conv2d/conv2d_path_stats.h"
 
 namespace sx::kernels::cpu {
 
@@ -181,7 +182,11 @@ int64_t chunk_rows(const Geo& g) {
   return std::max<int64_t>(1, std::min<int64_t>(g.P, im2col_chunk_elements() / per_row));
 }
 
-bool parallel_batch(int64_t N) { return N > 1 && omp_get_max_threads() > 1; }
+bool parallel_batch(int64_t N) {
+  const bool par = N > 1 && omp_get_max_threads() > 1;
+  (par ? conv2d_path_counts().batch_parallel : conv2d_path_counts().blas_threaded) += 1;  // test hook
+  return par;
+}
 
 template <class T>
 void forward_impl(const T* x, const T* w, const T* b, T* y, const Geo& g) {

@@ -9,14 +9,16 @@
 // so a box with a NaN coordinate (NaN area), an inverted box (x2 < x1: no positive overlap) and two
 // zero-area boxes (0 / 0) never suppress anything (for iou_threshold >= 0); nothing crashes.
 //
-// batched_nms(boxes, scores, idxs, thr): NMS within each category idxs[i] (int64), done as
-// torchvision's coordinate trick: every box is shifted by idxs[i] * (max coordinate + 1) (in the box
-// dtype) so boxes of different categories can never overlap, then one NMS runs over all of them.
+// batched_nms(boxes, scores, idxs, thr): NMS within each category idxs[i] (int64): one greedy pass
+// over all boxes in score order in which a box is only tested against kept boxes of its own
+// category, so the result is exactly per-category NMS (torchvision's _batched_nms_vanilla, in the
+// order above). Not torchvision's coordinate trick (shift every box by idxs[i] * (max coordinate +
+// 1), one NMS): with negative coordinates the shift is negative and categories collide, and at
+// large coordinates the shifted boxes are rounded, changing IoUs (issue 15.6).
 //
 // nms_with_options: the detection post-processing pipeline in one call, per category when idxs is
 // defined: drop scores <= score_threshold (when set), sort, keep the pre_nms_top_k best (when > 0),
-// greedy NMS, stop after max_output kept boxes (when > 0). The coordinate-trick offset uses the max
-// coordinate of the boxes entering NMS, as torchvision does when the filtering precedes batched_nms.
+// greedy NMS, stop after max_output kept boxes (when > 0).
 //
 // Algorithms (NmsAlgo):
 //   CPU Naive: torchvision's loop: for each kept box, scan every later box, O(N^2) IoUs.

@@ -1,5 +1,6 @@
-// CPU NMS: the candidate pipeline (score threshold, stable sort, top-k, category offsets) and two
-// greedy sweeps that make identical decisions.
+// CPU NMS: the candidate pipeline (score threshold, stable sort, top-k) and two greedy sweeps that
+// make identical decisions. With categories, a box is only ever tested against boxes of its own
+// category (no coordinate-offset trick: it breaks on negative coordinates and rounds large ones).
 //
 // Naive (torchvision's CPU kernel): boxes in score order; each box not yet suppressed is kept and
 // then tested against every later box, marking those with IoU > threshold. With few suppressions
@@ -29,6 +30,8 @@ namespace {
 template <class T>
 struct SortedBoxes {
   std::vector<T> x1, y1, x2, y2, area;
+  std::vector<int64_t> cat;  // category per box, empty when there is only one
+  bool same_cat(int64_t i, int64_t j) const { return cat.empty() || cat[i] == cat[j]; }
 };
 
 // Greedy sweep, torchvision's loop. Returns positions (into the sorted arrays) of kept boxes.
@@ -43,7 +46,7 @@ std::vector<int64_t> greedy_naive(const SortedBoxes<T>& b, double thr, int64_t m
     if (max_out > 0 && static_cast<int64_t>(keep.size()) >= max_out) break;
     const T ix1 = b.x1[i], iy1 = b.y1[i], ix2 = b.x2[i], iy2 = b.y2[i], ia = b.area[i];
     for (int64_t j = i + 1; j < n; ++j) {
-      if (suppressed[j]) continue;
+      if (suppressed[j] || !b.same_cat(i, j)) continue;
       if (nmsmath::suppresses(ix1, iy1, ix2, iy2, ia, b.x1[j], b.y1[j], b.x2[j], b.y2[j], b.area[j],
                               thr))
         suppressed[j] = 1;
@@ -54,7 +57,8 @@ std::vector<int64_t> greedy_naive(const SortedBoxes<T>& b, double thr, int64_t m
 
 template <class T>
 struct Cell {
-  std::vector<T> v;  // 5 values per kept box: x1 y1 x2 y2 area
+  std::vector<T> v;         // 5 values per kept box: x1 y1 x2 y2 area
+  std::vector<int64_t> c;   // its category (with categories only)
 };
 
 template <class T>
@@ -106,8 +110,10 @@ std::vector<int64_t> greedy_grid(const SortedBoxes<T>& b, double thr, int64_t ma
       for (int64_t r = r0; r <= r1 && !sup; ++r) {
         for (int64_t c = c0; c <= c1 && !sup; ++c) {
           const std::vector<T>& v = cells[r * gx + c].v;
+          const std::vector<int64_t>& vc = cells[r * gx + c].c;
           const size_t m = v.size();
           for (size_t k = 0; k < m; k += 5) {
+            if (!vc.empty() && vc[k / 5] != b.cat[j]) continue;
             if (nmsmath::suppresses(v[k], v[k + 1], v[k + 2], v[k + 3], v[k + 4], jx1, jy1, jx2, jy2,
                                     ja, thr)) {
               sup = true;
@@ -121,6 +127,7 @@ std::vector<int64_t> greedy_grid(const SortedBoxes<T>& b, double thr, int64_t ma
         for (int64_t c = c0; c <= c1; ++c) {
           std::vector<T>& v = cells[r * gx + c].v;
           v.insert(v.end(), {jx1, jy1, jx2, jy2, ja});
+          if (!b.cat.empty()) cells[r * gx + c].c.push_back(b.cat[j]);
         }
     }
     keep.push_back(j);
@@ -161,27 +168,17 @@ std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, 
     if (o.pre_nms_top_k > 0 && static_cast<int64_t>(order.size()) > o.pre_nms_top_k)
       order.resize(o.pre_nms_top_k);
     const int64_t m = static_cast<int64_t>(order.size());
-    // 4. Sorted structure-of-arrays copy, shifted per category (coordinate trick).
-    scalar_t offset_unit = 0;
+    // 4. Sorted structure-of-arrays copy with each box's category. (torchvision's coordinate trick,
+    // shifting boxes by category * (max coordinate + 1), lets categories collide when coordinates
+    // are negative and rounds the shifted boxes when they are large; issue 15.6.)
     const int64_t* ip = idxs.defined() ? idxs.data<int64_t>() : nullptr;
-    if (ip && m > 0) {
-      scalar_t mx = bp[4 * order[0]];
-      for (int64_t i : order)
-        for (int k = 0; k < 4; ++k) {
-          const scalar_t v = bp[4 * i + k];
-          if (mx == mx && (v != v || v > mx)) mx = v;  // torch.max: NaN propagates
-        }
-      offset_unit = mx + scalar_t(1);
-    }
     SortedBoxes<scalar_t> sb;
     for (auto* v : {&sb.x1, &sb.y1, &sb.x2, &sb.y2, &sb.area}) v->resize(m);
+    if (ip) sb.cat.resize(m);
     for (int64_t r = 0; r < m; ++r) {
       const int64_t i = order[r];
-      const scalar_t off = ip ? static_cast<scalar_t>(ip[i]) * offset_unit : scalar_t(0);
-      const scalar_t x1 = ip ? bp[4 * i] + off : bp[4 * i];
-      const scalar_t y1 = ip ? bp[4 * i + 1] + off : bp[4 * i + 1];
-      const scalar_t x2 = ip ? bp[4 * i + 2] + off : bp[4 * i + 2];
-      const scalar_t y2 = ip ? bp[4 * i + 3] + off : bp[4 * i + 3];
+      const scalar_t x1 = bp[4 * i], y1 = bp[4 * i + 1], x2 = bp[4 * i + 2], y2 = bp[4 * i + 3];
+      if (ip) sb.cat[r] = ip[i];
       sb.x1[r] = x1;
       sb.y1[r] = y1;
       sb.x2[r] = x2;

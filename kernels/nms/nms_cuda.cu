@@ -4,12 +4,13 @@
 //    positive quiet NaN and -0 becomes +0, so cub's radix sort orders keys like torch.sort (NaN
 //    largest). A stable descending radix sort (cub::DeviceRadixSort::SortPairsDescending) gives the
 //    visiting order, ties in increasing index order: the same order as the CPU's stable sort.
-// 2. The candidate count m = min(#passing, pre_nms_top_k) stays on the device; for batched NMS a
-//    one-block reduction finds the max coordinate of the m candidates (the coordinate trick).
-// 3. The sorted (shifted) boxes are gathered, and the bitmask kernel (as in torchvision) fills, for
-//    each box i and each block of 64 later boxes, a 64-bit word whose bit t says "box i suppresses
-//    box 64*b + t" (IoU from nms_math.h, the CPU's arithmetic). Only blocks on or above the diagonal
-//    are computed: N * ceil(N/64) words, ~313 MB for 50k boxes.
+// 2. The candidate count m = min(#passing, pre_nms_top_k) stays on the device.
+// 3. The sorted boxes (and, for batched NMS, their categories) are gathered, and the bitmask kernel
+//    (as in torchvision) fills, for each box i and each block of 64 later boxes, a 64-bit word whose
+//    bit t says "box i suppresses box 64*b + t" (IoU from nms_math.h, the CPU's arithmetic; never
+//    across categories). Only blocks on or above the diagonal are computed: N * ceil(N/64) words,
+//    ~313 MB for 50k boxes. (No coordinate-offset trick: it lets categories collide when coordinates
+//    are negative and rounds the shifted boxes when they are large; issue 15.6.)
 // 4. Keep reduction, one thread block. The classic implementation (torchvision <= 0.14, kept here
 //    as NmsAlgo::Naive) copies the whole mask to the host and walks it there: a ~313 MB PCIe copy
 //    for 50k boxes, a host sync, and a host->device copy of the result. Here it stays on the
@@ -58,49 +59,22 @@ __global__ void candidates_kernel(const unsigned long long* count, int64_t top_k
   m[0] = (top_k > 0 && c > top_k) ? top_k : c;
 }
 
-// One block: unit = max coordinate of the m candidates + 1 (NaN propagates, like torch.max).
-template <class T>
-__global__ void offset_unit_kernel(const T* boxes, const int64_t* order, const int64_t* m_ptr,
-                                   T* unit) {
-  __shared__ T red[1024];
-  const int64_t m = *m_ptr;
-  T mx = -INFINITY;
-  bool nan = false;
-  for (int64_t t = threadIdx.x; t < 4 * m; t += blockDim.x) {
-    const T v = boxes[4 * order[t / 4] + (t % 4)];
-    if (v != v) nan = true;
-    else if (v > mx) mx = v;
-  }
-  red[threadIdx.x] = nan ? T(NAN) : mx;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s /= 2) {
-    if (threadIdx.x < s) {
-      const T a = red[threadIdx.x], b = red[threadIdx.x + s];
-      red[threadIdx.x] = (a != a) ? a : ((b != b) ? b : (b > a ? b : a));
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *unit = (m > 0) ? red[0] + T(1) : T(0);
-}
-
+// Boxes (and categories, when idxs is given) in visiting order.
 template <class T>
 __global__ void gather_kernel(const T* boxes, const int64_t* order, const int64_t* idxs,
-                              const T* unit, const int64_t* m_ptr, int64_t n, T* sorted) {
+                              const int64_t* m_ptr, int64_t n, T* sorted, int64_t* sorted_cat) {
   const int64_t m = *m_ptr;
   for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < n && r < m;
        r += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = order[r];
-    for (int k = 0; k < 4; ++k) {
-      T v = boxes[4 * i + k];
-      if (idxs) v = v + static_cast<T>(idxs[i]) * (*unit);
-      sorted[4 * r + k] = v;
-    }
+    for (int k = 0; k < 4; ++k) sorted[4 * r + k] = boxes[4 * i + k];
+    if (idxs) sorted_cat[r] = idxs[i];
   }
 }
 
 template <class T>
-__global__ void mask_kernel(const T* sb, const int64_t* m_ptr, int64_t col_blocks, double thr,
-                            unsigned long long* mask) {
+__global__ void mask_kernel(const T* sb, const int64_t* scat, const int64_t* m_ptr, int64_t col_blocks,
+                            double thr, unsigned long long* mask) {
   const int64_t m = *m_ptr;
   const int64_t row_start = blockIdx.y, col_start = blockIdx.x;
   if (row_start > col_start) return;
@@ -108,7 +82,9 @@ __global__ void mask_kernel(const T* sb, const int64_t* m_ptr, int64_t col_block
   const int64_t col_size = min(m - col_start * kBits, (int64_t)kBits);
   if (row_size <= 0 || col_size <= 0) return;
   __shared__ T cb[kBits * 5];
+  __shared__ int64_t cc[kBits];
   if (threadIdx.x < col_size) {
+    if (scat) cc[threadIdx.x] = scat[col_start * kBits + threadIdx.x];
     const T* p = sb + 4 * (col_start * kBits + threadIdx.x);
     cb[threadIdx.x * 5 + 0] = p[0];
     cb[threadIdx.x * 5 + 1] = p[1];
@@ -124,7 +100,8 @@ __global__ void mask_kernel(const T* sb, const int64_t* m_ptr, int64_t col_block
     const T a = (x2 - x1) * (y2 - y1);
     const int start = (row_start == col_start) ? threadIdx.x + 1 : 0;
     const unsigned long long t =
-        nmsmath::mask_word(x1, y1, x2, y2, a, cb, start, static_cast<int>(col_size), thr);
+        nmsmath::mask_word(x1, y1, x2, y2, a, cb, start, static_cast<int>(col_size), thr,
+                           scat ? cc : nullptr, scat ? scat[cur] : 0);
     mask[cur * col_blocks + col_start] = t;
   }
 }
@@ -222,27 +199,23 @@ std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, 
         tmp.data_ptr(), tmp_bytes, keys.data<scalar_t>(), keys_sorted.data<scalar_t>(),
         vals.data<int64_t>(), order.data<int64_t>(), static_cast<int>(n), 0,
         int(sizeof(scalar_t) * 8), stream));
-    // 2. candidate count and category offsets.
+    // 2. candidate count.
     Tensor m_t = Tensor::empty({1}, DType::Int64, d);
     candidates_kernel<<<1, 1, 0, stream>>>(passing_p, o.pre_nms_top_k, m_t.data<int64_t>());
     SX_CUDA_CHECK_LAUNCH();
-    Tensor unit = Tensor::zeros({1}, boxes.dtype(), d);
     const int64_t* idx_p = idxs.defined() ? idxs.data<int64_t>() : nullptr;
-    if (idx_p) {
-      offset_unit_kernel<<<1, 1024, 0, stream>>>(boxes.data<scalar_t>(), order.data<int64_t>(),
-                                                  m_t.data<int64_t>(), unit.data<scalar_t>());
-      SX_CUDA_CHECK_LAUNCH();
-    }
-    // 3. sorted boxes and the bitmask.
+    // 3. sorted boxes (and categories) and the bitmask.
     Tensor sorted = Tensor::empty({n, 4}, boxes.dtype(), d);
+    Tensor sorted_cat = idx_p ? Tensor::empty({n}, DType::Int64, d) : Tensor();
+    int64_t* scat_p = idx_p ? sorted_cat.data<int64_t>() : nullptr;
     gather_kernel<<<sx::cuda::blocks_for(n), 256, 0, stream>>>(
-        boxes.data<scalar_t>(), order.data<int64_t>(), idx_p, unit.data<scalar_t>(),
-        m_t.data<int64_t>(), n, sorted.data<scalar_t>());
+        boxes.data<scalar_t>(), order.data<int64_t>(), idx_p, m_t.data<int64_t>(), n,
+        sorted.data<scalar_t>(), scat_p);
     SX_CUDA_CHECK_LAUNCH();
     Tensor mask = Tensor::empty({n, col_blocks}, DType::Int64, d);
     auto* mask_p = reinterpret_cast<unsigned long long*>(mask.data<int64_t>());
     dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>(col_blocks));
-    mask_kernel<<<grid, kBits, 0, stream>>>(sorted.data<scalar_t>(), m_t.data<int64_t>(),
+    mask_kernel<<<grid, kBits, 0, stream>>>(sorted.data<scalar_t>(), scat_p, m_t.data<int64_t>(),
                                              col_blocks, o.iou_threshold, mask_p);
     SX_CUDA_CHECK_LAUNCH();
     // 4. keep reduction.

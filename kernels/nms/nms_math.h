@@ -5,6 +5,8 @@
 // suppression when iou > threshold (compared in double, the threshold's type there).
 // The test is symmetric in (i, j) (max/min and + commute), which the CPU grid variant relies on.
 #pragma once
+#include <cstdint>
+
 #include "tensor/host_device.h"
 
 namespace sx::kernels::nmsmath {
@@ -39,13 +41,16 @@ template <class T> HOST_DEVICE bool score_before(T a, T b) {
 
 // Word of the bitmask for box (x1, y1, x2, y2, area) against the boxes of one column group, stored
 // as 5 values each (x1 y1 x2 y2 area) in `cols`: bit t set when the box suppresses column box t,
-// for t in [start, count).
+// for t in [start, count). With categories (col_cats non-null; `cat` is the row box's), only a
+// column box of the same category can be suppressed (batched NMS).
 template <class T>
 HOST_DEVICE unsigned long long mask_word(T x1, T y1, T x2, T y2, T area, const T* cols, int start,
-                                         int count, double threshold) {
+                                         int count, double threshold, const int64_t* col_cats = nullptr,
+                                         int64_t cat = 0) {
   unsigned long long word = 0;
   for (int t = start; t < count; ++t) {
     const T* q = cols + 5 * t;
+    if (col_cats && col_cats[t] != cat) continue;
     if (suppresses(x1, y1, x2, y2, area, q[0], q[1], q[2], q[3], q[4], threshold)) word |= 1ULL << t;
   }
   return word;

@@ -32,3 +32,7 @@ inline std::string device_name(const ::testing::TestParamInfo<Device>& info) {
   } while (0)
 
 #define SX_DEVICES ::testing::Values(::sx::Device::cpu(), ::sx::Device::cuda(0))
+// For tests that compare a device with the CPU (parity): on the CPU they would compare the CPU
+// with itself and pass without checking anything, so they are instantiated for CUDA only (and
+// show as SKIPPED where there is no GPU).
+#define SX_PARITY_DEVICES ::testing::Values(::sx::Device::cuda(0))

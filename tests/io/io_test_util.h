@@ -4,10 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -31,14 +34,22 @@ inline void remove_tree(const std::string& p) {
   }
 }
 
+// A fresh folder under /tmp, removed with everything in it at scope exit. When mkdtemp fails the
+// constructor throws (GoogleTest reports the test as failed) rather than handing out a shared
+// folder that the destructor would then delete.
 struct TempDir {
   std::string path;
   TempDir() {
     char tmpl[] = "/tmp/sx_io_test_XXXXXX";
     char* p = ::mkdtemp(tmpl);
-    path = p ? p : "/tmp";
+    if (!p) throw std::runtime_error(std::string("TempDir: mkdtemp failed: ") + std::strerror(errno));
+    path = p;
   }
-  ~TempDir() { remove_tree(path); }
+  ~TempDir() {
+    if (!path.empty()) remove_tree(path);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
   std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
 

@@ -153,7 +153,10 @@ TEST(ImageIo, RandomByteFlipsNeverCrash) {
         ++rejected;
       }
     }
-  EXPECT_EQ(decoded + rejected, 300);
+  // Never crashing is shown by reaching this line (any exception but IOError fails the test); the
+  // flips must also have reached both outcomes, or the fuzz exercised only one path.
+  EXPECT_GT(decoded, 0);
+  EXPECT_GT(rejected, 0);
 }
 
 TEST(ImageIo, JpegWithAnOversizedHuffmanTableIsRejected) {

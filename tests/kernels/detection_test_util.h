@@ -16,9 +16,10 @@ namespace sx::test {
 
 class DetectionFixture {
  public:
-  // group: roi, ms, nms, fl, box, coder, anchors, match -> tests/data/kernels/detection_<group>.txt
-  explicit DetectionFixture(const std::string& group) {
-    const std::string path = std::string(SX_TEST_DATA_DIR) + "/kernels/detection_" + group + ".txt";
+  // group: roi, ms, nms, fl, box, coder, anchors, match, edge -> tests/data/<dir>/detection_<group>.txt
+  // (dir "models" for losses: scripts/fixtures/models_detection_losses.py)
+  explicit DetectionFixture(const std::string& group, const std::string& dir = "kernels") {
+    const std::string path = std::string(SX_TEST_DATA_DIR) + "/" + dir + "/detection_" + group + ".txt";
     std::ifstream f(path);
     if (!f) throw std::runtime_error("cannot open fixture " + path);
     std::string header, body;

@@ -159,10 +159,12 @@ TEST(Nms, MatchesPlainGreedyReference) {
 
 // The CUDA kernels' per-thread pieces (nms_math.h: mask_word, resolve_group) driven by a host
 // emulation of the grouped device reduction: must give the kept set of the greedy loop.
-std::vector<int64_t> bitmask_nms_host(const Tensor& boxes, const Tensor& scores, double thr, int64_t max_out) {
+std::vector<int64_t> bitmask_nms_host(const Tensor& boxes, const Tensor& scores, double thr, int64_t max_out,
+                                      const Tensor& idxs = Tensor()) {
   const int64_t n = boxes.size(0);
   auto bv = boxes.to_vector_as<float>();
   auto sv = scores.to_vector_as<float>();
+  const std::vector<int64_t> cats = idxs.defined() ? idxs.to_vector_as<int64_t>() : std::vector<int64_t>();
   std::vector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
@@ -173,6 +175,8 @@ std::vector<int64_t> bitmask_nms_host(const Tensor& boxes, const Tensor& scores,
     sorted[5 * r] = p[0], sorted[5 * r + 1] = p[1], sorted[5 * r + 2] = p[2], sorted[5 * r + 3] = p[3];
     sorted[5 * r + 4] = (p[2] - p[0]) * (p[3] - p[1]);
   }
+  std::vector<int64_t> scat;
+  for (int64_t r = 0; r < n && !cats.empty(); ++r) scat.push_back(cats[order[r]]);
   const int64_t groups = (n + 63) / 64;
   std::vector<unsigned long long> mask(n * groups, 0);
   for (int64_t r = 0; r < n; ++r)
@@ -180,7 +184,8 @@ std::vector<int64_t> bitmask_nms_host(const Tensor& boxes, const Tensor& scores,
       const int count = static_cast<int>(std::min<int64_t>(64, n - 64 * g));
       const int start = g == r / 64 ? static_cast<int>(r % 64) + 1 : 0;
       const float* q = &sorted[5 * r];
-      mask[r * groups + g] = nmsmath::mask_word(q[0], q[1], q[2], q[3], q[4], &sorted[5 * 64 * g], start, count, thr);
+      mask[r * groups + g] = nmsmath::mask_word(q[0], q[1], q[2], q[3], q[4], &sorted[5 * 64 * g], start, count, thr,
+                                                scat.empty() ? nullptr : &scat[64 * g], scat.empty() ? 0 : scat[r]);
     }
   std::vector<unsigned long long> removed(groups, 0);
   std::vector<int64_t> keep(n);
@@ -198,6 +203,19 @@ std::vector<int64_t> bitmask_nms_host(const Tensor& boxes, const Tensor& scores,
   std::vector<int64_t> out;
   for (int64_t r = 0; r < nk; ++r) out.push_back(order[keep[r]]);
   return out;
+}
+
+// The same emulation with categories (the CUDA batched path): per-category NMS, also where
+// torchvision's coordinate-offset trick fails (detection_edge.txt, negative and large coordinates).
+TEST(Nms, BitmaskPiecesWithCategoriesMatchPerCategoryNms) {
+  DetectionFixture f("nms"), e("edge");
+  Tensor b = f["nms_boxes"], s = f["nms_scores"], idx = f["nms_idxs"];
+  for (int t : {5, 7, 0})
+    EXPECT_EQ(bitmask_nms_host(b, s, t / 10.0, -1, idx), ints(f["bnms_keep_" + std::to_string(t)])) << t;
+  for (const char* tag : {"neg", "big32"}) {
+    const std::string p = std::string("edge_bnms_") + tag;
+    EXPECT_EQ(bitmask_nms_host(e[p + "_boxes"], e[p + "_scores"], 0.5, -1, e[p + "_idxs"]), ints(e[p + "_keep"])) << tag;
+  }
 }
 
 TEST(Nms, BitmaskPiecesOfTheCudaKernelMatchGreedy) {

@@ -144,28 +144,110 @@ TEST(BatchNorm2d, GradcheckEvalMode) {
       {x, w, b});
 }
 
-TEST(BatchNorm2d, KernelBackwardMatchesFiniteDifferenceOfKernelForward) {
-  // Without autograd: the kernel pair alone (what the CUDA twin mirrors).
-  Tensor x = random_tensor({2, 2, 3, 3}, 13, DType::Float64);
-  Tensor w = random_tensor({2}, 14, DType::Float64, 0.5, 1.0);
-  Tensor b = random_tensor({2}, 15, DType::Float64);
-  Tensor g = random_tensor(x.shape(), 16, DType::Float64);
-  auto fr = kernels::batch_norm_train_forward(x, w, b, Tensor(), Tensor(), 0.1, 1e-5);
-  auto br = kernels::batch_norm_train_backward(g, x, w, fr.save_mean, fr.save_invstd);
-  auto L = [&](const Tensor& xx) {
-    auto y = kernels::batch_norm_train_forward(xx, w, b, Tensor(), Tensor(), 0.1, 1e-5).y.to_vector();
+// Central differences of L = sum(g * y) for every element of x, weight and bias.
+struct BnNumeric {
+  std::vector<double> dx, dw, db;
+};
+BnNumeric bn_numeric(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& g, double eps = 1e-5) {
+  auto L = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb) {
+    auto y = kernels::batch_norm_train_forward(xx, ww, bb, Tensor(), Tensor(), 0.1, eps).y.to_vector();
     auto gv = g.to_vector();
     double s = 0;
     for (size_t i = 0; i < y.size(); ++i) s += y[i] * gv[i];
     return s;
   };
-  auto dx = br.grad_input.to_vector();
-  for (int64_t i = 0; i < x.numel(); i += 5) {
-    Tensor xp = x.clone(), xm = x.clone();
-    xp.data<double>()[i] += 1e-6;
-    xm.data<double>()[i] -= 1e-6;
-    EXPECT_NEAR(dx[i], (L(xp) - L(xm)) / 2e-6, 1e-6);
+  auto diff = [&](const Tensor& t, int which) {
+    std::vector<double> out;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      Tensor tp = t.clone(), tm = t.clone();
+      tp.data<double>()[i] += 1e-6;
+      tm.data<double>()[i] -= 1e-6;
+      const double lp = which == 0 ? L(tp, w, b) : which == 1 ? L(x, tp, b) : L(x, w, tp);
+      const double lm = which == 0 ? L(tm, w, b) : which == 1 ? L(x, tm, b) : L(x, w, tm);
+      out.push_back((lp - lm) / 2e-6);
+    }
+    return out;
+  };
+  return {diff(x, 0), diff(w, 1), diff(b, 2)};
+}
+
+void expect_grads_near(const std::vector<double>& a, const std::vector<double>& n, const char* what) {
+  ASSERT_EQ(a.size(), n.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(a[i], n[i], 1e-7 + 1e-6 * std::max(std::fabs(a[i]), std::fabs(n[i]))) << what << " " << i;
+}
+
+TEST(BatchNorm2d, KernelBackwardMatchesFiniteDifferenceOfKernelForward) {
+  // Without autograd: the kernel pair alone (what the CUDA twin mirrors), every element of dx, dw
+  // and db; the forward is run with running statistics (training mode updating them), which must
+  // not change y, the saved statistics or the gradient.
+  Tensor x = random_tensor({2, 2, 3, 3}, 13, DType::Float64);
+  Tensor w = random_tensor({2}, 14, DType::Float64, 0.5, 1.0);
+  Tensor b = random_tensor({2}, 15, DType::Float64);
+  Tensor g = random_tensor(x.shape(), 16, DType::Float64);
+  Tensor rm = random_tensor({2}, 17, DType::Float64), rv = random_tensor({2}, 18, DType::Float64, 0.2, 1.0);
+  auto fr = kernels::batch_norm_train_forward(x, w, b, rm, rv, 0.1, 1e-5);
+  auto f0 = kernels::batch_norm_train_forward(x, w, b, Tensor(), Tensor(), 0.1, 1e-5);
+  EXPECT_EQ(fr.y.to_vector(), f0.y.to_vector());
+  EXPECT_EQ(fr.save_invstd.to_vector(), f0.save_invstd.to_vector());
+  auto br = kernels::batch_norm_train_backward(g, x, w, fr.save_mean, fr.save_invstd);
+  ASSERT_TRUE(br.grad_weight.defined() && br.grad_bias.defined());
+  const BnNumeric n = bn_numeric(x, w, b, g);
+  expect_grads_near(br.grad_input.to_vector(), n.dx, "dx");
+  expect_grads_near(br.grad_weight.to_vector(), n.dw, "dw");
+  expect_grads_near(br.grad_bias.to_vector(), n.db, "db");
+}
+
+TEST(BatchNorm2d, GradcheckTrainingModeWithRunningStatistics) {
+  // The layer's autograd path in training mode with running buffers (updated on every call).
+  Tensor x = random_tensor({2, 3, 2, 3}, 19, DType::Float64, 1.0, 0.2).set_requires_grad();
+  Tensor w = random_tensor({3}, 20, DType::Float64, 0.5, 1.0).set_requires_grad();
+  Tensor b = random_tensor({3}, 21, DType::Float64).set_requires_grad();
+  Tensor rm = random_tensor({3}, 22, DType::Float64), rv = random_tensor({3}, 23, DType::Float64, 0.5, 1.0);
+  SX_EXPECT_GRADCHECK(
+      [rm, rv](const std::vector<Tensor>& in) { return nn::batch_norm(in[0], in[1], in[2], rm, rv, true, 0.1, 1e-5); },
+      {x, w, b});
+}
+
+// N = 1 (the statistics come from one image's pixels) and a constant channel (zero variance: x_hat
+// is 0, y is the bias, and the gradient is that of (x - mean) / sqrt(eps)), against the closed form
+// and central differences.
+TEST(BatchNorm2d, BatchOfOneAndConstantChannel) {
+  Tensor x = random_tensor({1, 3, 4, 5}, 24, DType::Float64, 1.0, 0.5);
+  {
+    double* p = x.data<double>();
+    for (int64_t i = 20; i < 40; ++i) p[i] = 2.5;  // channel 1 constant
   }
+  Tensor w = Tensor::from_vector({1.5, -0.7, 0.9}, {3}, DType::Float64);
+  Tensor b = Tensor::from_vector({0.2, 0.4, -0.1}, {3}, DType::Float64);
+  Tensor g = random_tensor(x.shape(), 25, DType::Float64);
+  Tensor rm = Tensor::zeros({3}, DType::Float64), rv = Tensor::ones({3}, DType::Float64);
+  auto fr = kernels::batch_norm_train_forward(x, w, b, rm, rv, 0.1, 1e-5);
+  std::vector<double> mean, var;
+  stats(x, mean, var);
+  EXPECT_EQ(var[1], 0.0);
+  auto xv = x.to_vector(), yv = fr.y.to_vector();
+  const double wv[3] = {1.5, -0.7, 0.9}, bv[3] = {0.2, 0.4, -0.1};
+  for (int64_t i = 0; i < 60; ++i) {
+    const int64_t c = i / 20;
+    EXPECT_NEAR(yv[i], (xv[i] - mean[c]) / std::sqrt(var[c] + 1e-5) * wv[c] + bv[c], 1e-12) << i;
+  }
+  for (int64_t i = 20; i < 40; ++i) EXPECT_NEAR(yv[i], 0.4, 1e-12);  // the bias (to the rounding of x * w / sqrt(eps) ~ 553)
+  // Running statistics: unbiased variance (M = 20), 0 for the constant channel.
+  EXPECT_NEAR(rv.to_vector()[1], 0.9, 1e-15);
+  EXPECT_NEAR(rv.to_vector()[0], 0.9 + 0.1 * var[0] * 20 / 19, 1e-12);
+  EXPECT_NEAR(rm.to_vector()[1], 0.25, 1e-15);
+  auto br = kernels::batch_norm_train_backward(g, x, w, fr.save_mean, fr.save_invstd);
+  const BnNumeric n = bn_numeric(x, w, b, g);
+  expect_grads_near(br.grad_input.to_vector(), n.dx, "dx");
+  expect_grads_near(br.grad_weight.to_vector(), n.dw, "dw");
+  expect_grads_near(br.grad_bias.to_vector(), n.db, "db");
+  // Constant channel in closed form: dx = w / sqrt(eps) * (g - mean(g)), dw = 0.
+  auto gv = g.to_vector(), dx = br.grad_input.to_vector();
+  double gm = 0;
+  for (int64_t i = 20; i < 40; ++i) gm += gv[i] / 20;
+  for (int64_t i = 20; i < 40; ++i) EXPECT_NEAR(dx[i], -0.7 / std::sqrt(1e-5) * (gv[i] - gm), 1e-9) << i;
+  EXPECT_EQ(br.grad_weight.to_vector()[1], 0.0);
 }
 
 TEST(BatchNorm2d, SingleValuePerChannelInTrainingThrows) {
@@ -260,7 +342,7 @@ TEST_P(BatchNormParity, MatchesCPU) {
   cmp(cab.grad_shift, dab.grad_shift);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, BatchNormParity, SX_DEVICES, test::device_name);
+INSTANTIATE_TEST_SUITE_P(Devices, BatchNormParity, SX_PARITY_DEVICES, test::device_name);
 
 // The CUDA reductions split each channel into pieces (bn_math::bn_piece) and add the pieces' sums
 // in order. The split must cover every (image, position) exactly once, and the piecewise shifted

@@ -1,7 +1,9 @@
 // Conv2d: the im2col+GEMM kernel against a naive direct convolution written here (many shapes,
 // strides, padding, dilation, groups, with/without bias, float32 and float64), its backward
 // passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
+#include <cblas.h>
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "common/gradcheck.h"
 #include "kernels/conv2d/conv2d.h"
 #include "kernels/conv2d/conv2d_algo.h"
+#include "kernels/conv2d/conv2d_path_stats.h"
 #include "layers/conv.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -132,14 +135,95 @@ TEST(Conv2dCPU, NonContiguousInput) {
   for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], 1e-5 * (1 + std::fabs(ref[k])));
 }
 
+// Edge cases: a non-contiguous weight (the kernel must read it through its strides, forward and
+// backward), grouped (not depthwise) convolutions with dilation, and K = 0 output channels.
+TEST(Conv2dCPU, NonContiguousWeight) {
+  Tensor x = random_tensor({2, 4, 7, 6}, 80, DType::Float64);
+  Tensor wt = random_tensor({3, 3, 4, 5}, 81, DType::Float64);  // stored [S, R, C, K]... permuted below
+  Tensor w = wt.permute({3, 2, 1, 0});                             // [5, 4, 3, 3] view
+  ASSERT_FALSE(w.is_contiguous());
+  for (Conv2dParams p : {Conv2dParams{1, 1, 1, 1, 1, 1, 1}, Conv2dParams{2, 1, 0, 1, 1, 2, 1}}) {
+    Shape os;
+    auto ref = naive_conv(x, w, Tensor(), p, os);
+    Tensor y = kernels::conv2d_forward(x, w, Tensor(), p);
+    ASSERT_EQ(y.shape(), os);
+    auto got = y.to_vector();
+    for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], 1e-12 * (1 + std::fabs(ref[k]))) << k;
+    // Backward with the view equals backward with its contiguous copy.
+    Tensor g = random_tensor(y.shape(), 82, DType::Float64);
+    EXPECT_EQ(kernels::conv2d_backward_input(g, w, x.shape(), p).to_vector(),
+              kernels::conv2d_backward_input(g, w.contiguous(), x.shape(), p).to_vector());
+    Tensor xg = x.clone().set_requires_grad(), wg = w.detach().set_requires_grad();
+    ASSERT_FALSE(wg.is_contiguous());
+    SX_EXPECT_GRADCHECK([p](const std::vector<Tensor>& in) { return nn::conv2d(in[0], in[1], Tensor(), p); }, {xg, wg});
+  }
+}
+
+TEST(Conv2dCPU, GroupsWithDilation) {
+  const std::vector<ConvCase> gd = {
+      {2, 6, 11, 10, 9, 3, 3, {1, 1, 2, 2, 2, 2, 3}, true},   // 3 groups of 2 -> 3, dilation 2
+      {1, 4, 12, 13, 6, 3, 2, {2, 1, 3, 1, 3, 2, 2}, false},  // 2 groups, dilation 3 x 2, strided
+  };
+  int i = 0;
+  for (const auto& c : gd) {
+    SCOPED_TRACE(testing::Message() << "case " << i);
+    Tensor x = random_tensor({c.N, c.C, c.H, c.W}, 90 + i, DType::Float64);
+    Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, 95 + i, DType::Float64);
+    Tensor b = c.bias ? random_tensor({c.K}, 99 + i, DType::Float64) : Tensor();
+    Shape os;
+    auto ref = naive_conv(x, w, b, c.p, os);
+    Tensor y = kernels::conv2d_forward(x, w, b, c.p);
+    ASSERT_EQ(y.shape(), os);
+    auto got = y.to_vector();
+    for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], 1e-12 * (1 + std::fabs(ref[k]))) << k;
+    Tensor xg = x.clone().set_requires_grad(), wg = w.clone().set_requires_grad();
+    auto p = c.p;
+    SX_EXPECT_GRADCHECK([p](const std::vector<Tensor>& in) { return nn::conv2d(in[0], in[1], Tensor(), p); }, {xg, wg});
+    ++i;
+  }
+}
+
+TEST(Conv2dCPU, ZeroOutputChannels) {
+  Tensor x = random_tensor({2, 3, 6, 6}, 3, DType::Float64);
+  Tensor w = Tensor::empty({0, 3, 3, 3}, DType::Float64);
+  Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
+  Tensor y = kernels::conv2d_forward(x, w, Tensor::empty({0}, DType::Float64), p);
+  EXPECT_EQ(y.shape(), (Shape{2, 0, 6, 6}));
+  Tensor dx = kernels::conv2d_backward_input(y, w, x.shape(), p);
+  EXPECT_EQ(dx.shape(), x.shape());
+  for (double v : dx.to_vector()) EXPECT_EQ(v, 0.0);
+  EXPECT_EQ(kernels::conv2d_backward_weight(y, x, w.shape(), p).shape(), w.shape());
+  EXPECT_EQ(kernels::conv2d_backward_bias(y).shape(), (Shape{0}));
+}
+
 TEST(Conv2dCPU, BatchOfOneUsesBlasThreadsAndMatches) {
+  // With two OpenMP threads available (whatever OMP_NUM_THREADS says): a batch of one must take
+  // the path that leaves OpenBLAS its threads, a batch of two the batch-parallel one (counted by
+  // kernels/conv2d/conv2d_path_stats.h), and OpenBLAS's thread count is restored after.
+  const int prev_omp = omp_get_max_threads(), prev_blas = openblas_get_num_threads();
+  omp_set_num_threads(2);
+  openblas_set_num_threads(2);
+  auto& counts = kernels::cpu::conv2d_path_counts();
+  counts.reset();
   Tensor x = random_tensor({1, 16, 14, 14}, 7);
   Tensor w = random_tensor({32, 16, 3, 3}, 8);
   Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
   Shape os;
   auto ref = naive_conv(x, w, Tensor(), p, os);
   auto got = kernels::conv2d_forward(x, w, Tensor(), p).to_vector();
+  EXPECT_EQ(counts.blas_threaded.load(), 1);
+  EXPECT_EQ(counts.batch_parallel.load(), 0);
   for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(got[k], ref[k], 1e-4 * (1 + std::fabs(ref[k])));
+  counts.reset();
+  Tensor x2 = random_tensor({2, 16, 14, 14}, 9);
+  auto ref2 = naive_conv(x2, w, Tensor(), p, os);
+  auto got2 = kernels::conv2d_forward(x2, w, Tensor(), p).to_vector();
+  EXPECT_EQ(counts.batch_parallel.load(), 1);
+  EXPECT_EQ(counts.blas_threaded.load(), 0);
+  EXPECT_EQ(openblas_get_num_threads(), 2);
+  for (size_t k = 0; k < ref2.size(); ++k) ASSERT_NEAR(got2[k], ref2[k], 1e-4 * (1 + std::fabs(ref2[k])));
+  omp_set_num_threads(prev_omp);
+  openblas_set_num_threads(prev_blas);
 }
 
 TEST(Conv2dCPU, GradcheckInputWeightBias) {
@@ -271,7 +355,7 @@ TEST_P(Conv2dParity, MatchesCPU) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, Conv2dParity, SX_DEVICES, test::device_name);
+INSTANTIATE_TEST_SUITE_P(Devices, Conv2dParity, SX_PARITY_DEVICES, test::device_name);
 
 // The CUDA conv's default algorithm choice (conv2d_algo.h) over a fake candidate list: the first
 // usable candidate whose workspace fits, in cuDNN's ranking order; and the alignment key.

@@ -246,7 +246,7 @@ TEST_P(LossParity, MatchesCPU) {
        Tensor::from_vector({0.3, 0.1, 2.0, 2.4}, {1, 4}, DType::Float32));
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, LossParity, SX_DEVICES, test::device_name);
+INSTANTIATE_TEST_SUITE_P(Devices, LossParity, SX_PARITY_DEVICES, test::device_name);
 
 }  // namespace
 }  // namespace sx

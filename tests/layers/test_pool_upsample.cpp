@@ -193,7 +193,7 @@ TEST_P(PoolParity, MatchesCPU) {
   cmp(kernels::upsample_nearest2d_backward(gu, x.shape()), kernels::upsample_nearest2d_backward(gu.to(dev), x.shape()));
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, PoolParity, SX_DEVICES, test::device_name);
+INSTANTIATE_TEST_SUITE_P(Devices, PoolParity, SX_PARITY_DEVICES, test::device_name);
 
 }  // namespace
 }  // namespace sx

@@ -2,6 +2,7 @@
 // and refusal of malformed files -- one case per validation rule, each checked for a message
 // naming the file (and the tensor where one is involved).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -15,8 +16,10 @@ namespace {
 
 std::string data_path(const std::string& f) { return std::string(SX_TEST_DATA_DIR) + "/layers/" + f; }
 
+// The process id keeps parallel runs of this program (ctest -j, two build trees) from sharing files.
 std::string tmp_path(const std::string& name) {
-  return (testing::TempDir().empty() ? std::string("/tmp/") : testing::TempDir()) + "sx_st_" + name;
+  return (testing::TempDir().empty() ? std::string("/tmp/") : testing::TempDir()) + "sx_st_" +
+         std::to_string(::getpid()) + "_" + name;
 }
 
 const Tensor& find(const safetensors::Contents& c, const std::string& name) {

@@ -3,6 +3,7 @@
 // indices and NaN handling of max/min, softmax stability for huge logits, gradient checks
 // (float64, CPU) and CUDA-vs-CPU parity (run only where a GPU is present).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/reduce_path_stats.h"
 #include "tensor/tensor.h"
 
 using namespace sx;
@@ -174,9 +176,20 @@ TEST_P(Reduce, SumNonContiguousIntegerEmptyAndScalar) {
   EXPECT_EQ(softmax(s, 0).item(), 1.0);
 }
 
+// OpenMP threads for the scope of a test (restored after): the parallel paths need more than one.
+struct OmpThreads {
+  int prev;
+  explicit OmpThreads(int n) : prev(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~OmpThreads() { omp_set_num_threads(prev); }
+};
+
 TEST_P(Reduce, LargeSumsTakeTheParallelPaths) {
   Device dev = GetParam();
   SX_SKIP_IF_NO_DEVICE(dev);
+  // On the CPU at least two threads, whatever OMP_NUM_THREADS says, and the path counters
+  // (tensor/reduce_path_stats.h) prove each path below ran.
+  OmpThreads threads(std::max(2, omp_get_max_threads()));
+  red::cpu_reduce_path_counts().reset();
   // One long row (split into chunks), many columns over a long dim 0, many short rows.
   const int64_t n = 1 << 20;
   Tensor ones = Tensor::ones({n}, DType::Float32, dev);
@@ -196,6 +209,15 @@ TEST_P(Reduce, LargeSumsTakeTheParallelPaths) {
   expect_near_vec(mx.first.to_vector(), rm.v, 0, "max cols");
   auto gotidx = mx.second.to_vector();
   for (size_t k = 0; k < rm.idx.size(); ++k) EXPECT_EQ(gotidx[k], static_cast<double>(rm.idx[k]));
+  // More than 65536 outputs per slab: the wide-tile path.
+  Tensor vwide = rnd({3, 70000}, -1, 1, 6, DType::Float64, dev);
+  expect_near_vec(sum(vwide, {0}).to_vector(), ref_sum(vwide.cpu(), {0}), 1e-12, "very wide cols");
+  if (dev.is_cpu()) {
+    const auto& c = red::cpu_reduce_path_counts();
+    EXPECT_GE(c.row_chunks.load(), 1) << "no reduction split a long row over threads";
+    EXPECT_GE(c.col_chunks.load(), 1) << "no column reduction split r over threads";
+    EXPECT_GE(c.wide_tiles.load(), 1) << "no reduction took the wide-tile path";
+  }
 }
 
 TEST_P(Reduce, MeanAndVar) {

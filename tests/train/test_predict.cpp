@@ -251,11 +251,30 @@ TEST(Pipeline, RunsBothStagesOnDicomFiles) {
   EXPECT_GT(total, 0);  // a random detector still proposes boxes (scores ~ 1/8 > 0.05)
   // The rule's two branches: a classifier that flags nothing keeps only strong boxes; one that
   // flags everything keeps all.
+  // An untrained detector scores ~1/8, so give the first image one strong and one weak box (kept
+  // score-descending) to put boxes on both sides of the 0.5 box threshold.
+  {
+    eval::EvalBox strong{}, weak{};
+    strong.x1 = 1, strong.y1 = 2, strong.x2 = 9, strong.y2 = 12, strong.score = 0.75, strong.label = 3;
+    weak = strong;
+    weak.score = 0.499;
+    ims[0].dets.insert(ims[0].dets.begin(), strong);
+    ims[0].dets.push_back(weak);
+  }
   eval::DecisionRule strict;
   strict.classifier_threshold = 1.01;
   apply_decision_rule(ims, strict);
-  for (const auto& im : ims)
+  int64_t strong_kept = 0;
+  for (const auto& im : ims) {
+    size_t above = 0;
+    for (const auto& d : im.dets) above += d.score >= 0.5;
+    EXPECT_EQ(im.kept.size(), above);  // exactly the boxes at or above 0.5, no others
     for (const auto& k : im.kept) EXPECT_GE(k.score, 0.5);
+    strong_kept += static_cast<int64_t>(im.kept.size());
+  }
+  ASSERT_EQ(strong_kept, 1);  // the injected strong box, and the weak one dropped
+  EXPECT_EQ(ims[0].kept[0].score, 0.75);
+  total += 2;
   eval::DecisionRule lax;
   lax.classifier_threshold = 0.0;
   apply_decision_rule(ims, lax);
@@ -279,7 +298,7 @@ TEST(Pipeline, RunsBothStagesOnDicomFiles) {
   EXPECT_EQ(fd.sample(0).image_id, fs::path(files[0]).stem().string());
   auto fims = run_pipeline(fd, {0, 1}, pc, eval::DecisionRule{});
   ASSERT_EQ(fims.size(), 2u);
-  EXPECT_EQ(fims[0].dets.size(), ims[0].dets.size());  // same image, same model, same boxes
+  EXPECT_EQ(fims[0].dets.size() + 2, ims[0].dets.size());  // same image, same model, same boxes (+ the 2 injected)
   EXPECT_NEAR(fims[0].p_abnormal, ims[0].p_abnormal, 1e-6);
   // study_id and series_id come from the DICOMs (StudyInstanceUID, SeriesInstanceUID), as `info` reads them.
   auto frows = parse_predictions_csv(predictions_csv(fims, fd.classes().class_names()));
