@@ -7,6 +7,7 @@
 #include "io/annotations.h"
 #include "io/dicom.h"
 #include "io/synth.h"
+#include "tensor/errors.h"
 #include "io_test_util.h"
 
 namespace sx::io {
@@ -188,6 +189,233 @@ TEST(Synth, LesionsAreVisible) {
     }
   }
   EXPECT_GE(checked, 10);
+}
+
+
+// ---- the stratified deal and --test-images ---------------------------------------------------------
+
+// The demo's dataset (train/cli/cmd_demo.cpp: --images 530 --test-images 320): every class has at
+// least 20 boxes in the test split, whatever the style (sizes do not change which lesions are drawn,
+// so small images stand in for the demo's).
+int64_t count_rows(const std::string& csv, std::map<int, int>* per_class, std::set<std::string>* studies) {
+  AnnotationTable t = read_annotations(csv);
+  for (const ImageAnnotation& a : t.images) {
+    studies->insert(a.study_id);
+    for (const Box& b : a.boxes) ++(*per_class)[b.label];
+  }
+  return static_cast<int64_t>(t.images.size());
+}
+
+TEST(Synth, DemoTestSplitHasTwentyBoxesOfEveryClass) {
+  for (SynthStyle style : {SynthStyle::Classic, SynthStyle::Realistic}) {
+    for (uint64_t seed : {0, 7}) {
+      TempDir dir;
+      SynthOptions o;
+      o.images = 530;
+      o.test_images = 320;
+      o.seed = seed;
+      o.style = style;
+      o.size = style == SynthStyle::Classic ? 64 : 160;
+      o.progress = false;
+      o.out = dir / "ds";
+      SynthSummary s = synthesize_dataset(o);
+      EXPECT_EQ(s.test_images, 320);
+      EXPECT_EQ(s.train_images, 210);
+      std::map<int, int> test_cls, train_cls;
+      std::set<std::string> test_studies, train_studies;
+      EXPECT_EQ(count_rows(o.out + "/annotations/test.csv", &test_cls, &test_studies), 320);
+      EXPECT_EQ(count_rows(o.out + "/annotations/train.csv", &train_cls, &train_studies), 210);
+      for (const auto& st : test_studies) EXPECT_EQ(train_studies.count(st), 0u) << "study in both splits";
+      for (int c = 0; c < 7; ++c) {
+        EXPECT_GE(test_cls[c], 20) << synth_style_name(style) << " seed " << seed << " class " << c;
+        EXPECT_GE(train_cls[c], 8) << synth_style_name(style) << " seed " << seed << " class " << c;
+      }
+      // The deal keeps the normal fraction at one half (16 of every 32 cards).
+      EXPECT_NEAR(s.normal_images / 530.0, 0.5, 0.03) << synth_style_name(style);
+    }
+  }
+}
+
+TEST(Synth, TestImagesMustLeaveATrainSplit) {
+  TempDir dir;
+  SynthOptions o;
+  o.images = 10;
+  o.test_images = 10;
+  o.size = 64;
+  o.progress = false;
+  o.out = dir / "ds";
+  EXPECT_THROW(synthesize_dataset(o), sx::ValueError);
+  EXPECT_THROW(parse_synth_style("photo"), sx::ValueError);
+  EXPECT_EQ(parse_synth_style("realistic"), SynthStyle::Realistic);
+}
+
+// ---- the realistic style ---------------------------------------------------------------------------
+
+TEST(SynthRealistic, SameSeedSameBytesWhateverTheThreads) {
+  TempDir a, b, c;
+  SynthOptions o;
+  o.images = 8;
+  o.test_images = 3;
+  o.seed = 9;
+  o.size = 300;
+  o.style = SynthStyle::Realistic;
+  o.progress = false;
+  o.out = a.path + "/ds";
+  o.threads = 1;
+  synthesize_dataset(o);
+  o.out = b.path + "/ds";
+  o.threads = 3;
+  synthesize_dataset(o);
+  int files = 0;
+  for (const char* sub : {"annotations", "train_images", "test_images"}) {
+    auto na = test::list_dir(a.path + "/ds/" + sub), nb = test::list_dir(b.path + "/ds/" + sub);
+    std::sort(na.begin(), na.end());
+    std::sort(nb.begin(), nb.end());
+    ASSERT_EQ(na, nb) << sub;
+    for (const auto& n : na) {
+      EXPECT_EQ(test::slurp(a.path + "/ds/" + sub + "/" + n), test::slurp(b.path + "/ds/" + sub + "/" + n)) << n;
+      ++files;
+    }
+  }
+  EXPECT_EQ(files, 2 + 8);
+  // Another seed, or the other style, gives other images.
+  o.out = c.path + "/ds";
+  o.style = SynthStyle::Classic;
+  o.seed = 9;
+  synthesize_dataset(o);
+  auto names = test::list_dir(a.path + "/ds/test_images");
+  ASSERT_FALSE(names.empty());
+  EXPECT_NE(test::slurp(a.path + "/ds/test_images/" + names[0]), test::slurp(c.path + "/ds/test_images/" + names[0]));
+  SynthImage x = render_synthetic(9, 0, 300, 0.5, SynthStyle::Realistic), y = render_synthetic(10, 0, 300, 0.5, SynthStyle::Realistic);
+  EXPECT_NE(x.display, y.display);
+}
+
+TEST(SynthRealistic, ReleaseLikeImageSizes) {
+  // Default size: about 2,500 x 1,500 like the release's 2949 x 1470 and 1485 x 1172 files.
+  int min_r = 1 << 30, max_r = 0, min_c = 1 << 30, max_c = 0;
+  for (int64_t i = 0; i < 6; ++i) {
+    SynthImage im = render_synthetic(1, i, 0, 0.5, SynthStyle::Realistic);
+    ASSERT_EQ(im.display.size(), static_cast<size_t>(im.rows) * im.columns);
+    min_r = std::min(min_r, im.rows), max_r = std::max(max_r, im.rows);
+    min_c = std::min(min_c, im.columns), max_c = std::max(max_c, im.columns);
+    EXPECT_NEAR(im.spec.pixel_spacing, 0.14, 1e-9);
+    EXPECT_EQ(im.spec.bits_stored, 12);
+    for (uint16_t v : im.display) ASSERT_LE(v, 4095);
+  }
+  EXPECT_GE(min_r, 2250);
+  EXPECT_LE(max_r, 2900);
+  EXPECT_GE(min_c, 1250);
+  EXPECT_LE(max_c, 1650);
+  EXPECT_GT(max_r - min_r, 100) << "sizes vary";
+  // A smaller nominal size scales everything: same proportions, pixel spacing grows.
+  SynthImage small = render_synthetic(1, 0, 500, 0.5, SynthStyle::Realistic);
+  SynthImage big = render_synthetic(1, 0, 0, 0.5, SynthStyle::Realistic);
+  EXPECT_NEAR(small.rows * 5.0, big.rows, 5.0);
+  EXPECT_NEAR(small.columns * 5.0, big.columns, 5.0);
+  EXPECT_NEAR(small.spec.pixel_spacing, 0.7, 1e-9);
+}
+
+// Weighted percentile: values v with weights w, q in [0, 1].
+double weighted_percentile(std::vector<std::pair<double, double>> vw, double q) {
+  std::sort(vw.begin(), vw.end());
+  double total = 0;
+  for (auto& p : vw) total += p.second;
+  double acc = 0;
+  for (auto& p : vw) {
+    acc += p.second;
+    if (acc >= q * total) return p.first;
+  }
+  return vw.back().first;
+}
+
+TEST(SynthRealistic, BoxSizesFollowTheRelease) {
+  // Box sizes in release pixels (the images are rendered at 1/5 scale and their boxes scaled back).
+  const int size = 500;
+  const double k = 2500.0 / size;
+  std::map<int, std::vector<double>> widths, heights;
+  int images = 0, abnormal = 0;
+  for (int64_t i = 0; i < 320; ++i) {
+    SynthImage im = render_synthetic(4, i, size, 0.5, SynthStyle::Realistic);
+    ++images;
+    abnormal += !im.boxes.empty();
+    for (const Box& b : im.boxes) {
+      // Inside the image, not empty.
+      EXPECT_GE(b.x1, 0);
+      EXPECT_GE(b.y1, 0);
+      EXPECT_LE(b.x2, im.columns);
+      EXPECT_LE(b.y2, im.rows);
+      EXPECT_GT(b.x2 - b.x1, 1);
+      EXPECT_GT(b.y2 - b.y1, 1);
+      widths[b.label].push_back((b.x2 - b.x1) * k);
+      heights[b.label].push_back((b.y2 - b.y1) * k);
+    }
+  }
+  EXPECT_EQ(abnormal, images / 2);
+  ASSERT_EQ(widths.size(), 7u);
+  // Per-class medians against the release's (vindr-spinexr.md), within 35%, in class-id order:
+  // Osteophytes, Surgical implant, Spondylolysthesis, Foraminal stenosis, Disc space narrowing,
+  // Vertebral collapse, Other lesions.
+  const double release_w[7] = {74, 250, 366, 74, 211, 352, 181}, release_h[7] = {82, 471, 224, 96, 94, 197, 189};
+  const double release_boxes[7] = {12556, 429, 280, 387, 924, 268, 446};
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  for (int c = 0; c < 7; ++c) {
+    EXPECT_NEAR(median(widths[c]) / release_w[c], 1.0, 0.35) << "class " << c << " median width " << median(widths[c]);
+    EXPECT_NEAR(median(heights[c]) / release_h[c], 1.0, 0.35) << "class " << c << " median height " << median(heights[c]);
+  }
+  // All boxes, each class weighted to its share of the release's boxes: the release's percentiles
+  // (5/25/50/75/95) of widths 36/57/79/111/367 and heights 40/63/89/148/253, within 35%.
+  std::vector<std::pair<double, double>> w_all, h_all;
+  for (int c = 0; c < 7; ++c)
+    for (size_t j = 0; j < widths[c].size(); ++j) {
+      const double wt = release_boxes[c] / widths[c].size();
+      w_all.push_back({widths[c][j], wt});
+      h_all.push_back({heights[c][j], wt});
+    }
+  const double q[5] = {0.05, 0.25, 0.5, 0.75, 0.95};
+  const double rw[5] = {36, 57, 79, 111, 367}, rh[5] = {40, 63, 89, 148, 253};
+  for (int j = 0; j < 5; ++j) {
+    EXPECT_NEAR(weighted_percentile(w_all, q[j]) / rw[j], 1.0, 0.35) << "width percentile " << q[j];
+    EXPECT_NEAR(weighted_percentile(h_all, q[j]) / rh[j], 1.0, 0.35) << "height percentile " << q[j];
+  }
+}
+
+TEST(SynthRealistic, OnlyMetalSaturates) {
+  // Lesions are bone, gas or missing bone, not the saturated signature of the classic style: in a
+  // non-implant box almost no pixel is saturated, in an implant box many are. Inside a spur's box
+  // something stands out.
+  int implants = 0, others = 0;
+  for (int64_t i = 0; i < 96; ++i) {
+    SynthImage im = render_synthetic(2, i, 400, 0.5, SynthStyle::Realistic);
+    for (const Box& b : im.boxes) {
+      uint16_t mx = 0;
+      double mean = 0;
+      int n = 0, saturated = 0;
+      for (int y = static_cast<int>(b.y1); y < static_cast<int>(b.y2); ++y)
+        for (int x = static_cast<int>(b.x1); x < static_cast<int>(b.x2); ++x) {
+          const uint16_t v = im.display[y * im.columns + x];
+          mx = std::max(mx, v);
+          mean += v;
+          saturated += v >= 4000;
+          ++n;
+        }
+      mean /= n;
+      if (b.label == 1) {
+        EXPECT_GT(saturated, n / 50) << "implant, image " << i;
+        ++implants;
+      } else {
+        EXPECT_LE(saturated, n / 200) << "class " << b.label << ", image " << i << " sat " << saturated << "/" << n << " max " << mx << " mean " << mean;
+        ++others;
+      }
+      if (b.label == 0) {
+        EXPECT_GT(mx, mean + 100) << "a spur stands out, image " << i;
+      }
+    }
+  }
+  EXPECT_GE(implants, 4);
+  EXPECT_GE(others, 40);
 }
 
 }  // namespace

@@ -68,8 +68,10 @@ int run_demo(int argc, char** argv) {
                      "predict, and print the summary. Everything goes into --out.");
   args.option("out", "demo-run", "output folder")
       .option("device", "cpu", "cpu | cuda | cuda:N")
-      .option("images", "260", "synthetic images (about 20% of the studies go to the test split)")
-      .option("synth-size", "256", "synthetic image height in pixels")
+      .option("style", "classic", "synthetic data: classic (fast, easy) | realistic (release-sized, subtle lesions)")
+      .option("images", "530", "synthetic images in all (train + test)")
+      .option("test-images", "320", "of which in the test split (320 or more: at least 20 boxes of every class)")
+      .option("synth-size", "0", "synthetic image height in pixels (0: 256 for classic, 2500 nominal for realistic)")
       .option("seed", "0", "seed of the data and of training")
       .option("cls-size", "128", "classifier input size")
       .option("cls-epochs", "5", "classifier epochs")
@@ -107,7 +109,10 @@ int run_demo(int argc, char** argv) {
   if (!(args.get_flag("keep-data") && std::filesystem::exists(data + "/annotations/test.csv"))) {
     std::filesystem::remove_all(data);
     stage("synthetic data", "synth",
-          {"--out", data, "--images", args.get("images"), "--seed", seed, "--size", args.get("synth-size"), "--quiet"});
+          {"--out", data, "--style", args.get("style"), "--images", args.get("images"), "--test-images",
+           args.get("test-images"), "--seed", seed, "--size",
+           args.get("synth-size") != "0" ? args.get("synth-size") : (args.get("style") == "classic" ? "256" : "0"),
+           "--quiet"});
   }
   stage("stage 1: classifier", "train-cls",
         {"--data", data, "--arch", args.get("arch"), "--size", args.get("cls-size"), "--channels", "1", "--epochs",

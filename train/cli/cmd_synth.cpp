@@ -14,8 +14,14 @@ int run_synth(int argc, char** argv) {
   args.required("out", "output folder (the release root)")
       .option("images", "200", "number of images")
       .option("seed", "0", "random seed")
-      .option("size", "512", "image height in pixels (width is 0.62-0.85 of it)")
-      .option("test-fraction", "0.2", "fraction of studies in the test split")
+      .option("style", "classic",
+              "classic (high-contrast lesions a small model learns in minutes) | realistic (a lateral lumbar\n"
+              "radiograph at the release's scale, lesions drawn subtly as their radiologic signs)")
+      .option("size", "0",
+              "image height in pixels; 0: the style's default (classic: 512, exact, width 0.62-0.85 of it;\n"
+              "realistic: 2500, nominal, rows 0.9-1.16 and columns 0.5-0.66 of it)")
+      .option("test-fraction", "0.2", "fraction of studies in the test split (when --test-images is 0)")
+      .option("test-images", "0", "exactly this many of the --images form the test split (0: by --test-fraction)")
       .option("normal-fraction", "0.5", "fraction of normal images")
       .option("threads", "0", "worker threads (0: all cores)")
       .flag("quiet", "no progress bar");
@@ -24,7 +30,9 @@ int run_synth(int argc, char** argv) {
   o.out = args.get("out");
   o.images = static_cast<int>(args.get_int("images"));
   o.seed = static_cast<uint64_t>(args.get_int("seed"));
+  o.style = sx::io::parse_synth_style(args.get("style"));
   o.size = static_cast<int>(args.get_int("size"));
+  o.test_images = static_cast<int>(args.get_int("test-images"));
   o.test_fraction = args.get_double("test-fraction");
   o.normal_fraction = args.get_double("normal-fraction");
   o.threads = static_cast<int>(args.get_int("threads"));
