@@ -40,9 +40,17 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
 Tensor conv2d_backward_bias(const Tensor& grad_out);
 
 namespace cpu {
-// Size of the per-thread im2col buffer, in values (default 4M); larger convolutions are done in
-// bands of output rows. A tuning knob (and lets tests force the banded path).
+// Tuning knobs of the im2col path (conv2d_cpu.cpp explains the tiles):
+// the hard cap on the per-thread im2col buffer, in values (default 4M; tests set it tiny to force
+// bands of single output rows),
 int64_t& im2col_chunk_elements();
+// the size a tile's column matrix aims at (default 256K values, 1 MB: fits the L2 cache),
+int64_t& im2col_cache_elements();
+// the fewest columns (output positions) a tile aims at (default 384; small images are grouped),
+int64_t& im2col_min_columns();
+// whether a batch of >= 2 images is split over OpenMP threads with single-threaded BLAS (default)
+// or every GEMM runs on BLAS's own threads.
+bool& conv_batch_split();
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& input_shape,
                              const Conv2dParams& p);

@@ -1,6 +1,7 @@
 // Conv2d: the im2col+GEMM kernel against a naive direct convolution written here (many shapes,
-// strides, padding, dilation, groups, with/without bias, float32 and float64), its backward
-// passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
+// strides, padding, dilation, groups, with/without bias, float32 and float64), its tiles (bands of
+// rows, groups of images) and threading choices, its backward passes by gradcheck, empty inputs,
+// errors, and CUDA/CPU parity.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -102,6 +103,7 @@ void check_against_naive(DType dt, double tol) {
 }
 
 TEST(Conv2dCPU, MatchesNaiveFloat32) { check_against_naive(DType::Float32, 1e-5); }
+
 TEST(Conv2dCPU, MatchesNaiveFloat64) { check_against_naive(DType::Float64, 1e-12); }
 
 TEST(Conv2dCPU, BandedIm2colMatchesNaiveAndGradients) {
@@ -117,6 +119,71 @@ TEST(Conv2dCPU, BandedIm2colMatchesNaiveAndGradients) {
     SX_EXPECT_GRADCHECK([p](const std::vector<Tensor>& in) { return nn::conv2d(in[0], in[1], Tensor(), p); }, {x, w});
   }
   limit = saved;
+}
+
+// The backward passes of the current CPU algorithm against the naive convolution's adjoint,
+// computed in double: <conv(x), g> = <x, dx(g)> = <w, dw(g)> for random x, w, g.
+void check_adjoint(const ConvCase& c, int seed, DType dt, double tol) {
+  Tensor x = random_tensor({c.N, c.C, c.H, c.W}, seed, dt);
+  Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, seed + 1, dt);
+  Shape os;
+  auto y = naive_conv(x, w, Tensor(), c.p, os);
+  Tensor g = random_tensor(os, seed + 2, dt);
+  auto gv = g.to_vector();
+  double lhs = 0, scale = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    lhs += y[i] * gv[i];
+    scale += std::fabs(y[i] * gv[i]);
+  }
+  auto dot = [](const Tensor& a, const Tensor& b) {
+    auto va = a.to_vector(), vb = b.to_vector();
+    double s = 0;
+    for (size_t i = 0; i < va.size(); ++i) s += va[i] * vb[i];
+    return s;
+  };
+  EXPECT_NEAR(dot(x, kernels::conv2d_backward_input(g, w, x.shape(), c.p)), lhs, tol * (1 + scale));
+  EXPECT_NEAR(dot(w, kernels::conv2d_backward_weight(g, x, w.shape(), c.p)), lhs, tol * (1 + scale));
+}
+
+TEST(Conv2dCPU, Im2colTilesAndThreadingMatchNaive) {
+  // Batches of several small images (grouped into one GEMM), large images (bands of rows), and the
+  // two threading choices, through the forward and both backward passes.
+  int64_t& cache = kernels::cpu::im2col_cache_elements();
+  int64_t& mincols = kernels::cpu::im2col_min_columns();
+  bool& split = kernels::cpu::conv_batch_split();
+  const int64_t saved_cache = cache, saved_mincols = mincols;
+  const bool saved_split = split;
+  const std::vector<ConvCase> cs = {
+      {5, 6, 7, 7, 8, 3, 3, {1, 1, 1, 1, 1, 1, 1}, true},     // small images: grouped
+      {3, 4, 20, 18, 5, 3, 3, {1, 1, 1, 1, 1, 1, 1}, false},  // bands of rows
+      {4, 6, 9, 9, 4, 1, 1, {1, 1, 0, 0, 1, 1, 1}, true},     // 1x1 direct, grouped images
+      {3, 6, 10, 10, 4, 1, 1, {2, 2, 0, 0, 1, 1, 1}, false},  // strided 1x1: rows no band reaches
+      {4, 4, 11, 9, 6, 3, 2, {2, 1, 1, 0, 1, 2, 2}, true},    // groups, dilation, strides
+  };
+  struct Knobs { int64_t cache, mincols; bool split; };
+  for (Knobs k : {Knobs{1 << 18, 384, true}, Knobs{64, 1, true}, Knobs{64, 200, true}, Knobs{1 << 18, 384, false},
+                  Knobs{300, 30, true}}) {
+    cache = k.cache;
+    mincols = k.mincols;
+    split = k.split;
+    for (size_t i = 0; i < cs.size(); ++i) {
+      SCOPED_TRACE(testing::Message() << "case " << i << " cache " << k.cache << " mincols " << k.mincols
+                                      << " split " << k.split);
+      const ConvCase& c = cs[i];
+      Tensor x = random_tensor({c.N, c.C, c.H, c.W}, 200 + i, DType::Float64);
+      Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, 210 + i, DType::Float64);
+      Tensor b = c.bias ? random_tensor({c.K}, 220 + i, DType::Float64) : Tensor();
+      Shape os;
+      auto ref = naive_conv(x, w, b, c.p, os);
+      auto got = kernels::conv2d_forward(x, w, b, c.p).to_vector();
+      ASSERT_EQ(got.size(), ref.size());
+      for (size_t j = 0; j < ref.size(); ++j) ASSERT_NEAR(got[j], ref[j], 1e-12 * (1 + std::fabs(ref[j]))) << j;
+      check_adjoint(c, 230 + 3 * static_cast<int>(i), DType::Float64, 1e-12);
+    }
+  }
+  cache = saved_cache;
+  mincols = saved_mincols;
+  split = saved_split;
 }
 
 TEST(Conv2dCPU, NonContiguousInput) {
