@@ -1,4 +1,6 @@
-// Conv2d on the CPU: im2col + GEMM (OpenBLAS), OpenMP over the batch.
+// Conv2d on the CPU: im2col + GEMM (OpenBLAS), OpenMP over the batch. This is the readable
+// reference and the path of 1x1 kernels and float64; float32 kernels larger than 1x1 run on oneDNN
+// by default (conv2d_dnnl.cpp says why; use_dnnl() at the end of this file decides).
 //
 // The algorithm. For one image and one group, gather every receptive field into the columns of a
 // matrix ("im2col"):
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "kernels/conv2d/conv2d.h"
+#include "kernels/conv2d/conv2d_dnnl.h"
 #include "kernels/conv2d/conv2d_math.h"
 
 namespace sx::kernels::cpu {
@@ -53,7 +56,10 @@ bool& conv_batch_split() {
   static bool v = true;
   return v;
 }
-
+CpuConvAlgo& cpu_conv_algo() {
+  static CpuConvAlgo v = CpuConvAlgo::Auto;
+  return v;
+}
 
 namespace {
 
@@ -468,6 +474,23 @@ void bias_impl(const T* dy, T* db, int64_t N, int64_t K, int64_t PQ) {
   }
 }
 
+// oneDNN or im2col for one direction (0 forward, 1 data gradient, 2 weight gradient); see
+// cpu_conv_algo() in conv2d.h for the rule and conv2d_dnnl.cpp for why.
+bool use_dnnl(DType dt, const Geo& g, int dir) {
+  if (dt != DType::Float32) return false;
+  switch (cpu_conv_algo()) {
+    case CpuConvAlgo::Im2col:
+      return false;
+    case CpuConvAlgo::OneDNN:
+      return true;
+    case CpuConvAlgo::Auto:
+      break;
+  }
+  if (g.R * g.S == 1) return false;
+  if (dir == 1 && g.Cg < 16) return false;
+  return true;
+}
+
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x_, const Tensor& w_, const Tensor& b_, const Conv2dParams& p) {
@@ -475,6 +498,11 @@ Tensor conv2d_forward(const Tensor& x_, const Tensor& w_, const Tensor& b_, cons
   Tensor b = b_.defined() ? b_.contiguous() : b_;
   Geo g = make_geo(x.shape(), w.shape(), p);
   Tensor y = Tensor::empty({g.N, g.K, g.P, g.Q}, x.dtype(), x.device());
+  if (use_dnnl(x.dtype(), g, 0)) {
+    dnnl_conv::forward(x.data<float>(), w.data<float>(), b.defined() ? b.data<float>() : nullptr, y.data<float>(),
+                       x.shape(), w.shape(), p);
+    return y;
+  }
   SX_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
     forward_impl<scalar_t>(x.data<scalar_t>(), w.data<scalar_t>(), b.defined() ? b.data<scalar_t>() : nullptr,
                            y.data<scalar_t>(), g);
@@ -487,6 +515,10 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w_, const Sha
   Tensor dy = grad_out.contiguous(), w = w_.contiguous();
   Geo g = make_geo(input_shape, w.shape(), p);
   Tensor dx = Tensor::empty(input_shape, dy.dtype(), dy.device());
+  if (use_dnnl(dy.dtype(), g, 1)) {
+    dnnl_conv::backward_input(dy.data<float>(), w.data<float>(), dx.data<float>(), input_shape, w.shape(), p);
+    return dx;
+  }
   SX_DISPATCH_FLOAT(dy.dtype(), "conv2d_backward_input", [&] {
     backward_input_impl<scalar_t>(dy.data<scalar_t>(), w.data<scalar_t>(), dx.data<scalar_t>(), g);
   });
@@ -498,6 +530,10 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x_, const Sh
   Tensor dy = grad_out.contiguous(), x = x_.contiguous();
   Geo g = make_geo(x.shape(), weight_shape, p);
   Tensor dw = Tensor::empty(weight_shape, dy.dtype(), dy.device());
+  if (use_dnnl(dy.dtype(), g, 2)) {
+    dnnl_conv::backward_weight(dy.data<float>(), x.data<float>(), dw.data<float>(), x.shape(), weight_shape, p);
+    return dw;
+  }
   SX_DISPATCH_FLOAT(dy.dtype(), "conv2d_backward_weight", [&] {
     backward_weight_impl<scalar_t>(dy.data<scalar_t>(), x.data<scalar_t>(), dw.data<scalar_t>(), g);
   });

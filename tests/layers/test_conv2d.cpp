@@ -1,7 +1,7 @@
-// Conv2d: the im2col+GEMM kernel against a naive direct convolution written here (many shapes,
-// strides, padding, dilation, groups, with/without bias, float32 and float64), its tiles (bands of
-// rows, groups of images) and threading choices, its backward passes by gradcheck, empty inputs,
-// errors, and CUDA/CPU parity.
+// Conv2d: the CPU kernels (im2col + GEMM, and oneDNN) against a naive direct convolution written
+// here (many shapes, strides, padding, dilation, groups, with/without bias, float32 and float64),
+// im2col's tiles (bands of rows, groups of images) and threading choices, oneDNN against im2col on
+// ResNet shapes, the backward passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -102,8 +102,23 @@ void check_against_naive(DType dt, double tol) {
   }
 }
 
-TEST(Conv2dCPU, MatchesNaiveFloat32) { check_against_naive(DType::Float32, 1e-5); }
+// Sets the CPU algorithm for a scope (restores it after).
+struct AlgoScope {
+  kernels::cpu::CpuConvAlgo saved = kernels::cpu::cpu_conv_algo();
+  explicit AlgoScope(kernels::cpu::CpuConvAlgo a) { kernels::cpu::cpu_conv_algo() = a; }
+  ~AlgoScope() { kernels::cpu::cpu_conv_algo() = saved; }
+};
 
+TEST(Conv2dCPU, MatchesNaiveFloat32) { check_against_naive(DType::Float32, 1e-5); }
+TEST(Conv2dCPU, Im2colMatchesNaiveFloat32) {
+  AlgoScope a(kernels::cpu::CpuConvAlgo::Im2col);
+  check_against_naive(DType::Float32, 1e-5);
+}
+TEST(Conv2dCPU, OneDnnMatchesNaiveFloat32) {
+  // every float32 case on oneDNN, 1x1 kernels, groups and dilation included
+  AlgoScope a(kernels::cpu::CpuConvAlgo::OneDNN);
+  check_against_naive(DType::Float32, 1e-5);
+}
 TEST(Conv2dCPU, MatchesNaiveFloat64) { check_against_naive(DType::Float64, 1e-12); }
 
 TEST(Conv2dCPU, BandedIm2colMatchesNaiveAndGradients) {
@@ -148,6 +163,7 @@ void check_adjoint(const ConvCase& c, int seed, DType dt, double tol) {
 TEST(Conv2dCPU, Im2colTilesAndThreadingMatchNaive) {
   // Batches of several small images (grouped into one GEMM), large images (bands of rows), and the
   // two threading choices, through the forward and both backward passes.
+  AlgoScope a(kernels::cpu::CpuConvAlgo::Im2col);
   int64_t& cache = kernels::cpu::im2col_cache_elements();
   int64_t& mincols = kernels::cpu::im2col_min_columns();
   bool& split = kernels::cpu::conv_batch_split();
@@ -184,6 +200,35 @@ TEST(Conv2dCPU, Im2colTilesAndThreadingMatchNaive) {
   cache = saved_cache;
   mincols = saved_mincols;
   split = saved_split;
+}
+
+// oneDNN (the default for float32 kernels larger than 1x1) against the im2col reference on
+// ResNet shapes: forward, data and weight gradients, relative error of the whole tensor (the two
+// sum in different orders).
+TEST(Conv2dCPU, OneDnnMatchesIm2colOnResNetShapes) {
+  struct Case { int64_t N, C, H, K, R, stride, pad; };
+  int i = 0;
+  for (Case c : {Case{2, 3, 64, 16, 7, 2, 3}, Case{4, 32, 20, 32, 3, 1, 1}, Case{3, 64, 14, 128, 3, 2, 1},
+                 Case{8, 64, 7, 64, 3, 1, 1}, Case{2, 48, 9, 24, 1, 1, 0}, Case{2, 32, 10, 64, 1, 2, 0}}) {
+    SCOPED_TRACE(testing::Message() << "case " << i);
+    kernels::Conv2dParams p{c.stride, c.stride, c.pad, c.pad, 1, 1, 1};
+    Tensor x = random_tensor({c.N, c.C, c.H, c.H}, 400 + i);
+    Tensor w = random_tensor({c.K, c.C, c.R, c.R}, 410 + i, DType::Float32, 0.1);
+    Tensor b = random_tensor({c.K}, 420 + i);
+    Tensor y[2], dx[2], dw[2];
+    const kernels::cpu::CpuConvAlgo algos[2] = {kernels::cpu::CpuConvAlgo::Im2col, kernels::cpu::CpuConvAlgo::OneDNN};
+    for (int a = 0; a < 2; ++a) {
+      AlgoScope s(algos[a]);
+      y[a] = kernels::conv2d_forward(x, w, b, p);
+      Tensor g = random_tensor(y[a].shape(), 430 + i);
+      dx[a] = kernels::conv2d_backward_input(g, w, x.shape(), p);
+      dw[a] = kernels::conv2d_backward_weight(g, x, w.shape(), p);
+    }
+    EXPECT_LT(test::rel_err(y[1], y[0]), 1e-5);
+    EXPECT_LT(test::rel_err(dx[1], dx[0]), 1e-5);
+    EXPECT_LT(test::rel_err(dw[1], dw[0]), 1e-5);
+    ++i;
+  }
 }
 
 TEST(Conv2dCPU, NonContiguousInput) {
