@@ -6,8 +6,8 @@
 // (out-of-range input positions read as zero).
 //
 // Backends (chosen from the tensors' device at run time):
-//   CPU  - oneDNN (float32 kernels larger than 1x1, conv2d_dnnl.cpp) and im2col + OpenBLAS GEMM
-//          (the reference, 1x1 kernels, float64; conv2d_cpu.cpp), chosen by cpu_conv_algo().
+//   CPU  - oneDNN (float32, conv2d_dnnl.cpp) and im2col + OpenBLAS GEMM (the reference, and
+//          float64; conv2d_cpu.cpp), chosen by cpu_conv_algo().
 //   CUDA - cuDNN legacy API; algorithms found once per shape and cached (conv2d_cuda.cpp).
 // Inputs may be non-contiguous (they are made contiguous). float32 and float64.
 // Empty batches (N == 0) give empty outputs of the right shape; K == 0 likewise.
@@ -52,11 +52,11 @@ int64_t& im2col_min_columns();
 // whether a batch of >= 2 images is split over OpenMP threads with single-threaded BLAS (default)
 // or every GEMM runs on BLAS's own threads.
 bool& conv_batch_split();
-// Which algorithm runs float32 convolutions on the CPU. Auto (the default): oneDNN for kernels
-// larger than 1x1 (except the data gradient of a layer with fewer than 16 input channels, such as
-// a stem, where oneDNN's kernel is slower), the im2col + GEMM path for 1x1 kernels, where x already
-// is the column matrix. Im2col / OneDNN force one of them for every float32 case. float64 always
-// runs on im2col (oneDNN has no float64 convolution).
+// Which algorithm runs float32 convolutions on the CPU. Auto (the default): oneDNN, except the
+// data gradient of a layer with fewer than 16 input channels per group (a stem, where oneDNN's
+// kernel is slower than im2col's; training never needs it for the stem). Im2col / OneDNN force one
+// of them for every float32 case. float64 always runs on im2col (oneDNN has no float64
+// convolution).
 enum class CpuConvAlgo { Auto, Im2col, OneDNN };
 CpuConvAlgo& cpu_conv_algo();
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);

@@ -1,6 +1,6 @@
 // Conv2d on the CPU: im2col + GEMM (OpenBLAS), OpenMP over the batch. This is the readable
-// reference and the path of 1x1 kernels and float64; float32 kernels larger than 1x1 run on oneDNN
-// by default (conv2d_dnnl.cpp says why; use_dnnl() at the end of this file decides).
+// reference and the float64 path; float32 convolutions run on oneDNN by default (conv2d_dnnl.cpp
+// says why; use_dnnl() at the end of this file decides).
 //
 // The algorithm. For one image and one group, gather every receptive field into the columns of a
 // matrix ("im2col"):
@@ -486,7 +486,6 @@ bool use_dnnl(DType dt, const Geo& g, int dir) {
     case CpuConvAlgo::Auto:
       break;
   }
-  if (g.R * g.S == 1) return false;
   if (dir == 1 && g.Cg < 16) return false;
   return true;
 }

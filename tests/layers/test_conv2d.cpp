@@ -202,7 +202,7 @@ TEST(Conv2dCPU, Im2colTilesAndThreadingMatchNaive) {
   split = saved_split;
 }
 
-// oneDNN (the default for float32 kernels larger than 1x1) against the im2col reference on
+// oneDNN (the default for float32) against the im2col reference on
 // ResNet shapes: forward, data and weight gradients, relative error of the whole tensor (the two
 // sum in different orders).
 TEST(Conv2dCPU, OneDnnMatchesIm2colOnResNetShapes) {
