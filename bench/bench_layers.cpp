@@ -1,13 +1,20 @@
 // Layer benchmarks: Conv2d forward / backward-data / backward-filter on ResNet shapes (FLOP/s
-// counters), and a whole ResNet training step (forward, cross-entropy, backward, SGD update) in
+// counters; on the CPU both the default algorithm, Conv2d_CPU, and the im2col + GEMM reference,
+// Conv2d_CPU_im2col), and a whole ResNet training step (forward, cross-entropy, backward, SGD update) in
 // images/s, on the CPU and, in CUDA builds with a GPU, on CUDA (timed with cudaEvents, manual time).
 //
 // CPU runs: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./bench_layers --benchmark_filter=CPU
+// The training steps report the median step (counter step_ms_median) besides the mean time;
+// SX_BENCH_STEPS=N times exactly N steps after two warm-up steps. scripts/bench_compare.sh runs
+// them alternately with PyTorch's.
 // CUDA runs use TF32 for float32 convolutions/matmuls (sx::cuda::set_allow_tf32(true)), the
 // precision PyTorch's cuDNN convolutions use by default; pass --no_tf32 first to measure full FP32.
 // The PyTorch side of the comparison: scripts/bench_torch_resnet.py (same shapes, same step).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -61,11 +68,20 @@ void sync_device(Device d) {
 #endif
 }
 
-void BM_Conv(benchmark::State& st, ConvShape s, Dir dir, Device dev) {
+// CPU algorithm of a benchmark: the default choice (oneDNN for float32), or the
+// im2col + GEMM reference forced, to show the difference.
+enum class CpuAlgo { Default, Im2col };
+
+void BM_Conv(benchmark::State& st, ConvShape s, Dir dir, Device dev, CpuAlgo algo) {
   if (dev.is_cuda() && !cuda_available()) {
     st.SkipWithError("no CUDA GPU");
     return;
   }
+  struct AlgoScope {
+    kernels::cpu::CpuConvAlgo saved = kernels::cpu::cpu_conv_algo();
+    ~AlgoScope() { kernels::cpu::cpu_conv_algo() = saved; }
+  } restore;
+  if (algo == CpuAlgo::Im2col) kernels::cpu::cpu_conv_algo() = kernels::cpu::CpuConvAlgo::Im2col;
   Conv2dParams p{s.stride, s.stride, s.pad, s.pad, 1, 1, 1};
   Tensor x = randn_cpu({s.N, s.C, s.H, s.H}, 1).to(dev);
   Tensor w = mul(randn_cpu({s.K, s.C, s.R, s.R}, 2), 0.05).to(dev);
@@ -126,7 +142,8 @@ void BM_ResNetTrainStep(benchmark::State& st, int depth, int64_t batch, Device d
     NoGradGuard ng;
     for (auto& p : params) add_(p, p.grad(), -0.01);
   };
-  step();  // warm-up
+  step();  // warm-up (oneDNN primitives, allocator caches), twice like scripts/bench_torch_resnet.py
+  step();
   sync_device(dev);
 #ifdef SX_WITH_CUDA
   if (dev.is_cuda()) {
@@ -148,7 +165,16 @@ void BM_ResNetTrainStep(benchmark::State& st, int depth, int64_t batch, Device d
   } else
 #endif
   {
-    for (auto _ : st) step();
+    std::vector<double> ms;
+    for (auto _ : st) {
+      const auto t0 = std::chrono::steady_clock::now();
+      step();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    // the median step, the figure scripts/bench_torch_resnet.py prints (robust to a slow step
+    // when other jobs share the machine)
+    std::sort(ms.begin(), ms.end());
+    if (!ms.empty()) st.counters["step_ms_median"] = ms[ms.size() / 2];
   }
   st.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -160,20 +186,27 @@ void register_all() {
     if (dev.is_cuda()) continue;
 #endif
     const std::string dn = dev.is_cpu() ? "CPU" : "CUDA";
-    for (const auto& s : kShapes)
-      for (int d = 0; d < 3; ++d) {
-        auto* b = benchmark::RegisterBenchmark(("Conv2d_" + dn + "/" + dir_name[d] + "/" + s.name).c_str(), BM_Conv, s,
-                                               static_cast<Dir>(d), dev);
-        b->Unit(benchmark::kMillisecond)->MinTime(0.5);
-        if (dev.is_cuda()) b->UseManualTime();
-        else b->UseRealTime();  // wall time: the work runs on several threads
-      }
+    for (CpuAlgo algo : {CpuAlgo::Default, CpuAlgo::Im2col}) {
+      if (dev.is_cuda() && algo != CpuAlgo::Default) continue;
+      const std::string prefix = "Conv2d_" + dn + (algo == CpuAlgo::Im2col ? "_im2col" : "");
+      for (const auto& s : kShapes)
+        for (int d = 0; d < 3; ++d) {
+          auto* b = benchmark::RegisterBenchmark((prefix + "/" + dir_name[d] + "/" + s.name).c_str(), BM_Conv, s,
+                                                 static_cast<Dir>(d), dev, algo);
+          b->Unit(benchmark::kMillisecond)->MinTime(0.5);
+          if (dev.is_cuda()) b->UseManualTime();
+          else b->UseRealTime();  // wall time: the work runs on several threads
+        }
+    }
     for (int depth : {18, 50}) {
       const int64_t batch = dev.is_cpu() ? 8 : 64;
       auto* b = benchmark::RegisterBenchmark(
           ("ResNet" + std::to_string(depth) + "_TrainStep_" + dn + "/batch" + std::to_string(batch) + "_224px").c_str(),
           BM_ResNetTrainStep, depth, batch, dev);
-      b->Unit(benchmark::kMillisecond)->MinTime(dev.is_cpu() ? 5.0 : 2.0);
+      // SX_BENCH_STEPS=N times exactly N steps (scripts/bench_compare.sh), else at least 5 s (CPU)
+      if (const char* steps = std::getenv("SX_BENCH_STEPS")) b->Iterations(std::max(1, std::atoi(steps)));
+      else b->MinTime(dev.is_cpu() ? 5.0 : 2.0);
+      b->Unit(benchmark::kMillisecond);
       if (dev.is_cuda()) b->UseManualTime();
       else b->UseRealTime();
     }

@@ -14,6 +14,47 @@ namespace {
 using Geo = BnGeometry;
 Geo geo(const Tensor& x) { return bn_geometry(x); }
 
+// The channel sums below run over long runs of contiguous values. Written as one running double
+// sum they would be a chain of dependent additions, each waiting for the previous one (about four
+// cycles each): kLanes independent partial sums, added together at the end, let the additions
+// overlap and the compiler put them in vector registers. The order of the additions is fixed (lane
+// l takes the values l, l + kLanes, ...), so results stay deterministic.
+constexpr int kLanes = 8;
+
+// s1 += sum (v - K), s2 += sum (v - K)^2 over p[0, n)   (bn_math::accumulate_shifted per value)
+template <class T>
+void shifted_sums(const T* p, int64_t n, double K, double& s1, double& s2) {
+  double a1[kLanes] = {}, a2[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) bn_math::accumulate_shifted(p[i + l], K, a1[l], a2[l]);
+  for (; i < n; ++i) bn_math::accumulate_shifted(p[i], K, s1, s2);
+  for (int l = 0; l < kLanes; ++l) {
+    s1 += a1[l];
+    s2 += a2[l];
+  }
+}
+
+// sg += sum g, sgx += sum g * (x - center) over [0, n)
+template <class T>
+void grad_sums(const T* gp, const T* xp, int64_t n, T center, double& sg, double& sgx) {
+  double a[kLanes] = {}, b[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      a[l] += gp[i + l];
+      b[l] += static_cast<double>(gp[i + l]) * (xp[i + l] - center);
+    }
+  for (; i < n; ++i) {
+    sg += gp[i];
+    sgx += static_cast<double>(gp[i]) * (xp[i] - center);
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    sg += a[l];
+    sgx += b[l];
+  }
+}
+
 template <class T>
 void train_forward(const T* x, const T* w, const T* b, T* rm, T* rv, T* y, T* smean, T* sinv, Geo g,
                    double momentum, double eps) {
@@ -23,10 +64,7 @@ void train_forward(const T* x, const T* w, const T* b, T* rm, T* rv, T* y, T* sm
     // One pass of shifted sums (bn_math::shifted_moments), as the CUDA kernel does.
     const double K = x[c * g.S];
     double s1 = 0, s2 = 0;
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* p = x + (n * g.C + c) * g.S;
-      for (int64_t i = 0; i < g.S; ++i) bn_math::accumulate_shifted(p[i], K, s1, s2);
-    }
+    for (int64_t n = 0; n < g.N; ++n) shifted_sums(x + (n * g.C + c) * g.S, g.S, K, s1, s2);
     const auto st = bn_math::channel_stats(K, s1, s2, M, w ? w[c] : T(1), b ? b[c] : T(0), eps);
     for (int64_t n = 0; n < g.N; ++n) {
       const T* p = x + (n * g.C + c) * g.S;
@@ -45,14 +83,7 @@ template <class T>
 void channel_grad_sums(const T* dy, const T* x, T center, Geo g, int64_t c, double& sg, double& sgx) {
   sg = 0;
   sgx = 0;
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* gp = dy + (n * g.C + c) * g.S;
-    const T* xp = x + (n * g.C + c) * g.S;
-    for (int64_t i = 0; i < g.S; ++i) {
-      sg += gp[i];
-      sgx += static_cast<double>(gp[i]) * (xp[i] - center);
-    }
-  }
+  for (int64_t n = 0; n < g.N; ++n) grad_sums(dy + (n * g.C + c) * g.S, x + (n * g.C + c) * g.S, g.S, center, sg, sgx);
 }
 
 template <class T>

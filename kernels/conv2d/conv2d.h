@@ -6,7 +6,8 @@
 // (out-of-range input positions read as zero).
 //
 // Backends (chosen from the tensors' device at run time):
-//   CPU  - im2col + OpenBLAS GEMM (sgemm/dgemm), OpenMP over the batch (conv2d_cpu.cpp).
+//   CPU  - oneDNN (float32, conv2d_dnnl.cpp) and im2col + OpenBLAS GEMM (the reference, and
+//          float64; conv2d_cpu.cpp), chosen by cpu_conv_algo().
 //   CUDA - cuDNN legacy API; algorithms found once per shape and cached (conv2d_cuda.cpp).
 // Inputs may be non-contiguous (they are made contiguous). float32 and float64.
 // Empty batches (N == 0) give empty outputs of the right shape; K == 0 likewise.
@@ -40,9 +41,24 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
 Tensor conv2d_backward_bias(const Tensor& grad_out);
 
 namespace cpu {
-// Size of the per-thread im2col buffer, in values (default 4M); larger convolutions are done in
-// bands of output rows. A tuning knob (and lets tests force the banded path).
+// Tuning knobs of the im2col path (conv2d_cpu.cpp explains the tiles):
+// the hard cap on the per-thread im2col buffer, in values (default 4M; tests set it tiny to force
+// bands of single output rows),
 int64_t& im2col_chunk_elements();
+// the size a tile's column matrix aims at (default 256K values, 1 MB: fits the L2 cache),
+int64_t& im2col_cache_elements();
+// the fewest columns (output positions) a tile aims at (default 384; small images are grouped),
+int64_t& im2col_min_columns();
+// whether a batch of >= 2 images is split over OpenMP threads with single-threaded BLAS (default)
+// or every GEMM runs on BLAS's own threads.
+bool& conv_batch_split();
+// Which algorithm runs float32 convolutions on the CPU. Auto (the default): oneDNN, except the
+// data gradient of a layer with fewer than 16 input channels per group (a stem, where oneDNN's
+// kernel is slower than im2col's; training never needs it for the stem). Im2col / OneDNN force one
+// of them for every float32 case. float64 always runs on im2col (oneDNN has no float64
+// convolution).
+enum class CpuConvAlgo { Auto, Im2col, OneDNN };
+CpuConvAlgo& cpu_conv_algo();
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& input_shape,
                              const Conv2dParams& p);

@@ -1,6 +1,6 @@
 // Which CPU convolution path ran: a test hook (issue 15.7), so that a test proves the path it is
 // named after was taken instead of passing on any thread count. Counted once per kernel call
-// (forward, backward input, backward weight) where the path is chosen (parallel_batch in
+// (forward, backward input, backward weight) where the path is chosen (batch_threads in
 // conv2d_cpu.cpp).
 #pragma once
 #include <atomic>

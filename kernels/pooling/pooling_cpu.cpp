@@ -1,5 +1,6 @@
 // Pooling on the CPU: every (n, c) plane is independent, so OpenMP splits the planes; within a
-// plane each output scans its window (max pooling) or cell (adaptive average). The backward
+// plane each output scans its window (max pooling; windows inside the plane without border checks)
+// or cell (adaptive average). The backward
 // passes scatter into the plane's input gradient, which only this thread touches.
 #include "kernels/pooling/pooling.h"
 #include "kernels/pooling/pooling_math.h"
@@ -13,14 +14,26 @@ namespace {
 template <class T>
 void max_fwd(const T* xp, T* yp, int64_t* ip, int64_t planes, int64_t H, int64_t W, int64_t P, int64_t Q,
              const MaxPool2dParams& p) {
+  // Windows inside the plane (all but a border one output wide, for ResNet's 3x3/2 pad 1) skip
+  // the per-tap border checks: max_pool_window_inside.
+  int64_t plo, phi, qlo, qhi;
+  max_pool_inside_range(H, p.kernel_h, p.stride_h, p.pad_h, p.dil_h, P, plo, phi);
+  max_pool_inside_range(W, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, Q, qlo, qhi);
+  const bool k3x3 = p.kernel_h == 3 && p.kernel_w == 3;
 #pragma omp parallel for schedule(static)
   for (int64_t pl = 0; pl < planes; ++pl) {
     const T* in = xp + pl * H * W;
     for (int64_t op = 0; op < P; ++op) {
+      const int64_t h0 = op * p.stride_h - p.pad_h;
+      const bool row_inside = op >= plo && op < phi;
       for (int64_t oq = 0; oq < Q; ++oq) {
         const int64_t o = (pl * P + op) * Q + oq;
-        max_pool_window(in, H, W, op * p.stride_h - p.pad_h, oq * p.stride_w - p.pad_w, p.kernel_h, p.kernel_w,
-                        p.dil_h, p.dil_w, yp + o, ip + o);
+        const int64_t w0 = oq * p.stride_w - p.pad_w;
+        if (row_inside && oq >= qlo && oq < qhi) {
+          if (k3x3) max_pool_window_inside<3, 3>(in, W, h0, w0, 3, 3, p.dil_h, p.dil_w, yp + o, ip + o);
+          else max_pool_window_inside(in, W, h0, w0, p.kernel_h, p.kernel_w, p.dil_h, p.dil_w, yp + o, ip + o);
+        } else
+          max_pool_window(in, H, W, h0, w0, p.kernel_h, p.kernel_w, p.dil_h, p.dil_w, yp + o, ip + o);
       }
     }
   }

@@ -1,6 +1,7 @@
-// Conv2d: the im2col+GEMM kernel against a naive direct convolution written here (many shapes,
-// strides, padding, dilation, groups, with/without bias, float32 and float64), its backward
-// passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
+// Conv2d: the CPU kernels (im2col + GEMM, and oneDNN) against a naive direct convolution written
+// here (many shapes, strides, padding, dilation, groups, with/without bias, float32 and float64),
+// im2col's tiles (bands of rows, groups of images) and threading choices, oneDNN against im2col on
+// ResNet shapes, the backward passes by gradcheck, empty inputs, errors, and CUDA/CPU parity.
 #include <cblas.h>
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -104,7 +105,23 @@ void check_against_naive(DType dt, double tol) {
   }
 }
 
+// Sets the CPU algorithm for a scope (restores it after).
+struct AlgoScope {
+  kernels::cpu::CpuConvAlgo saved = kernels::cpu::cpu_conv_algo();
+  explicit AlgoScope(kernels::cpu::CpuConvAlgo a) { kernels::cpu::cpu_conv_algo() = a; }
+  ~AlgoScope() { kernels::cpu::cpu_conv_algo() = saved; }
+};
+
 TEST(Conv2dCPU, MatchesNaiveFloat32) { check_against_naive(DType::Float32, 1e-5); }
+TEST(Conv2dCPU, Im2colMatchesNaiveFloat32) {
+  AlgoScope a(kernels::cpu::CpuConvAlgo::Im2col);
+  check_against_naive(DType::Float32, 1e-5);
+}
+TEST(Conv2dCPU, OneDnnMatchesNaiveFloat32) {
+  // every float32 case on oneDNN, 1x1 kernels, groups and dilation included
+  AlgoScope a(kernels::cpu::CpuConvAlgo::OneDNN);
+  check_against_naive(DType::Float32, 1e-5);
+}
 TEST(Conv2dCPU, MatchesNaiveFloat64) { check_against_naive(DType::Float64, 1e-12); }
 
 TEST(Conv2dCPU, BandedIm2colMatchesNaiveAndGradients) {
@@ -120,6 +137,101 @@ TEST(Conv2dCPU, BandedIm2colMatchesNaiveAndGradients) {
     SX_EXPECT_GRADCHECK([p](const std::vector<Tensor>& in) { return nn::conv2d(in[0], in[1], Tensor(), p); }, {x, w});
   }
   limit = saved;
+}
+
+// The backward passes of the current CPU algorithm against the naive convolution's adjoint,
+// computed in double: <conv(x), g> = <x, dx(g)> = <w, dw(g)> for random x, w, g.
+void check_adjoint(const ConvCase& c, int seed, DType dt, double tol) {
+  Tensor x = random_tensor({c.N, c.C, c.H, c.W}, seed, dt);
+  Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, seed + 1, dt);
+  Shape os;
+  auto y = naive_conv(x, w, Tensor(), c.p, os);
+  Tensor g = random_tensor(os, seed + 2, dt);
+  auto gv = g.to_vector();
+  double lhs = 0, scale = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    lhs += y[i] * gv[i];
+    scale += std::fabs(y[i] * gv[i]);
+  }
+  auto dot = [](const Tensor& a, const Tensor& b) {
+    auto va = a.to_vector(), vb = b.to_vector();
+    double s = 0;
+    for (size_t i = 0; i < va.size(); ++i) s += va[i] * vb[i];
+    return s;
+  };
+  EXPECT_NEAR(dot(x, kernels::conv2d_backward_input(g, w, x.shape(), c.p)), lhs, tol * (1 + scale));
+  EXPECT_NEAR(dot(w, kernels::conv2d_backward_weight(g, x, w.shape(), c.p)), lhs, tol * (1 + scale));
+}
+
+TEST(Conv2dCPU, Im2colTilesAndThreadingMatchNaive) {
+  // Batches of several small images (grouped into one GEMM), large images (bands of rows), and the
+  // two threading choices, through the forward and both backward passes.
+  AlgoScope a(kernels::cpu::CpuConvAlgo::Im2col);
+  int64_t& cache = kernels::cpu::im2col_cache_elements();
+  int64_t& mincols = kernels::cpu::im2col_min_columns();
+  bool& split = kernels::cpu::conv_batch_split();
+  const int64_t saved_cache = cache, saved_mincols = mincols;
+  const bool saved_split = split;
+  const std::vector<ConvCase> cs = {
+      {5, 6, 7, 7, 8, 3, 3, {1, 1, 1, 1, 1, 1, 1}, true},     // small images: grouped
+      {3, 4, 20, 18, 5, 3, 3, {1, 1, 1, 1, 1, 1, 1}, false},  // bands of rows
+      {4, 6, 9, 9, 4, 1, 1, {1, 1, 0, 0, 1, 1, 1}, true},     // 1x1 direct, grouped images
+      {3, 6, 10, 10, 4, 1, 1, {2, 2, 0, 0, 1, 1, 1}, false},  // strided 1x1: rows no band reaches
+      {4, 4, 11, 9, 6, 3, 2, {2, 1, 1, 0, 1, 2, 2}, true},    // groups, dilation, strides
+  };
+  struct Knobs { int64_t cache, mincols; bool split; };
+  for (Knobs k : {Knobs{1 << 18, 384, true}, Knobs{64, 1, true}, Knobs{64, 200, true}, Knobs{1 << 18, 384, false},
+                  Knobs{300, 30, true}}) {
+    cache = k.cache;
+    mincols = k.mincols;
+    split = k.split;
+    for (size_t i = 0; i < cs.size(); ++i) {
+      SCOPED_TRACE(testing::Message() << "case " << i << " cache " << k.cache << " mincols " << k.mincols
+                                      << " split " << k.split);
+      const ConvCase& c = cs[i];
+      Tensor x = random_tensor({c.N, c.C, c.H, c.W}, 200 + i, DType::Float64);
+      Tensor w = random_tensor({c.K, c.C / c.p.groups, c.R, c.S}, 210 + i, DType::Float64);
+      Tensor b = c.bias ? random_tensor({c.K}, 220 + i, DType::Float64) : Tensor();
+      Shape os;
+      auto ref = naive_conv(x, w, b, c.p, os);
+      auto got = kernels::conv2d_forward(x, w, b, c.p).to_vector();
+      ASSERT_EQ(got.size(), ref.size());
+      for (size_t j = 0; j < ref.size(); ++j) ASSERT_NEAR(got[j], ref[j], 1e-12 * (1 + std::fabs(ref[j]))) << j;
+      check_adjoint(c, 230 + 3 * static_cast<int>(i), DType::Float64, 1e-12);
+    }
+  }
+  cache = saved_cache;
+  mincols = saved_mincols;
+  split = saved_split;
+}
+
+// oneDNN (the default for float32) against the im2col reference on
+// ResNet shapes: forward, data and weight gradients, relative error of the whole tensor (the two
+// sum in different orders).
+TEST(Conv2dCPU, OneDnnMatchesIm2colOnResNetShapes) {
+  struct Case { int64_t N, C, H, K, R, stride, pad; };
+  int i = 0;
+  for (Case c : {Case{2, 3, 64, 16, 7, 2, 3}, Case{4, 32, 20, 32, 3, 1, 1}, Case{3, 64, 14, 128, 3, 2, 1},
+                 Case{8, 64, 7, 64, 3, 1, 1}, Case{2, 48, 9, 24, 1, 1, 0}, Case{2, 32, 10, 64, 1, 2, 0}}) {
+    SCOPED_TRACE(testing::Message() << "case " << i);
+    kernels::Conv2dParams p{c.stride, c.stride, c.pad, c.pad, 1, 1, 1};
+    Tensor x = random_tensor({c.N, c.C, c.H, c.H}, 400 + i);
+    Tensor w = random_tensor({c.K, c.C, c.R, c.R}, 410 + i, DType::Float32, 0.1);
+    Tensor b = random_tensor({c.K}, 420 + i);
+    Tensor y[2], dx[2], dw[2];
+    const kernels::cpu::CpuConvAlgo algos[2] = {kernels::cpu::CpuConvAlgo::Im2col, kernels::cpu::CpuConvAlgo::OneDNN};
+    for (int a = 0; a < 2; ++a) {
+      AlgoScope s(algos[a]);
+      y[a] = kernels::conv2d_forward(x, w, b, p);
+      Tensor g = random_tensor(y[a].shape(), 430 + i);
+      dx[a] = kernels::conv2d_backward_input(g, w, x.shape(), p);
+      dw[a] = kernels::conv2d_backward_weight(g, x, w.shape(), p);
+    }
+    EXPECT_LT(test::rel_err(y[1], y[0]), 1e-5);
+    EXPECT_LT(test::rel_err(dx[1], dx[0]), 1e-5);
+    EXPECT_LT(test::rel_err(dw[1], dw[0]), 1e-5);
+    ++i;
+  }
 }
 
 TEST(Conv2dCPU, NonContiguousInput) {
@@ -200,6 +312,10 @@ TEST(Conv2dCPU, BatchOfOneUsesBlasThreadsAndMatches) {
   // With two OpenMP threads available (whatever OMP_NUM_THREADS says): a batch of one must take
   // the path that leaves OpenBLAS its threads, a batch of two the batch-parallel one (counted by
   // kernels/conv2d/conv2d_path_stats.h), and OpenBLAS's thread count is restored after.
+  // The threading choice belongs to the im2col path (oneDNN threads itself): force it.
+  auto& algo = kernels::cpu::cpu_conv_algo();
+  const auto prev_algo = algo;
+  algo = kernels::cpu::CpuConvAlgo::Im2col;
   const int prev_omp = omp_get_max_threads(), prev_blas = openblas_get_num_threads();
   omp_set_num_threads(2);
   openblas_set_num_threads(2);
@@ -222,6 +338,7 @@ TEST(Conv2dCPU, BatchOfOneUsesBlasThreadsAndMatches) {
   EXPECT_EQ(counts.blas_threaded.load(), 0);
   EXPECT_EQ(openblas_get_num_threads(), 2);
   for (size_t k = 0; k < ref2.size(); ++k) ASSERT_NEAR(got2[k], ref2[k], 1e-4 * (1 + std::fabs(ref2[k])));
+  algo = prev_algo;
   omp_set_num_threads(prev_omp);
   openblas_set_num_threads(prev_blas);
 }

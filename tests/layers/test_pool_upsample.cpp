@@ -8,6 +8,7 @@
 
 #include "common/devices.h"
 #include "common/gradcheck.h"
+#include "kernels/pooling/pooling_math.h"
 #include "layers/pooling.h"
 #include "layers/upsample.h"
 #include "tensor/random.h"
@@ -77,6 +78,42 @@ TEST(MaxPool2d, MatchesNaive) {
       const int64_t plane = static_cast<int64_t>(k) / (os[2] * os[3]);
       ASSERT_EQ(static_cast<float>(xv[plane * 72 + static_cast<int64_t>(iv[k])]), yv[k]);
     }
+    ++i;
+  }
+}
+
+TEST(MaxPool2d, InsideWindowsMatchTheBorderCheckedScan) {
+  // The CPU forward scans windows inside the plane without border checks; with ties (values on a
+  // coarse grid) and NaNs, values and indices must be those of the border-checked scan.
+  const std::vector<MaxPool2dParams> ps = {
+      {3, 3, 2, 2, 1, 1, 1, 1, false}, {3, 3, 1, 1, 0, 0, 1, 1, false}, {2, 3, 2, 1, 1, 1, 2, 1, true}};
+  int i = 0;
+  for (const auto& p : ps) {
+    SCOPED_TRACE(testing::Message() << "case " << i);
+    Generator g(50 + i);
+    Tensor x = Tensor::empty({2, 3, 11, 10});
+    float* xv = x.data<float>();
+    for (int64_t k = 0; k < x.numel(); ++k) {
+      const double u = g.uniform();
+      xv[k] = u < 0.05 ? NAN : static_cast<float>(std::floor(u * 4));  // many ties, a few NaNs
+    }
+    auto [y, idx] = kernels::max_pool2d_forward(x, p);
+    const int64_t P = y.size(2), Q = y.size(3), H = 11, W = 10;
+    const float* yv = y.data<float>();
+    const int64_t* iv = idx.data<int64_t>();
+    for (int64_t pl = 0; pl < 6; ++pl)
+      for (int64_t op = 0; op < P; ++op)
+        for (int64_t oq = 0; oq < Q; ++oq) {
+          float best;
+          int64_t bi;
+          kernels::pool_math::max_pool_window(xv + pl * H * W, H, W, op * p.stride_h - p.pad_h,
+                                              oq * p.stride_w - p.pad_w, p.kernel_h, p.kernel_w, p.dil_h, p.dil_w,
+                                              &best, &bi);
+          const int64_t o = (pl * P + op) * Q + oq;
+          ASSERT_EQ(iv[o], bi) << "at " << o;
+          if (std::isnan(best)) ASSERT_TRUE(std::isnan(yv[o])) << "at " << o;
+          else ASSERT_EQ(yv[o], best) << "at " << o;
+        }
     ++i;
   }
 }

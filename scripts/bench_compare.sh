@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The README's side-by-side CPU figures, in one command: spinexr against its reference, run
+# ALTERNATELY (ours, theirs, ours, theirs, ...) for ROUNDS rounds, medians printed at the end.
+#
+#   ResNet-18 / ResNet-50 training step (forward, cross-entropy, backward, SGD update), batch 8,
+#   224 px, 2 threads: bench/bench_layers (median of 5 timed steps after 2 warm-up steps, per run)
+#   vs scripts/bench_torch_resnet.py on Debian's python3-torch (the same step, same counts).
+#
+#   DICOM decode + window + resize to 512, 1 thread, on the very file bench_io writes (2949 x 1470,
+#   12-bit, JPEG 2000 lossless): bench/bench_io BM_DecodeResize512/1 vs
+#   scripts/fixtures/io_bench_pydicom.py --pipeline-only (pydicom with its GDCM handler + NumPy).
+#
+# Each run is a fresh process; a round runs the pairs in the order ours, reference. The machine's
+# load average is printed at the start, after each round and at the end: compare figures only from
+# a run whose load stayed below the core count (other jobs slow both sides, not always equally).
+# Threads: OMP_NUM_THREADS=2 and OPENBLAS_NUM_THREADS=2 for ours, torch.set_num_threads(2) for
+# PyTorch; OMP_WAIT_POLICY is passed through unchanged to both (printed; unset by default).
+#
+# Usage: scripts/bench_compare.sh [ROUNDS]      (default 5; SX_BENCH_BUILD=DIR, default build)
+# Needs: the Debian packages of scripts/common.sh, python3-torch, python3-torchvision,
+# python3-pydicom, python3-gdcm (installed with apt-get when missing).
+source "$(dirname "$0")/common.sh"
+cd "$SX_ROOT"
+ROUNDS="${1:-5}"
+BUILD="${SX_BENCH_BUILD:-build}"
+PY=/usr/bin/python3  # Debian's python (the one python3-torch installs into), not a pyenv one
+THREADS=2
+
+SX_PACKAGES+=(python3-torch python3-torchvision python3-pydicom python3-gdcm)
+sx_install_deps
+if [ ! -x "$BUILD/bench/bench_layers" ] || [ ! -x "$BUILD/bench/bench_io" ]; then
+  sx_build "$BUILD" -DSX_CUDA=OFF
+else
+  cmake --build "$BUILD" -j"$(nproc)" --target bench_layers bench_io >/dev/null
+fi
+
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+TMP=$(mktemp -d /tmp/sx_bench_compare_XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# ms per step (median) of our training step for depth $1
+ours_step() {
+  SX_BENCH_STEPS=5 "$BUILD/bench/bench_layers" --benchmark_filter="^ResNet$1_TrainStep_CPU" \
+    --benchmark_format=json >"$TMP/ours.json" 2>/dev/null
+  "$PY" -c 'import json,sys; b=json.load(open(sys.argv[1]))["benchmarks"][0]; print("%.1f" % b["step_ms_median"])' "$TMP/ours.json"
+}
+torch_step() {
+  "$PY" scripts/bench_torch_resnet.py --device cpu --threads $THREADS --batch 8 --steps 5 --warmup 2 \
+    --arch "resnet$1" 2>/dev/null | sed -n 's/.*: \([0-9.]*\) ms\/step.*/\1/p'
+}
+# images/s of decode + window + resize to 512, 1 thread
+ours_dicom() {
+  SX_BENCH_KEEP=1 "$BUILD/bench/bench_io" --benchmark_filter='BM_DecodeResize512/1/' \
+    --benchmark_format=json >"$TMP/io.json" 2>"$TMP/io.err"
+  "$PY" -c 'import json,sys; b=json.load(open(sys.argv[1]))["benchmarks"][0]; print("%.2f" % b["items_per_second"])' "$TMP/io.json"
+  local f
+  f=$(sed -n 's/^bench_io: J2K test file //p' "$TMP/io.err")
+  [ -n "$f" ] && { cp "$f" "$TMP/big.dicom"; rm -rf "$(dirname "$f")"; }
+}
+torch_dicom() {
+  "$PY" scripts/fixtures/io_bench_pydicom.py "$TMP/big.dicom" 5 --pipeline-only 2>/dev/null |
+    sed -n 's/.*1 process: \([0-9.]*\) images\/s.*/\1/p'
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN {print (b > 0 ? a / b : 0)}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'; }
+
+TORCH_VERSION="$("$PY" -c 'import torch; print(torch.__version__)') (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null))"
+PYDICOM_VERSION=$("$PY" -c 'import pydicom; print(pydicom.__version__)')
+echo "bench_compare: $ROUNDS rounds, alternating ours/reference; $(nproc) cores; OMP_NUM_THREADS=$THREADS," \
+     "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-<unset>}; PyTorch $TORCH_VERSION, pydicom $PYDICOM_VERSION; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "load average at start: $(load)"
+r18o=() r18t=() r50o=() r50t=() dio=() dit=()
+for r in $(seq 1 "$ROUNDS"); do
+  a=$(ours_step 18); b=$(torch_step 18); c=$(ours_step 50); d=$(torch_step 50); e=$(ours_dicom); f=$(torch_dicom)
+  r18o+=("$a") r18t+=("$b") r50o+=("$c") r50t+=("$d") dio+=("$e") dit+=("$f")
+  echo "round $r: ResNet-18 $a vs $b ms | ResNet-50 $c vs $d ms | DICOM $e vs $f img/s | load $(load)"
+done
+m18o=$(echo "${r18o[*]}" | median) m18t=$(echo "${r18t[*]}" | median)
+m50o=$(echo "${r50o[*]}" | median) m50t=$(echo "${r50t[*]}" | median)
+mdo=$(echo "${dio[*]}" | median) mdt=$(echo "${dit[*]}" | median)
+echo "load average at end: $(load)"
+echo
+echo "medians of $ROUNDS rounds                      spinexr      reference            ratio"
+printf "ResNet-18 training step, batch 8, 224 px  %8.1f ms  %8.1f ms (PyTorch)  %.2fx PyTorch's time\n" \
+  "$m18o" "$m18t" "$(div "$m18o" "$m18t")"
+printf "ResNet-50 training step, batch 8, 224 px  %8.1f ms  %8.1f ms (PyTorch)  %.2fx PyTorch's time\n" \
+  "$m50o" "$m50t" "$(div "$m50o" "$m50t")"
+printf "DICOM decode+window+resize 512, 1 thread  %7.2f img/s %7.2f img/s (pydicom) %.1fx faster\n" \
+  "$mdo" "$mdt" "$(div "$mdo" "$mdt")"
