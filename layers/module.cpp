@@ -1,6 +1,7 @@
 // Module base: registration, recursive traversal with dotted names, state dicts, placement.
 #include "layers/module.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "tensor/autograd.h"
@@ -44,13 +45,36 @@ std::vector<std::string> StateDict::keys() const {
   return k;
 }
 
-std::string LoadReport::str() const {
+std::string LoadReport::str(size_t max_listed) const {
   std::ostringstream os;
   os << "loaded " << loaded << " tensors";
+  // A short list is printed name by name; a long one (a backbone loaded into a detector leaves
+  // its whole FPN and heads "missing") as one line of module prefixes with counts.
   auto list = [&](const char* what, const std::vector<std::string>& v) {
     if (v.empty()) return;
     os << "\n  " << what << " (" << v.size() << "):";
-    for (const auto& s : v) os << "\n    " << s;
+    if (v.size() <= max_listed) {
+      for (const auto& s : v) os << "\n    " << s;
+      return;
+    }
+    std::vector<std::pair<std::string, int64_t>> groups;  // in first-seen order
+    for (const auto& s : v) {
+      const size_t a = s.find('.');
+      const size_t b = a == std::string::npos ? a : s.find('.', a + 1);
+      const std::string prefix = b == std::string::npos ? s : s.substr(0, b) + ".*";
+      if (groups.empty() || groups.back().first != prefix) {
+        auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == prefix; });
+        if (it == groups.end()) {
+          groups.emplace_back(prefix, 0);
+          it = groups.end() - 1;
+        }
+        ++it->second;
+      } else {
+        ++groups.back().second;
+      }
+    }
+    os << "\n    ";
+    for (size_t i = 0; i < groups.size(); ++i) os << (i ? ", " : "") << groups[i].first << " " << groups[i].second;
   };
   list("missing keys", missing);
   list("unexpected keys", unexpected);
@@ -265,7 +289,7 @@ LoadReport Module::load_state_dict(const StateDict& sd, bool strict) {
   for (const auto& name : order)
     if (!sd.contains(name)) rep.missing.push_back(name);
   if (strict && !rep.ok())
-    SX_THROW(ValueError, "load_state_dict (", type_name_, ", strict): ", rep.str());
+    SX_THROW(ValueError, "load_state_dict (", type_name_, ", strict): ", rep.str(static_cast<size_t>(-1)));
   NoGradGuard ng;
   for (auto& [dst, src] : copies) {
     Tensor d = dst;

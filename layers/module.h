@@ -64,8 +64,9 @@ struct LoadReport {
   std::vector<std::string> mismatched;  // "name: expected [64, 3, 7, 7], got [64, 1, 7, 7]"
   int64_t loaded = 0;                   // tensors copied
   bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
-  // Multi-line human-readable summary (empty lists omitted).
-  std::string str() const;
+  // Multi-line human-readable summary (empty lists omitted). A list longer than max_listed is
+  // shown as its module prefixes (first two name components) with counts.
+  std::string str(size_t max_listed = 8) const;
 };
 
 class Module {

@@ -114,6 +114,21 @@ TEST(Module, LoadStateDictRoundTripAndReports) {
   EXPECT_EQ(r2.loaded, 13);
 }
 
+TEST(Module, LoadReportGroupsLongListsByModulePrefix) {
+  nn::LoadReport r;
+  r.loaded = 120;
+  r.missing = {"head.bias"};
+  EXPECT_EQ(r.str(), "loaded 120 tensors\n  missing keys (1):\n    head.bias");
+  r.missing.clear();
+  for (int i = 0; i < 4; ++i) r.missing.push_back("backbone.fpn.inner." + std::to_string(i) + ".weight");
+  for (int i = 0; i < 3; ++i) r.missing.push_back("head.cls.conv." + std::to_string(i));
+  r.missing.push_back("backbone.fpn.p6.weight");  // a prefix seen before, after another one
+  r.missing.push_back("scale");                    // a top-level name is its own group
+  EXPECT_EQ(r.str(), "loaded 120 tensors\n  missing keys (9):\n    backbone.fpn.* 5, head.cls.* 3, scale 1");
+  // Short lists (at most max_listed) stay name by name.
+  EXPECT_NE(r.str(9).find("\n    backbone.fpn.p6.weight"), std::string::npos);
+}
+
 TEST(Module, ToDtypeInPlaceKeepsHandles) {
   Net net;
   Tensor w = net.head->weight;

@@ -86,8 +86,9 @@ void check_parity(std::shared_ptr<DetectionModel> a, std::shared_ptr<DetectionMo
   // BatchNorm running statistics after the training forward.
   auto ba = a->named_buffers(), bb = b->named_buffers();
   for (size_t i = 0; i < ba.size(); ++i)
-    if (ba[i].first.find("running_var") != std::string::npos)
+    if (ba[i].first.find("running_var") != std::string::npos) {
       EXPECT_LT(sx::test::rel_err(bb[i].second.cpu(), ba[i].second), 1e-3) << ba[i].first;
+    }
 
   a->eval();
   b->eval();

@@ -372,7 +372,9 @@ TEST(FasterRCNN, LossFallsAndSingleImageIsLearnt) {
   }
   // Nothing else confident: no class absent from the image scores above 0.5.
   for (size_t i = 0; i < s.size(); ++i)
-    if (l[i] != gtl[0] && l[i] != gtl[1]) EXPECT_LT(s[i], 0.5) << "label " << l[i];
+    if (l[i] != gtl[0] && l[i] != gtl[1]) {
+      EXPECT_LT(s[i], 0.5) << "label " << l[i];
+    }
 }
 
 TEST(FasterRCNN, ImageWithoutObjectsAndEmptyDetections) {

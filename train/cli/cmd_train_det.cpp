@@ -66,7 +66,7 @@ int run_train_det(int argc, char** argv) {
   auto model = sx::train::make_detector(args.get("model"), o);
   if (!args.get("weights").empty() && !args.get_flag("resume")) {
     auto report = sx::cli::load_initial_detector_weights(args.get("weights"), *model);
-    std::fprintf(stderr, "loaded %lld tensors from %s\n%s", static_cast<long long>(report.loaded),
+    std::fprintf(stderr, "initial weights %s (what they lack keeps its initialisation): %s\n",
                  args.get("weights").c_str(), report.str().c_str());
   }
 
