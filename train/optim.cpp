@@ -1,14 +1,14 @@
-// SGD and AdamW: bookkeeping here, per-element rules in optim_math.h, CPU loops below, CUDA
-// kernels in optim_cuda.cu. See optim.h.
+// SGD and AdamW: the bookkeeping (groups, state, checkpoints) here; the updates themselves are the
+// kernels of kernels/optim (CPU loop and CUDA kernel sharing kernels/optim/optim_math.h). See optim.h.
 #include "train/optim.h"
 
 #include <cmath>
 #include <sstream>
 
+#include "kernels/optim/optim.h"
 #include "tensor/autograd.h"
 #include "tensor/dtype.h"
 #include "tensor/errors.h"
-#include "train/optim_math.h"
 
 namespace sx::optim {
 
@@ -76,69 +76,7 @@ Tensor Optimizer::find_state(const NamedTensors& tensors, size_t i, const std::s
   return Tensor();
 }
 
-// ---- CPU kernels ------------------------------------------------------------------------------
-
-namespace detail {
 namespace {
-// The loops live outside SX_DISPATCH_FLOAT: a #pragma cannot appear inside a macro argument.
-template <class T>
-void sgd_loop(T* p, const T* g, T* buf, int64_t n, const SgdScalars<T>& s) {
-#pragma omp parallel for if (n > (1 << 16)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) sgd_update<T>(p[i], g[i], buf ? buf + i : nullptr, s);
-}
-template <class T>
-void adamw_loop(T* p, const T* g, T* m, T* v, int64_t n, const AdamWScalars<T>& s) {
-#pragma omp parallel for if (n > (1 << 16)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) adamw_update<T>(p[i], g[i], m[i], v[i], s);
-}
-}  // namespace
-
-void sgd_step_cpu(const Tensor& p, const Tensor& g, const Tensor& buf, const SgdArgs& a) {
-  SX_DISPATCH_FLOAT(p.dtype(), "sgd", [&] {
-    using T = scalar_t;
-    SgdScalars<T> s{T(a.lr), T(a.momentum), T(1.0 - a.dampening), T(a.weight_decay),
-                    a.nesterov, a.first_step, a.momentum != 0.0, a.weight_decay != 0.0};
-    sgd_loop<T>(p.data<T>(), g.data<T>(), buf.defined() ? buf.data<T>() : nullptr, p.numel(), s);
-  });
-}
-
-void adamw_step_cpu(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamWArgs& a) {
-  SX_DISPATCH_FLOAT(p.dtype(), "adamw", [&] {
-    using T = scalar_t;
-    double bc1 = 1.0 - std::pow(a.beta1, static_cast<double>(a.step));
-    double bc2 = 1.0 - std::pow(a.beta2, static_cast<double>(a.step));
-    AdamWScalars<T> s{T(1.0 - a.lr * a.weight_decay), T(a.beta1), T(1.0 - a.beta1), T(a.beta2), T(1.0 - a.beta2),
-                      T(a.lr / bc1), T(std::sqrt(bc2)), T(a.eps)};
-    adamw_loop<T>(p.data<T>(), g.data<T>(), m.data<T>(), v.data<T>(), p.numel(), s);
-  });
-}
-
-}  // namespace detail
-
-namespace {
-void dispatch_sgd(const Tensor& p, const Tensor& g, const Tensor& buf, const detail::SgdArgs& a) {
-  if (p.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    detail::sgd_step_cuda(p, g, buf, a);
-    return;
-#else
-    SX_THROW(NotBuiltError, "sgd: CUDA tensor given, but spinexr was built without CUDA");
-#endif
-  }
-  detail::sgd_step_cpu(p, g, buf, a);
-}
-void dispatch_adamw(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const detail::AdamWArgs& a) {
-  if (p.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    detail::adamw_step_cuda(p, g, m, v, a);
-    return;
-#else
-    SX_THROW(NotBuiltError, "adamw: CUDA tensor given, but spinexr was built without CUDA");
-#endif
-  }
-  detail::adamw_step_cpu(p, g, m, v, a);
-}
-
 std::vector<ParamGroup> one_group(std::vector<Tensor> params) {
   ParamGroup g;
   g.params = std::move(params);
@@ -165,13 +103,13 @@ void SGD::step() {
     const Tensor& p = flat_[i];
     if (!p.grad().defined()) continue;
     Tensor g = grad_for(p, "SGD", i);
-    detail::SgdArgs a{lr_ * groups_[group_of_[i]].lr_scale, opt_.momentum, opt_.dampening,
-                      group_weight_decay(group_of_[i]), opt_.nesterov, false};
+    kernels::SgdStepArgs a{lr_ * groups_[group_of_[i]].lr_scale, opt_.momentum, opt_.dampening,
+                           group_weight_decay(group_of_[i]), opt_.nesterov, false};
     if (opt_.momentum != 0.0 && !momentum_[i].defined()) {
       momentum_[i] = Tensor::empty(p.shape(), p.dtype(), p.device());
       a.first_step = true;
     }
-    dispatch_sgd(p, g, momentum_[i], a);
+    kernels::sgd_step(p, g, momentum_[i], a);
   }
 }
 
@@ -228,9 +166,9 @@ void AdamW::step() {
       exp_avg_[i] = Tensor::zeros(p.shape(), p.dtype(), p.device());
       exp_avg_sq_[i] = Tensor::zeros(p.shape(), p.dtype(), p.device());
     }
-    detail::AdamWArgs a{lr_ * groups_[group_of_[i]].lr_scale, opt_.beta1, opt_.beta2, opt_.eps,
-                        group_weight_decay(group_of_[i]), ++steps_[i]};
-    dispatch_adamw(p, g, exp_avg_[i], exp_avg_sq_[i], a);
+    kernels::AdamWStepArgs a{lr_ * groups_[group_of_[i]].lr_scale, opt_.beta1, opt_.beta2, opt_.eps,
+                             group_weight_decay(group_of_[i]), ++steps_[i]};
+    kernels::adamw_step(p, g, exp_avg_[i], exp_avg_sq_[i], a);
   }
 }
 

@@ -3,7 +3,7 @@
 // An optimizer holds parameter *handles* (Tensors that share the module's TensorImpl), in groups
 // that may differ in weight decay (e.g. no decay on norm weights and biases). step() updates every
 // parameter whose gradient is defined, in place, on the parameter's own device, with one fused
-// kernel per tensor (the per-element rules in optim_math.h; the CUDA twin in optim_cuda.cu).
+// kernel per tensor (kernels/optim: sgd_step / adamw_step, CPU and CUDA sharing optim_math.h).
 // Parameters without a gradient are skipped and their state does not advance (as in torch).
 //
 // The learning rate is a property of the optimizer (the schedulers set it each step); a group's
@@ -123,24 +123,5 @@ std::unique_ptr<Optimizer> make_optimizer(const std::string& name, std::vector<P
 // Splits parameters into {decayed, not decayed}: tensors with dim <= 1 (biases, norm weights)
 // get weight_decay 0, as is common practice for ResNets.
 std::vector<ParamGroup> split_no_decay(const std::vector<Tensor>& params);
-
-namespace detail {
-// Kernel launchers (optim.cpp for the CPU, optim_cuda.cu for CUDA). All tensors contiguous, same
-// device and dtype (float32 or float64); buf may be null when momentum is off.
-struct SgdArgs {
-  double lr, momentum, dampening, weight_decay;
-  bool nesterov, first_step;
-};
-void sgd_step_cpu(const Tensor& p, const Tensor& g, const Tensor& buf, const SgdArgs& a);
-struct AdamWArgs {
-  double lr, beta1, beta2, eps, weight_decay;
-  int64_t step;
-};
-void adamw_step_cpu(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamWArgs& a);
-#ifdef SX_WITH_CUDA
-void sgd_step_cuda(const Tensor& p, const Tensor& g, const Tensor& buf, const SgdArgs& a);
-void adamw_step_cuda(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamWArgs& a);
-#endif
-}  // namespace detail
 
 }  // namespace sx::optim
