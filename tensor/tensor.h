@@ -53,7 +53,7 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
-  // ---- factories (tensor_factories.cpp) -------------------------------------------------
+  // ---- factories (factories.cpp) --------------------------------------------------------
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu(),
                       bool pinned = false);
   static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());

@@ -7,6 +7,7 @@
 
 #include "io/atomic_file.h"
 #include "io/progress.h"
+#include "models/faster_rcnn.h"
 #include "models/retinanet.h"
 #include "tensor/autograd.h"
 #include "tensor/errors.h"
@@ -18,11 +19,6 @@
 #include "train/scheduler.h"
 #include "train/signals.h"
 
-#if __has_include("models/faster_rcnn.h")
-#include "models/faster_rcnn.h"
-#define SX_HAVE_FASTER_RCNN 1
-#endif
-
 namespace sx::train {
 
 using run_files::fmt;
@@ -32,12 +28,7 @@ using Clock = std::chrono::steady_clock;
 // ---- factories -----------------------------------------------------------------------------------
 std::shared_ptr<models::DetectionModel> make_detector(const std::string& name, const models::DetectorOptions& o) {
   if (name == "retinanet") return models::make_retinanet(o);
-#ifdef SX_HAVE_FASTER_RCNN
   if (name == "faster_rcnn" || name == "faster-rcnn" || name == "frcnn") return models::make_faster_rcnn(o);
-#else
-  if (name == "faster_rcnn" || name == "faster-rcnn" || name == "frcnn")
-    SX_THROW(ValueError, "model faster_rcnn: this build has no models/faster_rcnn.h");
-#endif
   SX_THROW(ValueError, "unknown detector '", name, "' (expected retinanet or faster_rcnn)");
 }
 
