@@ -10,7 +10,8 @@ int64_t AnchorGenerator::num_anchors_per_location(int64_t level) const {
 }
 
 Tensor AnchorGenerator::cell_anchors(int64_t level) const {
-  return kernels::base_anchors(sizes.at(static_cast<size_t>(level)), ratios(level));
+  const std::vector<double>& r = ratios(level);  // checks the level and the tuple counts
+  return kernels::base_anchors(sizes[level], r);
 }
 
 std::vector<Tensor> AnchorGenerator::grid_anchors(const std::vector<std::pair<int64_t, int64_t>>& grid_sizes,

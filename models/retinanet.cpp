@@ -1,3 +1,4 @@
+// RetinaNet: heads, anchors, losses (focal + L1) and post-processing; see retinanet.h.
 #include "models/retinanet.h"
 
 #include <chrono>
