@@ -19,7 +19,7 @@
 #include <memory>
 #include <string>
 
-#include "models/detection_common.h"
+#include "models/detection_model.h"
 #include "models/retinanet.h"
 #include "tensor/autograd.h"
 #include "tensor/cuda_context.h"

@@ -7,4 +7,5 @@
 #include "layers/loss.h"
 #include "layers/module.h"
 #include "layers/pooling.h"
+#include "layers/roi_align.h"
 #include "layers/upsample.h"

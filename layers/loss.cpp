@@ -1,6 +1,8 @@
-// Loss functions composed from differentiable ops (the gradients come from autograd).
+// Loss functions composed from differentiable ops (the gradients come from autograd), and the
+// focal loss's autograd node over its fused kernels.
 #include "layers/loss.h"
 
+#include "tensor/autograd.h"
 #include "tensor/ops.h"
 
 namespace sx::nn {
@@ -122,6 +124,14 @@ Tensor giou_loss(const Tensor& b1, const Tensor& b2, Reduction reduction, double
   Tensor l = rsub(1.0, giou);
   if (reduction == Reduction::Mean && l.numel() == 0) return mul(sum(l), 0.0);
   return reduce(l, reduction);
+}
+
+Tensor sigmoid_focal_loss(const Tensor& logits, const Tensor& targets, const FocalLossParams& params) {
+  Tensor out = kernels::sigmoid_focal_loss_forward(logits.detach(), targets, params);
+  Tensor x = logits.detach(), t = targets.detach();
+  return attach_grad(out, "sigmoid_focal_loss", {logits}, [x, t, params](const Tensor& g) {
+    return std::vector<Tensor>{kernels::sigmoid_focal_loss_backward(g, x, t, params)};
+  });
 }
 
 }  // namespace sx::nn

@@ -12,9 +12,13 @@
 // l1_loss: |input - target|.
 // giou_loss (torchvision.ops.generalized_box_iou_loss): boxes [N, 4] as (x1, y1, x2, y2),
 //   1 - GIoU, with eps in the divisions.
+// sigmoid_focal_loss (torchvision.ops.sigmoid_focal_loss, RetinaNet's classification loss): the
+//   autograd binding of kernels/focal_loss (fused forward and backward; formula, target coding
+//   and reductions documented there).
 // Reductions: None (per element), Mean, Sum. Mean of an empty input is 0 for the box losses
 // (like torchvision's detection code divides by max(1, n)) -- documented per function below.
 #pragma once
+#include "kernels/focal_loss/focal_loss.h"
 #include "tensor/tensor.h"
 
 namespace sx::nn {
@@ -40,5 +44,11 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = 
 // Mean over zero boxes returns 0 (a differentiable zero), not NaN.
 Tensor giou_loss(const Tensor& boxes1, const Tensor& boxes2, Reduction reduction = Reduction::None,
                  double eps = 1e-7);
+
+using kernels::FocalLossParams;
+using kernels::FocalReduction;
+
+// logits [N, C], targets int64 [N] (class, >= C background, < 0 ignored). Gradient to the logits.
+Tensor sigmoid_focal_loss(const Tensor& logits, const Tensor& targets, const FocalLossParams& params = {});
 
 }  // namespace sx::nn

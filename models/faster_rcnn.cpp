@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "models/detection_backbone.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 
@@ -20,14 +21,8 @@ DetectorOptions FasterRCNNConfig::faster_rcnn_default_options() {
 }
 
 AnchorGenerator faster_rcnn_anchors(double base_size, int64_t num_levels, std::vector<double> ratios) {
-  SX_CHECK(base_size > 0 && num_levels >= 1, "faster_rcnn_anchors: bad base size ", base_size, " or level count ",
-           num_levels);
   AnchorGenerator a;
-  double s = base_size;
-  for (int64_t l = 0; l < num_levels; ++l, s *= 2) {
-    a.sizes.push_back({s});
-    a.aspect_ratios.push_back(ratios);
-  }
+  static_cast<kernels::AnchorConfig&>(a) = kernels::fasterrcnn_anchor_config(base_size, num_levels, std::move(ratios));
   return a;
 }
 

@@ -10,7 +10,7 @@
 // Pipeline: images normalised with options().image_mean/std (the padding torchvision adds after
 // normalising is zeroed again) -> backbone -> FPN levels -> RPN proposals -> MultiScaleRoIAlign
 // over P2..P5 -> box head -> per-class boxes -> NMS. Faster R-CNN's classes have a background
-// column internally; outside the model class k is label k (models/detection_common.h).
+// column internally; outside the model class k is label k (models/detections.h).
 //
 // Small-backbone variants (tests, fixtures): `returned_layers` picks the ResNet stages fed to the
 // FPN (torchvision's returned_layers); with fewer stages the RoI pooling uses every stage level
@@ -21,7 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "models/detection_common.h"
+#include "models/anchors.h"
+#include "models/detection_backbone.h"
+#include "models/detection_model.h"
 #include "models/fpn.h"
 #include "models/roi_heads.h"
 #include "models/rpn.h"

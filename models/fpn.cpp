@@ -1,3 +1,4 @@
+// Feature Pyramid Network and the ResNet+FPN backbone: see fpn.h.
 #include "models/fpn.h"
 
 #include <cmath>

@@ -12,7 +12,7 @@
 //   for i = n-2 .. 0:  last = inner[i](C[i]) + upsample_nearest(last, size of C[i]);  P[i] = layer[i](last)
 // Weights: kaiming_uniform(a = 1), i.e. U(-sqrt(3 / fan_in), +sqrt(3 / fan_in)); biases 0.
 // Old checkpoints named "inner_blocks.i.weight" are renamed by upgrade_torchvision_detection_keys
-// (models/detection_common.h).
+// (models/detection_backbone.h).
 #pragma once
 #include <memory>
 #include <string>

@@ -1,10 +1,10 @@
+// RetinaNet: heads, anchors, losses (focal + L1) and post-processing; see retinanet.h.
 #include "models/retinanet.h"
 
 #include <chrono>
 #include <cmath>
 
 #include "kernels/box_ops/box_ops.h"
-#include "kernels/focal_loss/focal_loss.h"
 #include "layers/loss.h"
 #include "tensor/autograd.h"
 #include "tensor/cuda_context.h"
@@ -193,11 +193,11 @@ std::map<std::string, Tensor> RetinaNet::compute_loss(const HeadOutputs& h, cons
       per = where(fg4, per, Tensor::zeros({}, DType::Float32, dev));
       box_loss = div(sum(per), num_fg);
     }
-    kernels::FocalLossParams fp;
+    nn::FocalLossParams fp;
     fp.alpha = cfg_.focal_alpha;
     fp.gamma = cfg_.focal_gamma;
-    fp.reduction = kernels::FocalReduction::Sum;
-    Tensor cls_loss = div(sigmoid_focal_loss(logits, cls_target, fp), num_fg);
+    fp.reduction = nn::FocalReduction::Sum;
+    Tensor cls_loss = div(nn::sigmoid_focal_loss(logits, cls_target, fp), num_fg);
     cls_total = cls_total.defined() ? add(cls_total, cls_loss) : cls_loss;
     box_total = box_total.defined() ? add(box_total, box_loss) : box_loss;
   }

@@ -12,7 +12,7 @@
 //
 // Levels P3..P7 (strides 8..128), A = 9 anchors per location (3 sizes x 3 ratios).
 //
-// Training (losses, the focal loss is kernels/focal_loss): anchors matched to ground truth by IoU (>= 0.5 foreground, < 0.4 background,
+// Training (losses, the focal loss is layers/loss.h sigmoid_focal_loss): anchors matched to ground truth by IoU (>= 0.5 foreground, < 0.4 background,
 // between ignored, low-quality matches allowed); classification = sigmoid focal loss (alpha 0.25,
 // gamma 2) summed over valid anchors and classes / max(1, #foreground); box regression = L1 between
 // the predicted codes and BoxCoder(1, 1, 1, 1) codes of the matched boxes, summed over foreground
@@ -27,7 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "models/detection_common.h"
+#include "models/anchors.h"
+#include "models/detection_backbone.h"
+#include "models/detection_model.h"
 #include "models/fpn.h"
 
 namespace sx::models {

@@ -4,8 +4,8 @@
 #include <algorithm>
 
 #include "kernels/nms/nms.h"
-#include "kernels/roi_align/roi_align_autograd.h"
 #include "layers/loss.h"
+#include "layers/roi_align.h"
 #include "models/rpn.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
@@ -83,10 +83,10 @@ RoIHeads::BoxOutputs RoIHeads::box_outputs(const std::vector<Tensor>& features, 
     NoGradGuard ng;
     rois = make_rois(proposals, features[0].dtype(), features[0].device());
   }
-  MultiScaleRoiAlignOptions o;
+  nn::MultiScaleRoiAlignOptions o;
   o.output_h = o.output_w = cfg_.roi_output_size;
   o.sampling_ratio = cfg_.sampling_ratio;
-  Tensor pooled = multiscale_roi_align(levels, rois, image_sizes, o);
+  Tensor pooled = nn::multiscale_roi_align(levels, rois, image_sizes, o);
   Tensor h = box_head->forward(pooled);
   auto [logits, deltas] = box_predictor->forward_pair(h);
   return {logits, deltas};

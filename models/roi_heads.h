@@ -27,7 +27,7 @@
 
 #include "kernels/box_ops/box_ops.h"
 #include "layers/layers.h"
-#include "models/detection_common.h"
+#include "models/detection_model.h"
 #include "tensor/random.h"
 
 namespace sx::models {

@@ -31,7 +31,8 @@
 #include <vector>
 
 #include "layers/layers.h"
-#include "models/detection_common.h"
+#include "models/anchors.h"
+#include "models/detection_model.h"
 #include "tensor/random.h"
 
 namespace sx::models {

@@ -4,7 +4,7 @@
 // Data: io::Dataset + io::DataLoader (io/dataset.h), whose batch order and augmentation (horizontal
 // flip, random scale, repeat-factor sampling) are pure functions of (seed, epoch, position): so a
 // resumed run sees the same batches. The loader is asked for [0, 1] pixels (mean 0, std 1): the
-// models normalise inside (models/detection_common.h).
+// models normalise inside (models/image_list.h).
 //
 // One step, in order:
 //   lr = schedule(step) -> model.losses(images, targets) -> total = sum of the losses -> total.item()
@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "io/dataset.h"
-#include "models/detection_common.h"
+#include "models/detection_model.h"
 #include "train/checkpoint.h"
 #include "train/det_eval.h"
 

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "io/dataset.h"
-#include "models/detection_common.h"
+#include "models/detection_model.h"
 #include "tensor/device.h"
 #include "train/decision_rule.h"
 #include "train/det_eval.h"

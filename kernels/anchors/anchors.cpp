@@ -8,20 +8,31 @@
 
 namespace sx::kernels {
 
-AnchorConfig retinanet_anchor_config() {
+const std::vector<double>& AnchorConfig::ratios(int64_t level) const {
+  SX_CHECK(aspect_ratios.size() == 1 || aspect_ratios.size() == sizes.size(), "anchors: ", sizes.size(),
+           " size tuples but ", aspect_ratios.size(), " aspect-ratio tuples");
+  SX_CHECK(level >= 0 && level < num_levels(), "anchors: level ", level, " out of range [0, ", num_levels(), ")");
+  return aspect_ratios.size() == 1 ? aspect_ratios[0] : aspect_ratios[level];
+}
+
+AnchorConfig retinanet_anchor_config(double base_size, int64_t num_levels, std::vector<double> ratios) {
   AnchorConfig c;
-  for (double x : {32.0, 64.0, 128.0, 256.0, 512.0}) {
-    c.sizes.push_back({x, x * std::pow(2.0, 1.0 / 3.0), x * std::pow(2.0, 2.0 / 3.0)});
-    c.aspect_ratios.push_back({0.5, 1.0, 2.0});
+  for (int64_t l = 0; l < num_levels; ++l) {
+    const double x = base_size * std::pow(2.0, static_cast<double>(l));
+    c.sizes.push_back({x, std::floor(x * std::pow(2.0, 1.0 / 3.0)), std::floor(x * std::pow(2.0, 2.0 / 3.0))});
   }
+  c.aspect_ratios = {std::move(ratios)};
   return c;
 }
 
-AnchorConfig fasterrcnn_anchor_config() {
+AnchorConfig fasterrcnn_anchor_config(double base_size, int64_t num_levels, std::vector<double> ratios) {
+  SX_CHECK(base_size > 0 && num_levels >= 1, "faster_rcnn_anchors: bad base size ", base_size, " or level count ",
+           num_levels);
   AnchorConfig c;
-  for (double x : {32.0, 64.0, 128.0, 256.0, 512.0}) {
-    c.sizes.push_back({x});
-    c.aspect_ratios.push_back({0.5, 1.0, 2.0});
+  double s = base_size;
+  for (int64_t l = 0; l < num_levels; ++l, s *= 2) {
+    c.sizes.push_back({s});
+    c.aspect_ratios.push_back(ratios);
   }
   return c;
 }
@@ -37,6 +48,7 @@ Tensor base_anchors(const std::vector<double>& sizes, const std::vector<double>&
     const float hr = std::sqrt(static_cast<float>(ratios[r]));
     const float wr = 1.0f / hr;
     for (int64_t s = 0; s < S; ++s) {
+      SX_CHECK(sizes[s] > 0, "base_anchors: anchor sizes must be > 0, got ", sizes[s]);
       const float sz = static_cast<float>(sizes[s]);
       const float w = wr * sz, h = hr * sz;
       float* a = o + 4 * (r * S + s);
@@ -69,26 +81,30 @@ Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t 
 
 std::vector<int64_t> anchors_per_location(const AnchorConfig& c) {
   std::vector<int64_t> n;
-  for (size_t l = 0; l < c.sizes.size(); ++l)
-    n.push_back(static_cast<int64_t>(c.sizes[l].size() * c.aspect_ratios[l].size()));
+  for (int64_t l = 0; l < c.num_levels(); ++l) n.push_back(static_cast<int64_t>(c.sizes[l].size() * c.ratios(l).size()));
   return n;
+}
+
+std::vector<Tensor> generate_anchor_levels(const AnchorConfig& config, std::pair<int64_t, int64_t> image_size,
+                                           const std::vector<std::pair<int64_t, int64_t>>& feature_sizes,
+                                           Device device) {
+  SX_CHECK(config.num_levels() == static_cast<int64_t>(feature_sizes.size()), "generate_anchors: ",
+           config.sizes.size(), " anchor levels but ", feature_sizes.size(), " feature maps");
+  std::vector<Tensor> levels;
+  for (int64_t l = 0; l < config.num_levels(); ++l) {
+    const auto [gh, gw] = feature_sizes[l];
+    SX_CHECK(gh >= 0 && gw >= 0, "generate_anchors: negative feature size ", gh, "x", gw);
+    const int64_t sh = gh > 0 ? image_size.first / gh : 0, sw = gw > 0 ? image_size.second / gw : 0;
+    levels.push_back(grid_anchors(base_anchors(config.sizes[l], config.ratios(l)), gh, gw, sh, sw, device));
+  }
+  return levels;
 }
 
 Tensor generate_anchors(const AnchorConfig& config, std::pair<int64_t, int64_t> image_size,
                         const std::vector<std::pair<int64_t, int64_t>>& feature_sizes, Device device) {
-  SX_CHECK(config.sizes.size() == config.aspect_ratios.size(), "generate_anchors: ",
-           config.sizes.size(), " size lists but ", config.aspect_ratios.size(), " ratio lists");
-  SX_CHECK(config.sizes.size() == feature_sizes.size(), "generate_anchors: ", config.sizes.size(),
-           " anchor levels but ", feature_sizes.size(), " feature maps");
-  std::vector<Tensor> levels;
+  const std::vector<Tensor> levels = generate_anchor_levels(config, image_size, feature_sizes, device);
   int64_t total = 0;
-  for (size_t l = 0; l < feature_sizes.size(); ++l) {
-    const auto [gh, gw] = feature_sizes[l];
-    SX_CHECK(gh >= 0 && gw >= 0, "generate_anchors: negative feature size ", gh, "x", gw);
-    const int64_t sh = gh > 0 ? image_size.first / gh : 0, sw = gw > 0 ? image_size.second / gw : 0;
-    levels.push_back(grid_anchors(base_anchors(config.sizes[l], config.aspect_ratios[l]), gh, gw, sh, sw, device));
-    total += levels.back().size(0);
-  }
+  for (const Tensor& t : levels) total += t.size(0);
   Tensor out = Tensor::empty({total, 4}, DType::Float32, device);
   int64_t row = 0;
   for (const Tensor& t : levels) {

@@ -19,6 +19,7 @@
 // independent of the number of threads; CUDA: per-block partials summed by the last block), so
 // results are deterministic.
 // N = 0: None gives [0, C]; Sum gives 0; Mean gives NaN (0/0, like torch's mean of nothing).
+// The differentiable form is layers/loss.h nn::sigmoid_focal_loss.
 #pragma once
 #include "tensor/tensor.h"
 
@@ -50,9 +51,3 @@ Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits,
 }  // namespace cuda
 
 }  // namespace sx::kernels
-
-namespace sx {
-// Differentiable (gradient to the logits).
-Tensor sigmoid_focal_loss(const Tensor& logits, const Tensor& targets,
-                          const kernels::FocalLossParams& params = {});
-}  // namespace sx

@@ -7,6 +7,7 @@
 
 #include "kernels/anchors/anchors.h"
 #include "kernels/focal_loss/focal_loss.h"
+#include "layers/loss.h"
 #include "kernels/matcher/matcher.h"
 #include "kernels/nms/nms.h"
 #include "tensor/autograd.h"
@@ -14,6 +15,8 @@
 
 namespace sx::kernels {
 namespace {
+
+using nn::sigmoid_focal_loss;  // the autograd binding (layers/loss.h)
 
 using test::DetectionFixture;
 using test::expect_close;

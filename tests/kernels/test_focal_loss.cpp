@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "kernels/focal_loss/focal_loss.h"
+#include "layers/loss.h"
 #include "tensor/autograd.h"
 #include "tests/common/devices.h"
 #include "tests/common/gradcheck.h"
@@ -14,6 +15,8 @@
 
 namespace sx::kernels {
 namespace {
+
+using nn::sigmoid_focal_loss;  // the autograd binding (layers/loss.h)
 
 using test::DetectionFixture;
 using test::expect_close;

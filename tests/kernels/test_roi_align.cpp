@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "kernels/roi_align/roi_align.h"
-#include "kernels/roi_align/roi_align_autograd.h"
 #include "kernels/roi_align/roi_align_math.h"
+#include "layers/roi_align.h"
 #include "tensor/autograd.h"
 #include "tests/common/devices.h"
 #include "tests/common/gradcheck.h"
@@ -15,6 +15,12 @@
 
 namespace sx::kernels {
 namespace {
+
+// The autograd bindings (layers/roi_align.h).
+using nn::FpnSetup;
+using nn::infer_fpn_setup;
+using nn::multiscale_roi_align;
+using nn::roi_align;
 
 using test::DetectionFixture;
 using test::expect_close;

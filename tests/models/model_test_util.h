@@ -1,6 +1,6 @@
 // Shared by the model tests: a small grey-input detector configuration.
 #pragma once
-#include "models/detection_common.h"
+#include "models/detection_model.h"
 #include "models/retinanet.h"
 
 namespace sx::models::test {

@@ -14,6 +14,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "io/synth.h"
+#include "models/anchors.h"
 #include "train/det_train.h"
 #include "train/precise_bn.h"
 #include "train/predict.h"

@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "io/dataset.h"
-#include "models/detection_common.h"
+#include "models/detection_model.h"
 #include "train/cli/cli.h"
 #include "train/cli/common_options.h"
 #include "train/cli/det_cli_common.h"

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "models/anchors.h"
+#include "models/detection_backbone.h"
 #include "train/checkpoint.h"
 
 namespace sx::cli {

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "layers/module.h"
-#include "models/detection_common.h"
+#include "models/detection_model.h"
 #include "train/cli/cli.h"
 
 namespace sx::cli {

@@ -1,11 +1,12 @@
 // Autograd glue for RoIAlign: thin nodes calling the kernels' backward functions.
-#include "kernels/roi_align/roi_align_autograd.h"
+#include "layers/roi_align.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "tensor/autograd.h"
 
-namespace sx {
+namespace sx::nn {
 
 Tensor roi_align(const Tensor& input, const Tensor& rois, const kernels::RoiAlignParams& params,
                  bool deterministic_backward) {
@@ -77,4 +78,4 @@ Tensor multiscale_roi_align(const std::vector<Tensor>& features, const Tensor& r
                      });
 }
 
-}  // namespace sx
+}  // namespace sx::nn

@@ -1,4 +1,5 @@
-// Differentiable RoIAlign (gradient to the feature maps; RoIs get none, as in torchvision).
+// Differentiable RoIAlign, the autograd binding of kernels/roi_align (gradient to the feature
+// maps; RoIs get none, as in torchvision).
 //
 // roi_align: torchvision.ops.roi_align; the forward and backward are the kernels of roi_align.h.
 // multiscale_roi_align: torchvision.ops.MultiScaleRoIAlign for RoIs [K, 5] (batch index first):
@@ -13,7 +14,9 @@
 #include "kernels/roi_align/roi_align.h"
 #include "tensor/tensor.h"
 
-namespace sx {
+namespace sx::nn {
+
+using kernels::RoiAlignParams;
 
 Tensor roi_align(const Tensor& input, const Tensor& rois, const kernels::RoiAlignParams& params,
                  bool deterministic_backward = false);
@@ -52,4 +55,4 @@ struct FpnSetup {
 FpnSetup infer_fpn_setup(const std::vector<Tensor>& features,
                          const std::vector<std::pair<int64_t, int64_t>>& image_sizes);
 
-}  // namespace sx
+}  // namespace sx::nn
