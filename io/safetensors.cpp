@@ -10,242 +10,70 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/atomic_file.h"
+#include "io/json.h"
 
 namespace sx::safetensors {
 
 namespace {
 
+using Json = io::Json;
+
 constexpr uint64_t kMaxHeader = 100ull * 1000 * 1000;  // the reference implementation's limit
 constexpr int kMaxDepth = 16;
 constexpr size_t kMaxDims = 64;
 
-// ---- a small JSON parser ---------------------------------------------------------------------
-// Enough JSON for safetensors headers: objects (order kept), arrays, strings (with escapes),
-// numbers (integers are kept exactly), true/false/null. Depth-limited; every error names the
-// byte offset.
-struct Json {
-  enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
-  bool b = false;
-  bool is_int = false;
-  int64_t i = 0;  // valid when is_int
-  double d = 0;
-  std::string s;
-  std::vector<Json> arr;
-  std::vector<std::pair<std::string, Json>> obj;
-};
-
-class Parser {
- public:
-  Parser(const char* p, size_t n, const std::string& src) : p_(p), n_(n), src_(src) {}
-
-  Json parse_document() {
-    Json v = value(0);
-    ws();
-    if (pos_ != n_) fail("trailing characters after the JSON value");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) {
-    SX_THROW(IOError, "safetensors: ", src_, ": malformed header JSON at byte ", pos_, ": ", what);
-  }
-  void ws() {
-    while (pos_ < n_ && (p_[pos_] == ' ' || p_[pos_] == '\t' || p_[pos_] == '\n' || p_[pos_] == '\r')) ++pos_;
-  }
-  char peek() {
-    if (pos_ >= n_) fail("unexpected end");
-    return p_[pos_];
-  }
-  void expect(char c) {
-    if (peek() != c) fail(std::string("expected '") + c + "'");
-    ++pos_;
-  }
-  bool literal(const char* lit) {
-    size_t l = std::strlen(lit);
-    if (n_ - pos_ >= l && std::memcmp(p_ + pos_, lit, l) == 0) {
-      pos_ += l;
-      return true;
-    }
-    return false;
-  }
-  Json value(int depth) {
-    if (depth > kMaxDepth) fail("nesting too deep");
-    ws();
-    char c = peek();
-    Json v;
-    if (c == '{') {
-      v.kind = Json::Object;
-      ++pos_;
-      ws();
-      if (peek() == '}') {
-        ++pos_;
-        return v;
-      }
-      while (true) {
-        ws();
-        if (peek() != '"') fail("expected a string key");
-        std::string k = string_();
-        ws();
-        expect(':');
-        v.obj.emplace_back(std::move(k), value(depth + 1));
-        ws();
-        if (peek() == ',') {
-          ++pos_;
-          continue;
+// ---- header JSON -------------------------------------------------------------------------------
+// Parsed by nlohmann-json with a callback that enforces what the DOM would let pass silently:
+// a depth limit (kMaxDepth levels of arrays/objects, as before) and no repeated key in any
+// object (nlohmann keeps the last of two equal keys). Every failure is an IOError naming the file.
+Json parse_header(const char* p, size_t n, const std::string& src) {
+  std::vector<std::set<std::string>> keys;  // the keys seen so far in each open object
+  auto check = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+      case Json::parse_event_t::value:
+        if (depth > kMaxDepth)
+          SX_THROW(IOError, "safetensors: ", src, ": malformed header JSON: nesting too deep (more than ", kMaxDepth,
+                   " levels)");
+        if (event == Json::parse_event_t::object_start) keys.emplace_back();
+        break;
+      case Json::parse_event_t::key: {
+        const auto& k = parsed.get_ref<const std::string&>();
+        if (!keys.back().insert(k).second) {
+          if (keys.size() == 1) SX_THROW(IOError, "safetensors: ", src, ": duplicate entry '", k, "'");
+          SX_THROW(IOError, "safetensors: ", src, ": malformed header JSON: duplicate key '", k, "'");
         }
-        expect('}');
-        return v;
+        break;
       }
+      case Json::parse_event_t::object_end: keys.pop_back(); break;
+      case Json::parse_event_t::array_end: break;
     }
-    if (c == '[') {
-      v.kind = Json::Array;
-      ++pos_;
-      ws();
-      if (peek() == ']') {
-        ++pos_;
-        return v;
-      }
-      while (true) {
-        v.arr.push_back(value(depth + 1));
-        ws();
-        if (peek() == ',') {
-          ++pos_;
-          continue;
-        }
-        expect(']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.kind = Json::String;
-      v.s = string_();
-      return v;
-    }
-    if (literal("true")) {
-      v.kind = Json::Bool;
-      v.b = true;
-      return v;
-    }
-    if (literal("false")) {
-      v.kind = Json::Bool;
-      return v;
-    }
-    if (literal("null")) return v;
-    if (c == '-' || (c >= '0' && c <= '9')) return number();
-    fail(std::string("unexpected character '") + c + "'");
+    return true;
+  };
+  try {
+    return Json::parse(p, p + n, check);
+  } catch (const Json::parse_error& e) {
+    // nlohmann says "...; expected end of input" when a complete value is followed by more text.
+    const bool trailing = std::string(e.what()).find("; expected end of input") != std::string::npos;
+    SX_THROW(IOError, "safetensors: ", src, ": malformed header JSON at byte ", e.byte, ": ",
+             trailing ? "trailing characters after the JSON value" : e.what());
   }
-  Json number() {
-    size_t start = pos_;
-    if (p_[pos_] == '-') ++pos_;
-    bool digits = false, frac = false;
-    while (pos_ < n_ && ((p_[pos_] >= '0' && p_[pos_] <= '9') || p_[pos_] == '.' || p_[pos_] == 'e' ||
-                         p_[pos_] == 'E' || p_[pos_] == '+' || p_[pos_] == '-')) {
-      if (p_[pos_] >= '0' && p_[pos_] <= '9') digits = true;
-      else frac = true;
-      ++pos_;
-    }
-    if (!digits) fail("bad number");
-    std::string t(p_ + start, pos_ - start);
-    Json v;
-    v.kind = Json::Number;
-    if (!frac) {
-      // Exact integer parse with overflow check.
-      bool neg = t[0] == '-';
-      uint64_t acc = 0;
-      for (size_t k = neg ? 1 : 0; k < t.size(); ++k) {
-        uint64_t dgt = static_cast<uint64_t>(t[k] - '0');
-        if (acc > (UINT64_MAX - dgt) / 10) fail("integer out of range");
-        acc = acc * 10 + dgt;
-      }
-      if (acc > static_cast<uint64_t>(INT64_MAX)) fail("integer out of range");
-      v.is_int = true;
-      v.i = neg ? -static_cast<int64_t>(acc) : static_cast<int64_t>(acc);
-      v.d = static_cast<double>(v.i);
-    } else {
-      char* end = nullptr;
-      v.d = std::strtod(t.c_str(), &end);
-      if (end != t.c_str() + t.size()) fail("bad number");
-    }
-    return v;
-  }
-  static void put_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  uint32_t hex4() {
-    if (n_ - pos_ < 4) fail("short \\u escape");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      char h = p_[pos_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<uint32_t>(h - 'A' + 10);
-      else fail("bad \\u escape");
-    }
-    return v;
-  }
-  std::string string_() {
-    expect('"');
-    std::string out;
-    while (true) {
-      if (pos_ >= n_) fail("unterminated string");
-      char c = p_[pos_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (pos_ >= n_) fail("unterminated escape");
-      char e = p_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {
-            if (!(n_ - pos_ >= 2 && p_[pos_] == '\\' && p_[pos_ + 1] == 'u')) fail("lone surrogate");
-            pos_ += 2;
-            uint32_t lo = hex4();
-            if (lo < 0xDC00 || lo >= 0xE000) fail("bad surrogate pair");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          } else if (cp >= 0xDC00 && cp < 0xE000) {
-            fail("lone surrogate");
-          }
-          put_utf8(out, cp);
-          break;
-        }
-        default: fail(std::string("bad escape '\\") + e + "'");
-      }
-    }
-  }
+}
 
-  const char* p_;
-  size_t n_;
-  const std::string& src_;
-  size_t pos_ = 0;
-};
+// A JSON integer in 0 .. 2^63-1 (larger ones were refused before, as out of range).
+bool non_negative_int(const Json& v, uint64_t& out) {
+  if (v.is_number_unsigned()) {
+    out = v.get<uint64_t>();
+    return out <= static_cast<uint64_t>(INT64_MAX);
+  }
+  if (!v.is_number_integer() || v.get<int64_t>() < 0) return false;
+  out = static_cast<uint64_t>(v.get<int64_t>());
+  return true;
+}
 
 // ---- dtypes ------------------------------------------------------------------------------------
 bool dtype_from_string(const std::string& s, DType& t) {
@@ -273,28 +101,6 @@ float bf16_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 struct Entry {
@@ -333,21 +139,18 @@ Contents parse(const void* data, size_t size, const std::string& source, bool up
   const uint64_t data_start = 8 + hlen;
   const uint64_t data_size = size - data_start;
 
-  Parser parser(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(hlen), source);
-  Json root = parser.parse_document();
-  if (root.kind != Json::Object) SX_THROW(IOError, "safetensors: ", source, ": header is not a JSON object");
+  const Json root = parse_header(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(hlen), source);
+  if (!root.is_object()) SX_THROW(IOError, "safetensors: ", source, ": header is not a JSON object");
 
   Contents out;
   std::vector<Entry> entries;
-  std::set<std::string> seen;
-  for (auto& [name, v] : root.obj) {
-    if (!seen.insert(name).second) SX_THROW(IOError, "safetensors: ", source, ": duplicate entry '", name, "'");
+  for (const auto& [name, v] : root.items()) {  // duplicate names were refused by parse_header
     if (name == "__metadata__") {
-      if (v.kind != Json::Object) SX_THROW(IOError, "safetensors: ", source, ": __metadata__ is not an object");
-      for (auto& [k, mv] : v.obj) {
-        if (mv.kind != Json::String)
+      if (!v.is_object()) SX_THROW(IOError, "safetensors: ", source, ": __metadata__ is not an object");
+      for (const auto& [k, mv] : v.items()) {
+        if (!mv.is_string())
           SX_THROW(IOError, "safetensors: ", source, ": __metadata__ value of '", k, "' is not a string");
-        out.metadata[k] = mv.s;
+        out.metadata[k] = mv.get<std::string>();
       }
       continue;
     }
@@ -355,41 +158,41 @@ Contents parse(const void* data, size_t size, const std::string& source, bool up
       SX_THROW(IOError, "safetensors: ", source, ": tensor '", name, "': ", why);
     };
     if (name.empty()) bad("empty tensor name");
-    if (v.kind != Json::Object) bad("entry is not an object");
+    if (!v.is_object()) bad("entry is not an object");
     const Json *dt = nullptr, *sh = nullptr, *off = nullptr;
-    for (auto& [k, f] : v.obj) {
+    for (const auto& [k, f] : v.items()) {
       if (k == "dtype") dt = &f;
       else if (k == "shape") sh = &f;
       else if (k == "data_offsets") off = &f;
       else bad("unknown field '" + k + "'");
     }
     if (!dt || !sh || !off) bad("needs dtype, shape and data_offsets");
-    if (dt->kind != Json::String) bad("dtype is not a string");
+    if (!dt->is_string()) bad("dtype is not a string");
+    const std::string& dts = dt->get_ref<const std::string&>();
     Entry e;
     e.name = name;
-    if (!dtype_from_string(dt->s, e.dtype))
-      bad("unsupported dtype '" + dt->s + "' (supported: F32, F64, I64, I32, U8, BOOL, F16, BF16)");
-    if (sh->kind != Json::Array) bad("shape is not an array");
-    if (sh->arr.size() > kMaxDims) bad("too many dimensions");
+    if (!dtype_from_string(dts, e.dtype))
+      bad("unsupported dtype '" + dts + "' (supported: F32, F64, I64, I32, U8, BOOL, F16, BF16)");
+    if (!sh->is_array()) bad("shape is not an array");
+    if (sh->size() > kMaxDims) bad("too many dimensions");
     uint64_t numel = 1;
-    for (const auto& d : sh->arr) {
-      if (d.kind != Json::Number || !d.is_int || d.i < 0) bad("shape entries must be non-negative integers");
-      e.shape.push_back(d.i);
+    for (const auto& d : *sh) {
+      uint64_t di;
+      if (!non_negative_int(d, di)) bad("shape entries must be non-negative integers");
+      e.shape.push_back(static_cast<int64_t>(di));
       uint64_t r;
-      if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d.i), &r)) bad("shape overflows");
+      if (__builtin_mul_overflow(numel, di, &r)) bad("shape overflows");
       numel = r;
     }
-    if (off->kind != Json::Array || off->arr.size() != 2) bad("data_offsets must be [begin, end]");
-    for (const auto& o : off->arr)
-      if (o.kind != Json::Number || !o.is_int || o.i < 0) bad("data_offsets must be non-negative integers");
-    e.begin = static_cast<uint64_t>(off->arr[0].i);
-    e.end = static_cast<uint64_t>(off->arr[1].i);
+    if (!off->is_array() || off->size() != 2) bad("data_offsets must be [begin, end]");
+    if (!non_negative_int((*off)[0], e.begin) || !non_negative_int((*off)[1], e.end))
+      bad("data_offsets must be non-negative integers");
     if (e.begin > e.end) bad("data_offsets begin > end");
     uint64_t nbytes;
     if (__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype_size(e.dtype)), &nbytes)) bad("byte size overflows");
     if (nbytes != e.end - e.begin) {
       std::ostringstream os;
-      os << "dtype " << dt->s << " x shape " << shape_str(e.shape) << " = " << nbytes << " bytes, but data_offsets ["
+      os << "dtype " << dts << " x shape " << shape_str(e.shape) << " = " << nbytes << " bytes, but data_offsets ["
          << e.begin << ", " << e.end << "] hold " << (e.end - e.begin);
       bad(os.str());
     }
@@ -468,18 +271,11 @@ std::string serialize(const TensorList& tensors, const Metadata& metadata) {
   std::set<std::string> names;
   std::vector<Tensor> cpu;
   cpu.reserve(tensors.size());
-  std::ostringstream hdr;
-  hdr << "{";
-  bool first = true;
+  // Keys in writing order: __metadata__, then the tensors as given, each {dtype, shape, data_offsets}.
+  Json hdr = Json::object();
   if (!metadata.empty()) {
-    hdr << "\"__metadata__\":{";
-    bool f2 = true;
-    for (const auto& [k, v] : metadata) {
-      hdr << (f2 ? "" : ",") << json_escape(k) << ":" << json_escape(v);
-      f2 = false;
-    }
-    hdr << "}";
-    first = false;
+    Json& md = hdr["__metadata__"] = Json::object();
+    for (const auto& [k, v] : metadata) md[k] = v;
   }
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
@@ -488,16 +284,14 @@ std::string serialize(const TensorList& tensors, const Metadata& metadata) {
     SX_CHECK(t.defined(), "safetensors: tensor '", name, "' is undefined");
     Tensor c = t.detach().contiguous().cpu();
     const uint64_t nbytes = static_cast<uint64_t>(c.numel()) * c.element_size();
-    hdr << (first ? "" : ",") << json_escape(name) << ":{\"dtype\":\"" << dtype_to_string(c.dtype())
-        << "\",\"shape\":[";
-    for (int64_t d = 0; d < c.dim(); ++d) hdr << (d ? "," : "") << c.size(d);
-    hdr << "],\"data_offsets\":[" << offset << "," << offset + nbytes << "]}";
-    first = false;
+    Json shape = Json::array();
+    for (int64_t d = 0; d < c.dim(); ++d) shape.push_back(c.size(d));
+    hdr[name] = Json{{"dtype", dtype_to_string(c.dtype())}, {"shape", std::move(shape)},
+                     {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     cpu.push_back(c);
   }
-  hdr << "}";
-  std::string h = hdr.str();
+  std::string h = io::json_text(hdr, -1);  // compact; ValueError for a name that is not UTF-8
   while (h.size() % 8 != 0) h += ' ';
   std::string out;
   out.reserve(8 + h.size() + offset);

@@ -8,10 +8,10 @@
 // Reading validates everything before allocating or copying (an untrusted file must not crash
 // us or make us allocate absurd memory):
 //   - the file holds at least 8 bytes; 0 < L <= 100 MB and 8 + L <= file size;
-//   - the header is well-formed JSON (own small parser, depth-limited), a top-level object whose
-//     entries are objects with exactly a dtype string, a shape array of non-negative integers
-//     and data_offsets [begin, end] with begin <= end; __metadata__ maps strings to strings;
-//     duplicate names are refused;
+//   - the header is well-formed JSON (nlohmann-json, depth-limited, a key repeated in any object
+//     refused), a top-level object whose entries are objects with exactly a dtype string, a shape
+//     array of non-negative integers and data_offsets [begin, end] with begin <= end;
+//     __metadata__ maps strings to strings; duplicate names are refused;
 //   - dtype in F32, F64, I64, I32, U8, BOOL, F16, BF16 (anything else is refused, naming it);
 //   - numel(shape) * dtype size == end - begin, computed with overflow checks;
 //   - the byte ranges, sorted by begin, tile the data section exactly: the first begins at 0, each

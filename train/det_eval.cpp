@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "tensor/errors.h"
 #include "train/plot.h"
 
@@ -203,49 +205,26 @@ DetEvalResult evaluate_detections(const std::vector<ImageEval>& images, const De
   return r;
 }
 
-namespace {
-std::string json_string(const std::string& s) {
-  std::string o = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      o += '\\';
-      o += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      o += buf;
-    } else {
-      o += ch;
-    }
+io::Json det_eval_json(const DetEvalResult& r) {
+  io::Json o = io::Json::object();
+  o["protocol"] = "COCO bbox, 101-point interpolation, area all, maxDets per image and class; normal images kept";
+  o["iou_thresholds"] = r.iou_thresholds;
+  io::Json& map = o["map"] = io::Json::object();
+  for (size_t t = 0; t < r.map.size(); ++t) map[thr_key(r.iou_thresholds[t])] = r.map[t];
+  o["map50"] = r.map50;
+  o["map_voc50"] = r.map_voc50;
+  io::Json& classes = o["classes"] = io::Json::array();
+  for (const ClassEval& ce : r.classes) {
+    io::Json ap = io::Json::object();
+    for (size_t t = 0; t < ce.ap.size(); ++t) ap[thr_key(r.iou_thresholds[t])] = ce.ap[t];
+    classes.push_back({{"name", ce.name}, {"num_gt", ce.num_gt}, {"num_dets", ce.num_dets}, {"ap", std::move(ap)},
+                       {"ap50", ce.ap.empty() ? kNaN : ce.ap[r.threshold_index_50]}, {"ap_voc50", ce.ap_voc}});
   }
-  return o + "\"";
-}
-}  // namespace
-
-std::string det_eval_json(const DetEvalResult& r) {
-  using metrics::json_number;
-  std::ostringstream o;
-  o << "{\"protocol\": \"COCO bbox, 101-point interpolation, area all, maxDets per image and class; "
-       "normal images kept\", ";
-  o << "\"iou_thresholds\": [";
-  for (size_t t = 0; t < r.iou_thresholds.size(); ++t) o << (t ? ", " : "") << json_number(r.iou_thresholds[t]);
-  o << "], \"map\": {";
-  for (size_t t = 0; t < r.map.size(); ++t)
-    o << (t ? ", " : "") << json_string(thr_key(r.iou_thresholds[t])) << ": " << json_number(r.map[t]);
-  o << "}, \"map50\": " << json_number(r.map50) << ", \"map_voc50\": " << json_number(r.map_voc50);
-  o << ", \"classes\": [";
-  for (size_t c = 0; c < r.classes.size(); ++c) {
-    const ClassEval& ce = r.classes[c];
-    o << (c ? ", " : "") << "{\"name\": " << json_string(ce.name) << ", \"num_gt\": " << ce.num_gt
-      << ", \"num_dets\": " << ce.num_dets << ", \"ap\": {";
-    for (size_t t = 0; t < ce.ap.size(); ++t)
-      o << (t ? ", " : "") << json_string(thr_key(r.iou_thresholds[t])) << ": " << json_number(ce.ap[t]);
-    o << "}, \"ap50\": " << json_number(ce.ap.empty() ? kNaN : ce.ap[r.threshold_index_50])
-      << ", \"ap_voc50\": " << json_number(ce.ap_voc) << "}";
-  }
-  o << "], \"num_images\": " << r.num_images << ", \"num_normal_images\": " << r.num_normal_images
-    << ", \"num_gt\": " << r.num_gt << ", \"num_dets\": " << r.num_dets << "}";
-  return o.str();
+  o["num_images"] = r.num_images;
+  o["num_normal_images"] = r.num_normal_images;
+  o["num_gt"] = r.num_gt;
+  o["num_dets"] = r.num_dets;
+  return o;
 }
 
 std::string det_eval_table(const DetEvalResult& r) {

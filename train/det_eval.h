@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "io/json.h"
 #include "train/metrics.h"
 #include "train/plot.h"
 
@@ -91,11 +92,11 @@ DetEvalResult evaluate_detections(const std::vector<ImageEval>& images, const De
 // IoU of two boxes as used by the evaluation (continuous, 0 when the union is not positive).
 double eval_iou(const EvalBox& a, const EvalBox& b);
 
-// The result as a JSON object (no trailing newline):
+// The result as a JSON object:
 // {"protocol": ..., "iou_thresholds": [...], "map": {"0.2": ..}, "map50": .., "map_voc50": ..,
 //  "classes": [{"name": .., "num_gt": .., "num_dets": .., "ap": {"0.2": ..}, "ap50": .., "ap_voc50": ..}],
 //  "num_images": .., "num_normal_images": .., "num_gt": .., "num_dets": ..}
-std::string det_eval_json(const DetEvalResult& r);
+io::Json det_eval_json(const DetEvalResult& r);
 
 // A plain-text table: one row per class (AP at each threshold and VOC AP@0.5), then the means.
 std::string det_eval_table(const DetEvalResult& r);

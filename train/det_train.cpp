@@ -5,14 +5,16 @@
 #include <cstdio>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/atomic_file.h"
+#include "io/json.h"
 #include "io/progress.h"
 #include "models/faster_rcnn.h"
 #include "models/retinanet.h"
 #include "tensor/autograd.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
-#include "train/json_writer.h"
 #include "train/optim.h"
 #include "train/precise_bn.h"
 #include "train/run_files.h"
@@ -367,31 +369,26 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
     log.line(line);
     if (cfg_.progress) std::fprintf(stderr, "%s\n", line.c_str());
 
-    // metrics.json (assembled as text so that the evaluation's own JSON can be embedded).
-    std::ostringstream js;
-    js << "{\n  \"model\": \"" << model_.model_name() << "\",\n  \"epoch\": " << st.epoch << ",\n  \"step\": "
-       << st.step << ",\n  \"best\": {\"val_map50\": "
-       << metrics::json_number(st.best_metric > -1e299 ? st.best_metric : NAN) << ", \"step\": " << st.best_step
-       << "},\n";
-    if (validate) js << "  \"val\": " << eval::det_eval_json(vr) << ",\n";
-    js << "  \"config\": {";
-    bool first = true;
-    for (const auto& [k, v] : config) {
-      js << (first ? "" : ", ") << "\"" << JsonWriter::escape(k) << "\": \"" << JsonWriter::escape(v) << "\"";
-      first = false;
+    // metrics.json
+    io::Json js = io::Json::object();
+    js["model"] = model_.model_name();
+    js["epoch"] = st.epoch;
+    js["step"] = st.step;
+    js["best"] = {{"val_map50", st.best_metric > -1e299 ? st.best_metric : NAN}, {"step", st.best_step}};
+    if (validate) js["val"] = eval::det_eval_json(vr);
+    io::Json& cj = js["config"] = io::Json::object();
+    for (const auto& [k, v] : config) cj[k] = v;
+    io::Json& hj = js["history"] = io::Json::array();
+    for (const auto& r : history) {
+      io::Json h = {{"epoch", r.epoch}, {"step", r.step}, {"train_loss", r.train_loss}};
+      for (const auto& [k, v] : r.loss_parts) h[k] = v;
+      h["lr"] = r.lr;
+      h["seconds"] = r.seconds;
+      h["val_map50"] = r.val_map50 >= 0 ? r.val_map50 : NAN;
+      h["val_map_voc50"] = r.val_map_voc50 >= 0 ? r.val_map_voc50 : NAN;
+      hj.push_back(std::move(h));
     }
-    js << "},\n  \"history\": [";
-    for (size_t i = 0; i < history.size(); ++i) {
-      const auto& r = history[i];
-      js << (i ? ",\n    " : "\n    ") << "{\"epoch\": " << r.epoch << ", \"step\": " << r.step
-         << ", \"train_loss\": " << metrics::json_number(r.train_loss);
-      for (const auto& [k, v] : r.loss_parts) js << ", \"" << k << "\": " << metrics::json_number(v);
-      js << ", \"lr\": " << metrics::json_number(r.lr) << ", \"seconds\": " << metrics::json_number(r.seconds)
-         << ", \"val_map50\": " << metrics::json_number(r.val_map50 >= 0 ? r.val_map50 : NAN)
-         << ", \"val_map_voc50\": " << metrics::json_number(r.val_map_voc50 >= 0 ? r.val_map_voc50 : NAN) << "}";
-    }
-    js << "\n  ]\n}\n";
-    io::write_file_atomic(out + "/metrics.json", js.str());
+    io::write_json_atomic(out + "/metrics.json", js);
     io::write_file_atomic(out + "/history.csv", history_csv(history));
     run_files::write_loss_plot(out + "/loss.png", "Detector training", "mAP@0.5", history, &DetEpochRecord::val_map50,
                                2);

@@ -18,6 +18,9 @@
 #include <limits>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
+#include "io/json.h"
 #include "tensor/errors.h"
 #include "tensor/random_math.h"
 
@@ -410,14 +413,6 @@ std::string format_probability(double p) {
   return buf;
 }
 
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[40];
-  for (int prec = 15; prec <= 17; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
+std::string json_number(double v) { return io::Json(v).dump(); }
 
 }  // namespace sx::metrics

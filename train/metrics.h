@@ -136,7 +136,8 @@ double fit_temperature(const std::vector<double>& logits, const std::vector<int>
 std::string format_probability(double p);
 
 // ---- JSON helper ----------------------------------------------------------------------------
-// A JSON number: finite values with 17 significant digits trimmed ("0.5", "0.1234"), NaN/Inf as null.
+// A JSON number as nlohmann-json writes it: the shortest text that reads back to the same double
+// ("0.5", "0.1", "1.0"), NaN/Inf as null. Also used for the numbers of the detector's history.csv.
 std::string json_number(double v);
 
 }  // namespace sx::metrics

@@ -10,8 +10,11 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/annotations.h"
 #include "io/atomic_file.h"
+#include "io/json.h"
 #include "io/dicom.h"
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
@@ -157,17 +160,19 @@ RuleEffect rule_effect(const std::vector<PipelineImage>& images, const eval::Dec
   return e;
 }
 
-std::string rule_effect_json(const RuleEffect& e, const eval::DecisionRule& rule) {
-  std::ostringstream o;
-  o << "{\"c\": " << metrics::json_number(rule.classifier_threshold)
-    << ", \"box_threshold\": " << metrics::json_number(rule.box_threshold) << ", \"normal_images\": " << e.normal_images
-    << ", \"abnormal_images\": " << e.abnormal_images << ", \"normal_flagged\": " << e.normal_flagged
-    << ", \"abnormal_flagged\": " << e.abnormal_flagged << ", \"boxes_normal\": " << e.boxes_normal
-    << ", \"boxes_normal_with_rule\": " << e.boxes_normal_kept << ", \"boxes_abnormal\": " << e.boxes_abnormal
-    << ", \"boxes_abnormal_with_rule\": " << e.boxes_abnormal_kept
-    << ", \"fp_per_normal_image\": " << metrics::json_number(e.fp_per_normal())
-    << ", \"fp_per_normal_image_with_rule\": " << metrics::json_number(e.fp_per_normal_kept()) << "}";
-  return o.str();
+io::Json rule_effect_json(const RuleEffect& e, const eval::DecisionRule& rule) {
+  return {{"c", rule.classifier_threshold},
+          {"box_threshold", rule.box_threshold},
+          {"normal_images", e.normal_images},
+          {"abnormal_images", e.abnormal_images},
+          {"normal_flagged", e.normal_flagged},
+          {"abnormal_flagged", e.abnormal_flagged},
+          {"boxes_normal", e.boxes_normal},
+          {"boxes_normal_with_rule", e.boxes_normal_kept},
+          {"boxes_abnormal", e.boxes_abnormal},
+          {"boxes_abnormal_with_rule", e.boxes_abnormal_kept},
+          {"fp_per_normal_image", e.fp_per_normal()},
+          {"fp_per_normal_image_with_rule", e.fp_per_normal_kept()}};
 }
 
 std::vector<eval::ImageEval> pipeline_evals(const std::vector<PipelineImage>& images, bool with_rule) {
@@ -287,200 +292,54 @@ std::vector<PredictionRow> parse_predictions_csv(const std::string& text, const 
 }
 
 // ---- JSON ----------------------------------------------------------------------------------------
-namespace {
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      o += '\\';
-      o += static_cast<char>(ch);
-    } else if (ch < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      o += buf;
-    } else {
-      o += static_cast<char>(ch);
-    }
-  }
-  return o + "\"";
-}
-
-// A small JSON reader for the results file: values are null, bool, number, string, array, object.
-struct JValue {
-  enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
-  double number = 0;
-  std::string str;
-  std::vector<JValue> items;
-  std::vector<std::pair<std::string, JValue>> fields;
-  const JValue* get(const std::string& k) const {
-    for (const auto& f : fields)
-      if (f.first == k) return &f.second;
-    return nullptr;
-  }
-};
-
-class JParser {
- public:
-  JParser(const std::string& t, const std::string& name) : t_(t), name_(name) {}
-  JValue parse() {
-    JValue v = value(0);
-    ws();
-    if (p_ != t_.size()) fail("trailing characters");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& why) { SX_THROW(IOError, name_, ": ", why, " at byte ", p_); }
-  void ws() {
-    while (p_ < t_.size() && (t_[p_] == ' ' || t_[p_] == '\n' || t_[p_] == '\t' || t_[p_] == '\r')) ++p_;
-  }
-  bool eat(char c) {
-    ws();
-    if (p_ < t_.size() && t_[p_] == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
-  JValue value(int depth) {
-    if (depth > 64) fail("nesting too deep");
-    ws();
-    if (p_ >= t_.size()) fail("unexpected end");
-    JValue v;
-    char c = t_[p_];
-    if (c == '{') {
-      ++p_;
-      v.kind = JValue::Object;
-      if (eat('}')) return v;
-      do {
-        ws();
-        if (p_ >= t_.size() || t_[p_] != '"') fail("expected a key");
-        std::string k = string();
-        if (!eat(':')) fail("expected ':'");
-        v.fields.push_back({k, value(depth + 1)});
-      } while (eat(','));
-      if (!eat('}')) fail("expected '}'");
-    } else if (c == '[') {
-      ++p_;
-      v.kind = JValue::Array;
-      if (eat(']')) return v;
-      do v.items.push_back(value(depth + 1));
-      while (eat(','));
-      if (!eat(']')) fail("expected ']'");
-    } else if (c == '"') {
-      v.kind = JValue::String;
-      v.str = string();
-    } else if (t_.compare(p_, 4, "null") == 0) {
-      p_ += 4;
-    } else if (t_.compare(p_, 4, "true") == 0) {
-      p_ += 4;
-      v.kind = JValue::Bool;
-      v.number = 1;
-    } else if (t_.compare(p_, 5, "false") == 0) {
-      p_ += 5;
-      v.kind = JValue::Bool;
-    } else {
-      const char* s = t_.c_str() + p_;
-      char* end = nullptr;
-      v.number = std::strtod(s, &end);
-      if (end == s) fail("unexpected character");
-      p_ += static_cast<size_t>(end - s);
-      v.kind = JValue::Number;
-    }
-    return v;
-  }
-  std::string string() {
-    ++p_;  // opening quote
-    std::string o;
-    while (p_ < t_.size() && t_[p_] != '"') {
-      char c = t_[p_++];
-      if (c != '\\') {
-        o += c;
-        continue;
-      }
-      if (p_ >= t_.size()) fail("bad escape");
-      char e = t_[p_++];
-      switch (e) {
-        case 'n': o += '\n'; break;
-        case 't': o += '\t'; break;
-        case 'r': o += '\r'; break;
-        case 'b': o += '\b'; break;
-        case 'f': o += '\f'; break;
-        case 'u': {
-          if (p_ + 4 > t_.size()) fail("bad \\u escape");
-          unsigned cp = static_cast<unsigned>(std::stoul(t_.substr(p_, 4), nullptr, 16));
-          p_ += 4;
-          if (cp < 0x80) {
-            o += static_cast<char>(cp);
-          } else if (cp < 0x800) {
-            o += static_cast<char>(0xC0 | (cp >> 6));
-            o += static_cast<char>(0x80 | (cp & 0x3F));
-          } else {
-            o += static_cast<char>(0xE0 | (cp >> 12));
-            o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            o += static_cast<char>(0x80 | (cp & 0x3F));
-          }
-          break;
-        }
-        default: o += e;
-      }
-    }
-    if (p_ >= t_.size()) fail("unterminated string");
-    ++p_;
-    return o;
-  }
-  const std::string& t_;
-  std::string name_;
-  size_t p_ = 0;
-};
-}  // namespace
-
 std::string coco_results_json(const std::vector<PipelineImage>& images, const std::vector<std::string>& class_names) {
-  std::ostringstream o;
-  o << "[";
-  bool first = true;
+  io::Json o = io::Json::array();
   for (const auto& im : images)
     for (const auto& b : im.kept) {
       SX_CHECK(b.label >= 0 && b.label < static_cast<int>(class_names.size()), "coco_results_json: label ", b.label,
                " outside the ", class_names.size(), " class names");
-      o << (first ? "\n  " : ",\n  ") << "{\"image_id\": " << json_str(im.image_id)
-        << ", \"category_id\": " << b.label + 1 << ", \"category_name\": " << json_str(class_names[b.label])
-        << ", \"bbox\": [" << metrics::json_number(b.x1) << ", " << metrics::json_number(b.y1) << ", "
-        << metrics::json_number(b.x2 - b.x1) << ", " << metrics::json_number(b.y2 - b.y1)
-        << "], \"score\": " << metrics::json_number(b.score) << "}";
-      first = false;
+      o.push_back({{"image_id", im.image_id},
+                   {"category_id", b.label + 1},
+                   {"category_name", class_names[b.label]},
+                   {"bbox", {b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1}},
+                   {"score", b.score}});
     }
-  o << (first ? "]\n" : "\n]\n");
-  return o.str();
+  return io::json_text(o);
 }
 
 std::vector<CocoResult> parse_coco_results_json(const std::string& text, const std::string& name) {
-  JValue root = JParser(text, name).parse();
-  if (root.kind != JValue::Array) SX_THROW(IOError, name, ": expected a JSON array of results");
+  const io::Json root = io::parse_json(text, name);
+  if (!root.is_array()) SX_THROW(IOError, name, ": expected a JSON array of results");
   std::vector<CocoResult> out;
-  for (size_t i = 0; i < root.items.size(); ++i) {
-    const JValue& v = root.items[i];
-    auto field = [&](const char* k, JValue::Kind kind) -> const JValue& {
-      const JValue* f = v.kind == JValue::Object ? v.get(k) : nullptr;
-      if (!f || f->kind != kind) SX_THROW(IOError, name, ": result ", i, " lacks a valid '", k, "'");
-      return *f;
+  for (size_t i = 0; i < root.size(); ++i) {
+    const io::Json& v = root[i];
+    auto get = [&](const char* k) -> const io::Json* {
+      if (!v.is_object()) return nullptr;
+      auto it = v.find(k);
+      return it == v.end() ? nullptr : &*it;
+    };
+    auto number = [&](const char* k) {
+      const io::Json* f = get(k);
+      if (!f || !f->is_number()) SX_THROW(IOError, name, ": result ", i, " lacks a valid '", k, "'");
+      return f->get<double>();
     };
     CocoResult r;
-    const JValue& id = v.kind == JValue::Object && v.get("image_id") ? *v.get("image_id") : JValue{};
-    if (id.kind == JValue::String) r.image_id = id.str;
-    else if (id.kind == JValue::Number) r.image_id = std::to_string(static_cast<long long>(id.number));
+    const io::Json* id = get("image_id");
+    if (id && id->is_string()) r.image_id = id->get<std::string>();
+    else if (id && id->is_number()) r.image_id = std::to_string(static_cast<long long>(id->get<double>()));
     else SX_THROW(IOError, name, ": result ", i, " lacks a valid 'image_id'");
-    r.category_id = static_cast<int>(field("category_id", JValue::Number).number);
-    if (const JValue* cn = v.get("category_name"); cn && cn->kind == JValue::String) r.category_name = cn->str;
-    const JValue& bb = field("bbox", JValue::Array);
-    if (bb.items.size() != 4) SX_THROW(IOError, name, ": result ", i, " bbox needs 4 numbers");
-    for (const auto& e : bb.items)
-      if (e.kind != JValue::Number) SX_THROW(IOError, name, ": result ", i, " bbox needs 4 numbers");
-    r.x = bb.items[0].number;
-    r.y = bb.items[1].number;
-    r.w = bb.items[2].number;
-    r.h = bb.items[3].number;
-    r.score = field("score", JValue::Number).number;
+    r.category_id = static_cast<int>(number("category_id"));
+    if (const io::Json* cn = get("category_name"); cn && cn->is_string()) r.category_name = cn->get<std::string>();
+    const io::Json* bb = get("bbox");
+    if (!bb || !bb->is_array()) SX_THROW(IOError, name, ": result ", i, " lacks a valid 'bbox'");
+    if (bb->size() != 4) SX_THROW(IOError, name, ": result ", i, " bbox needs 4 numbers");
+    for (const auto& e : *bb)
+      if (!e.is_number()) SX_THROW(IOError, name, ": result ", i, " bbox needs 4 numbers");
+    r.x = (*bb)[0].get<double>();
+    r.y = (*bb)[1].get<double>();
+    r.w = (*bb)[2].get<double>();
+    r.h = (*bb)[3].get<double>();
+    r.score = number("score");
     out.push_back(std::move(r));
   }
   return out;

@@ -81,7 +81,7 @@ struct RuleEffect {
 };
 RuleEffect rule_effect(const std::vector<PipelineImage>& images, const eval::DecisionRule& rule);
 // {"c": .., "normal_images": .., ..., "fp_per_normal_image": .., "fp_per_normal_image_with_rule": ..}
-std::string rule_effect_json(const RuleEffect& e, const eval::DecisionRule& rule);
+io::Json rule_effect_json(const RuleEffect& e, const eval::DecisionRule& rule);
 
 // The evaluation's input, with the rule's boxes (kept) or every box (dets).
 std::vector<eval::ImageEval> pipeline_evals(const std::vector<PipelineImage>& images, bool with_rule);

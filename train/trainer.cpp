@@ -6,13 +6,15 @@
 #include <cstdio>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/atomic_file.h"
+#include "io/json.h"
 #include "io/progress.h"
 #include "layers/loss.h"
 #include "tensor/autograd.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
-#include "train/json_writer.h"
 #include "train/optim.h"
 #include "train/plot.h"
 #include "train/precise_bn.h"
@@ -112,18 +114,24 @@ double checkpoint_temperature(const std::string& ckpt_path) {
 
 namespace {
 
-void metrics_fields(JsonWriter& w, const ClsMetrics& m) {
+void metrics_fields(io::Json& w, const ClsMetrics& m) {
   const auto& t = m.at_threshold;
-  w.key("n").value(m.n).key("positives").value(m.positives).key("auroc").value(m.auroc);
-  w.key("auroc_ci95").begin_array().value(m.ci.lo).value(m.ci.hi).end_array();
-  w.key("bootstrap_samples").value(m.ci.samples);
-  w.key("threshold").value(m.threshold).key("threshold_source").value(m.threshold_source);
-  w.key("sensitivity").value(t.sensitivity).key("specificity").value(t.specificity);
-  w.key("precision").value(t.precision).key("f1").value(t.f1).key("accuracy").value(t.accuracy);
-  w.key("confusion").begin_object().key("tp").value(t.cm.tp).key("fp").value(t.cm.fp).key("tn").value(t.cm.tn)
-      .key("fn").value(t.cm.fn).end_object();
-  w.key("mean_loss").value(m.mean_loss);
-  w.key("ece").value(m.calibration.ece).key("ece_bins").value(static_cast<int64_t>(m.calibration.bins.size()));
+  w["n"] = m.n;
+  w["positives"] = m.positives;
+  w["auroc"] = m.auroc;
+  w["auroc_ci95"] = {m.ci.lo, m.ci.hi};
+  w["bootstrap_samples"] = m.ci.samples;
+  w["threshold"] = m.threshold;
+  w["threshold_source"] = m.threshold_source;
+  w["sensitivity"] = t.sensitivity;
+  w["specificity"] = t.specificity;
+  w["precision"] = t.precision;
+  w["f1"] = t.f1;
+  w["accuracy"] = t.accuracy;
+  w["confusion"] = {{"tp", t.cm.tp}, {"fp", t.cm.fp}, {"tn", t.cm.tn}, {"fn", t.cm.fn}};
+  w["mean_loss"] = m.mean_loss;
+  w["ece"] = m.calibration.ece;
+  w["ece_bins"] = static_cast<int64_t>(m.calibration.bins.size());
 }
 
 // history.csv: epoch,step,train_loss,val_loss,val_auroc,lr,seconds (numbers with 17 significant digits)
@@ -160,13 +168,15 @@ std::vector<EpochRecord> read_history_csv(const std::string& path, int64_t max_s
 
 }  // namespace
 
-void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra) {
-  JsonWriter w;
-  w.begin_object();
+io::Json cls_metrics_json(const ClsMetrics& m, const Metadata& extra) {
+  io::Json w = io::Json::object();
   metrics_fields(w, m);
-  for (const auto& [k, v] : extra) w.key(k).value(v);
-  w.end_object();
-  io::write_file_atomic(path, w.str());
+  for (const auto& [k, v] : extra) w[k] = v;
+  return w;
+}
+
+void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra) {
+  io::write_json_atomic(path, cls_metrics_json(m, extra));
 }
 
 void write_calibration_png(const std::string& path, const metrics::Calibration& c, const std::string& what) {
@@ -382,33 +392,30 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
     if (cfg_.progress) std::fprintf(stderr, "%s\n", line.c_str());
 
     // metrics.json: the latest validation, the best so far and the history
-    JsonWriter w;
-    w.begin_object();
-    w.key("epoch").value(st.epoch).key("step").value(st.step);
-    w.key("best").begin_object().key("val_auroc").value(st.best_metric > -1e299 ? st.best_metric : NAN)
-        .key("val_loss").value(std::isfinite(st.best_loss) ? st.best_loss : NAN).key("step").value(st.best_step)
-        .key("rule").value("highest val_auroc; ties: lowest val_loss").end_object();
+    io::Json w = io::Json::object();
+    w["epoch"] = st.epoch;
+    w["step"] = st.step;
+    w["best"] = {{"val_auroc", st.best_metric > -1e299 ? st.best_metric : NAN},
+                 {"val_loss", std::isfinite(st.best_loss) ? st.best_loss : NAN},
+                 {"step", st.best_step},
+                 {"rule", "highest val_auroc; ties: lowest val_loss"}};
     if (validate) {
-      w.key("val").begin_object();
-      metrics_fields(w, vm);
+      io::Json& v = w["val"] = io::Json::object();
+      metrics_fields(v, vm);
       if (cfg_.calibrate_temperature) {
         // metrics_fields above describe the calibrated probabilities; these, the model as trained
-        w.key("temperature").value(temperature).key("uncalibrated_mean_loss").value(vm_raw_loss)
-            .key("uncalibrated_ece").value(vm_raw_ece);
+        v["temperature"] = temperature;
+        v["uncalibrated_mean_loss"] = vm_raw_loss;
+        v["uncalibrated_ece"] = vm_raw_ece;
       }
-      w.end_object();
     }
-    w.key("config").begin_object();
-    for (const auto& [k, v] : cfg_.config) w.key(k).value(v);
-    w.end_object();
-    w.key("history").begin_array();
+    io::Json& cj = w["config"] = io::Json::object();
+    for (const auto& [k, v] : cfg_.config) cj[k] = v;
+    io::Json& hj = w["history"] = io::Json::array();
     for (const auto& r : history)
-      w.begin_object().key("epoch").value(r.epoch).key("step").value(r.step).key("train_loss").value(r.train_loss)
-          .key("val_loss").value(r.val_loss).key("val_auroc").value(r.val_auroc).key("lr").value(r.lr)
-          .key("seconds").value(r.seconds).end_object();
-    w.end_array();
-    w.end_object();
-    io::write_file_atomic(out + "/metrics.json", w.str());
+      hj.push_back({{"epoch", r.epoch}, {"step", r.step}, {"train_loss", r.train_loss}, {"val_loss", r.val_loss},
+                    {"val_auroc", r.val_auroc}, {"lr", r.lr}, {"seconds", r.seconds}});
+    io::write_json_atomic(out + "/metrics.json", w);
     io::write_file_atomic(out + "/history.csv", history_csv(history));
     run_files::write_loss_plot(out + "/loss.png", "Training", "AUROC", history, &EpochRecord::val_auroc, 1);
 

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "io/json.h"
 #include "layers/module.h"
 #include "tensor/device.h"
 #include "tensor/random.h"
@@ -132,7 +133,9 @@ struct ClsMetrics {
   metrics::Calibration calibration;  // 15 bins (metrics::calibration)
 };
 ClsMetrics compute_cls_metrics(const ClsPredictions& p, int64_t bootstrap, uint64_t seed, double threshold = -1);
-// Writes the metrics (and optional extra fields as strings) as JSON, atomically.
+// The metrics (and optional extra fields as strings) as a JSON object; write_cls_metrics_json
+// writes it atomically.
+io::Json cls_metrics_json(const ClsMetrics& m, const Metadata& extra = {});
 void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra = {});
 // The reliability diagram of a calibration (plot::render_reliability) with its ECE in the legend.
 void write_calibration_png(const std::string& path, const metrics::Calibration& c, const std::string& what);

@@ -157,6 +157,52 @@ TEST(Safetensors, MalformedFilesAreRefused) {
   expect_refused(image("{} trailing", ""), "trailing characters");
 }
 
+// A header exactly as the writer before nlohmann-json produced it (compact, __metadata__ first,
+// tensors in the given order, escapes \" \\ \n \t and \u00XX): it loads, and today's writer still
+// produces the same bytes for the same input (the on-disk format did not change).
+TEST(Safetensors, ReadsAndWritesTheHeaderOfTheEarlierWriter) {
+  std::string header =
+      R"({"__metadata__":{"format":"pt","note":"q \" b \\ n \n t \t c \u0001"},)"
+      R"("w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("s":{"dtype":"F64","shape":[],"data_offsets":[8,16]}})";
+  while (header.size() % 8 != 0) header += ' ';
+  std::string data(16, '\0');
+  const float w[2] = {1.5f, -2.0f};
+  const double sc = 7.25;
+  std::memcpy(&data[0], w, 8);
+  std::memcpy(&data[8], &sc, 8);
+  const std::string bytes = image(header, data);
+  auto c = safetensors::parse(bytes.data(), bytes.size(), "old.safetensors");
+  EXPECT_EQ(c.metadata.at("format"), "pt");
+  EXPECT_EQ(c.metadata.at("note"), "q \" b \\ n \n t \t c \x01");
+  ASSERT_EQ(c.tensors.size(), 2u);
+  EXPECT_EQ(find(c, "w").to_vector(), (std::vector<double>{1.5, -2.0}));
+  EXPECT_EQ(find(c, "s").shape(), Shape{});
+  EXPECT_EQ(find(c, "s").item(), 7.25);
+  safetensors::TensorList again = {{"w", find(c, "w")}, {"s", find(c, "s")}};
+  EXPECT_EQ(safetensors::serialize(again, c.metadata), bytes);
+}
+
+// What nlohmann-json alone would let pass: a repeated key anywhere, integers past int64, deep nesting.
+TEST(Safetensors, HeaderChecksOnTopOfTheJsonParser) {
+  const std::string eight(8, '\x01');
+  expect_refused(image(R"({"w":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}})", eight),
+                 "duplicate key 'dtype'");
+  expect_refused(image(R"({"__metadata__":{"k":"a","k":"b"}})", ""), "duplicate key 'k'");
+  expect_refused(image(R"({"__metadata__":{"k":"a"},"__metadata__":{"k":"a"}})", ""), "duplicate entry '__metadata__'");
+  expect_refused(image(R"({"w":{"dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,8]}})", eight),
+                 "non-negative", "w");
+  expect_refused(image(R"({"w":{"dtype":"U8","shape":[8],"data_offsets":[0,18446744073709551616]}})", eight),
+                 "non-negative", "w");
+  expect_refused(image("{\"w\":\"\xff\"}", ""), "malformed header JSON");
+  // containers 16 levels below the top-level object are allowed (as before), 17 are not
+  auto nested = [](int levels) {
+    return R"({"__metadata__":{"k":"v"},"x":)" + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  expect_refused(image(nested(17), ""), "nesting too deep");
+  expect_refused(image(nested(16), ""), "entry is not an object", "x");
+}
+
 TEST(Safetensors, MissingFileAndAtomicOverwrite) {
   EXPECT_THROW(safetensors::load(tmp_path("does_not_exist.safetensors")), IOError);
   const std::string path = tmp_path("atomic.safetensors");

@@ -15,7 +15,6 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "train/checkpoint.h"
-#include "train/json_writer.h"
 #include "train/optim.h"
 #include "train/scheduler.h"
 #include "train/signals.h"
@@ -228,28 +227,6 @@ TEST(Signals, FirstSignalSetsFlagSecondExitsAtOnce) {
         ::_exit(0);
       },
       ::testing::ExitedWithCode(130), "second signal");
-}
-
-TEST(JsonWriter, WritesNestedDocuments) {
-  JsonWriter w;
-  w.begin_object()
-      .key("auroc").value(0.5)
-      .key("ci").values({0.25, 0.75})
-      .key("name").value("a \"b\"\n")
-      .key("n").value(int64_t{3})
-      .key("nan").value(NAN)
-      .key("list").begin_array().begin_object().key("x").value(true).end_object().end_array()
-      .end_object();
-  std::string s = w.str();
-  EXPECT_NE(s.find("\"auroc\": 0.5"), std::string::npos);
-  EXPECT_NE(s.find("\"ci\": [0.25, 0.75]"), std::string::npos);
-  EXPECT_NE(s.find("\"a \\\"b\\\"\\n\""), std::string::npos);
-  EXPECT_NE(s.find("\"nan\": null"), std::string::npos);
-  EXPECT_NE(s.find("\"x\": true"), std::string::npos);
-  JsonWriter bad;
-  bad.begin_object();
-  EXPECT_THROW(bad.value(1.0), ValueError);
-  EXPECT_THROW(bad.str(), ValueError);
 }
 
 }  // namespace

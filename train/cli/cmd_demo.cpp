@@ -17,7 +17,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "io/atomic_file.h"
+#include "io/json.h"
 #include "tensor/errors.h"
 #include "train/cli/cli.h"
 #include "train/cli/common_options.h"
@@ -43,23 +46,14 @@ int run_command(const std::string& name, const std::vector<std::string>& args) {
   return rc;
 }
 
-// A number from a flat JSON text: the first `"key": value` after `after` (or from the start).
-double json_value(const std::string& text, const std::string& key, const std::string& after = "") {
-  size_t from = 0;
-  if (!after.empty()) {
-    from = text.find("\"" + after + "\"");
-    if (from == std::string::npos) return NAN;
-  }
-  size_t p = text.find("\"" + key + "\"", from);
-  if (p == std::string::npos) return NAN;
-  p = text.find(':', p);
-  if (p == std::string::npos) return NAN;
-  try {
-    return std::stod(text.substr(p + 1, 40));
-  } catch (const std::exception&) {
-    return NAN;
-  }
+// metrics.json[section][key] of `spinexr eval`, null when absent.
+sx::io::Json metric(const sx::io::Json& m, const char* section, const char* key) {
+  auto s = m.find(section);
+  if (s == m.end() || !s->is_object()) return nullptr;
+  auto v = s->find(key);
+  return v == s->end() ? sx::io::Json() : *v;
 }
+double number(const sx::io::Json& v) { return v.is_number() ? v.get<double>() : NAN; }
 
 int run_demo(int argc, char** argv) {
   sx::cli::Args args("demo",
@@ -141,12 +135,12 @@ int run_demo(int argc, char** argv) {
          args.get("pictures"), "--device", dev, "--workers", workers, "--quiet"});
 
   const double total = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::string metrics = sx::io::read_file(out + "/eval/metrics.json");
-  const double auroc = json_value(metrics, "auroc");
-  const double map50 = json_value(metrics, "map50", "detection");
-  const double map50_rule = json_value(metrics, "map50", "detection_with_rule");
-  const double ece = json_value(metrics, "ece", "classifier");
-  auto effect = [&](const char* key) { return json_value(metrics, key, "rule_effect"); };
+  const sx::io::Json metrics = sx::io::read_json_file(out + "/eval/metrics.json");
+  const double auroc = number(metric(metrics, "classifier", "auroc"));
+  const double map50 = number(metric(metrics, "detection", "map50"));
+  const double map50_rule = number(metric(metrics, "detection_with_rule", "map50"));
+  const double ece = number(metric(metrics, "classifier", "ece"));
+  auto effect = [&](const char* key) { return number(metric(metrics, "rule_effect", key)); };
 
   std::printf("\n==================== spinexr demo: summary ====================\n");
   std::printf("time per stage:\n");
@@ -173,17 +167,15 @@ int run_demo(int argc, char** argv) {
   std::printf("  %s/classifier, %s/detector   checkpoints, train.log, metrics.json, loss.png\n", out.c_str(),
               out.c_str());
 
-  std::ostringstream js;
-  js << "{\"seconds\": " << total << ", \"auroc\": " << auroc << ", \"map50\": " << map50
-     << ", \"map50_with_rule\": " << map50_rule << ", \"ece\": " << ece
-     << ", \"normal_images\": " << effect("normal_images") << ", \"boxes_normal\": " << effect("boxes_normal")
-     << ", \"boxes_normal_with_rule\": " << effect("boxes_normal_with_rule")
-     << ", \"fp_per_normal_image\": " << effect("fp_per_normal_image")
-     << ", \"fp_per_normal_image_with_rule\": " << effect("fp_per_normal_image_with_rule") << ", \"stages\": {";
-  for (size_t i = 0; i < times.size(); ++i)
-    js << (i ? ", " : "") << "\"" << times[i].first << "\": " << times[i].second;
-  js << "}}\n";
-  sx::io::write_file_atomic(out + "/demo_summary.json", js.str());
+  sx::io::Json js = {{"seconds", total}, {"auroc", auroc}, {"map50", map50}, {"map50_with_rule", map50_rule},
+                     {"ece", ece}};
+  // the counts stay integers, as eval wrote them
+  for (const char* key : {"normal_images", "boxes_normal", "boxes_normal_with_rule", "fp_per_normal_image",
+                          "fp_per_normal_image_with_rule"})
+    js[key] = metric(metrics, "rule_effect", key);
+  sx::io::Json& stages = js["stages"] = sx::io::Json::object();
+  for (const auto& [what, s] : times) stages[what] = s;
+  sx::io::write_json_atomic(out + "/demo_summary.json", js);
   return 0;
 }
 

@@ -7,8 +7,11 @@
 #include <numeric>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/atomic_file.h"
 #include "io/dataset.h"
+#include "io/json.h"
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cli/cli.h"
@@ -105,7 +108,8 @@ int run_eval(int argc, char** argv) {
   train::ClsMetrics cm = train::compute_cls_metrics(cp, args.get_int("bootstrap"),
                                                     static_cast<uint64_t>(args.get_int("seed")), thr);
   if (tmode == "val") cm.threshold_source = "validation";
-  train::write_cls_metrics_json(out + "/classifier.json", cm, {{"checkpoint", pc.cls_ckpt}, {"split", dopt.split}});
+  const io::Json classifier = train::cls_metrics_json(cm, {{"checkpoint", pc.cls_ckpt}, {"split", dopt.split}});
+  io::write_json_atomic(out + "/classifier.json", classifier);
   train::write_calibration_png(out + "/calibration.png", cm.calibration, "stage 1, " + dopt.split + " split");
   {
     metrics::RocCurve roc = metrics::roc_curve(cp.probs, cp.labels);
@@ -124,15 +128,14 @@ int run_eval(int argc, char** argv) {
   eval::write_pr_curves_png(all, out + "/pr_curves.png", "Detector alone, IoU 0.5");
   eval::write_pr_curves_png(ruled, out + "/pr_curves_rule.png", "With the decision rule, IoU 0.5");
 
-  std::ostringstream js;
-  js << "{\"split\": \"" << dopt.split << "\", \"num_images\": " << images.size()
-     << ", \"classifier\": " << io::read_file(out + "/classifier.json")
-     << ", \"decision_rule\": {\"c\": " << metrics::json_number(rule.classifier_threshold)
-     << ", \"box_threshold\": " << metrics::json_number(rule.box_threshold) << "}"
-     << ", \"rule_effect\": " << train::rule_effect_json(effect, rule)
-     << ", \"detection\": " << eval::det_eval_json(all) << ", \"detection_with_rule\": " << eval::det_eval_json(ruled)
-     << "}\n";
-  io::write_file_atomic(out + "/metrics.json", js.str());
+  io::Json js = {{"split", dopt.split},
+                 {"num_images", images.size()},
+                 {"classifier", classifier},
+                 {"decision_rule", {{"c", rule.classifier_threshold}, {"box_threshold", rule.box_threshold}}},
+                 {"rule_effect", train::rule_effect_json(effect, rule)},
+                 {"detection", eval::det_eval_json(all)},
+                 {"detection_with_rule", eval::det_eval_json(ruled)}};
+  io::write_json_atomic(out + "/metrics.json", js);
 
   const auto& t = cm.at_threshold;
   std::printf("\nStage 1 (classifier), %lld images, %lld abnormal\n", static_cast<long long>(cm.n),

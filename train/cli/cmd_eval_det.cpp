@@ -6,8 +6,11 @@
 #include <numeric>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/atomic_file.h"
 #include "io/dataset.h"
+#include "io/json.h"
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cli/cli.h"
@@ -71,10 +74,12 @@ int run_eval_det(int argc, char** argv) {
   eval::DetEvalConfig cfg;
   cfg.class_names = ds.classes().class_names();
   eval::DetEvalResult r = eval::evaluate_detections(train::to_image_evals(preds), cfg);
-  std::ostringstream js;
-  js << "{\"checkpoint\": \"" << ckpt << "\", \"split\": \"" << split << "\", \"model\": \"" << model->model_name()
-     << "\", \"size\": " << size << ", \"detection\": " << eval::det_eval_json(r) << "}\n";
-  io::write_file_atomic(out + "/metrics.json", js.str());
+  const io::Json js = {{"checkpoint", ckpt},
+                       {"split", split},
+                       {"model", model->model_name()},
+                       {"size", size},
+                       {"detection", eval::det_eval_json(r)}};
+  io::write_json_atomic(out + "/metrics.json", js);
   eval::write_pr_curves_png(r, out + "/pr_curves.png", "Precision-recall at IoU 0.5, " + split + " split");
 
   std::ostringstream csv;

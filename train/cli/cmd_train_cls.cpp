@@ -9,14 +9,16 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "io/atomic_file.h"
+#include "io/json.h"
 #include "tensor/device.h"
 #include "tensor/errors.h"
 #include "train/checkpoint.h"
 #include "train/cli/cli.h"
 #include "train/cli/common_options.h"
 #include "train/cls_data.h"
-#include "train/json_writer.h"
 #include "train/trainer.h"
 
 namespace {
@@ -179,13 +181,10 @@ int run_train_cls(int argc, char** argv) {
 
   std::filesystem::create_directories(out);
   if (!resume) {
-    JsonWriter w;
-    w.begin_object();
-    for (const auto& [k, v] : config) w.key(k).value(v);
-    w.key("command").begin_array();
-    for (int i = 0; i < argc; ++i) w.value(std::string(argv[i]));
-    w.end_array().end_object();
-    io::write_file_atomic(out + "/config.json", w.str());
+    io::Json w = io::Json::object();
+    for (const auto& [k, v] : config) w[k] = v;
+    w["command"] = std::vector<std::string>(argv, argv + argc);
+    io::write_json_atomic(out + "/config.json", w);
   }
 
   ClsTrainer trainer(*model, c);
