@@ -318,6 +318,7 @@ SynthImage render_classic(uint64_t seed, int64_t index, int size, const Card& ca
     Vertebra& a = vs[p.v];
     Vertebra& b = vs[p.v + 1];
     if (p.cls == kCollapse) {
+      a.collapsed = true;
     } else if (p.cls == kSpondy) {
       a.slip = -a.hw * static_cast<float>(R.u(0.35, 0.5));
     } else if (p.cls == kDsn) {

@@ -192,6 +192,27 @@ TEST(Synth, LesionsAreVisible) {
   EXPECT_GE(checked, 10);
 }
 
+TEST(Synth, ClassicCollapseIsAWedge) {
+  // A Vertebral collapse box holds a collapsed body: flattened to 40-70% of a normal body's height
+  // (the classic style's normal bodies are 0.105-0.14 of the image height, their boxes at least
+  // 0.46 as high as wide). Up to 2026-12 the collapse was labelled but never drawn.
+  std::vector<float> height, ratio;
+  for (int i = 0; i < 400 && height.size() < 30; ++i) {
+    SynthImage im = render_synthetic(5, i, 256);
+    for (const Box& b : im.boxes) {
+      if (b.label != 5) continue;
+      height.push_back((b.y2 - b.y1) / im.rows);
+      ratio.push_back((b.y2 - b.y1) / (b.x2 - b.x1));
+    }
+  }
+  ASSERT_GE(height.size(), 20u);
+  std::sort(height.begin(), height.end());
+  std::sort(ratio.begin(), ratio.end());
+  EXPECT_LT(height.back(), 0.105f) << "the highest collapse box is as high as a normal body";
+  EXPECT_LT(ratio.back(), 0.45f) << "a collapse box is as square as a normal body's";
+  EXPECT_LT(height[height.size() / 2], 0.095f);
+}
+
 
 // ---- the stratified deal and --test-images ---------------------------------------------------------
 

@@ -101,7 +101,9 @@ void expect_refused(const std::string& bytes, const std::string& needle, const s
     std::string msg = e.what();
     EXPECT_NE(msg.find(src), std::string::npos) << msg;
     EXPECT_NE(msg.find(needle), std::string::npos) << "message: " << msg << "\nexpected: " << needle;
-    if (!tensor.empty()) EXPECT_NE(msg.find("'" + tensor + "'"), std::string::npos) << msg;
+    if (!tensor.empty()) {
+      EXPECT_NE(msg.find("'" + tensor + "'"), std::string::npos) << msg;
+    }
   }
 }
 
