@@ -320,7 +320,7 @@ SynthImage render_classic(uint64_t seed, int64_t index, int size, const Card& ca
     if (p.cls == kCollapse) {
       a.collapsed = true;
     } else if (p.cls == kSpondy) {
-      a.slip = -a.hw * static_cast<float>(R.u(0.35, 0.5));
+      a.slip = -a.hw * static_cast<float>(R.u(0.7, 0.9));  // 35-45% of the body's depth (grade II)
     } else if (p.cls == kDsn) {
       float gap = (b.cy - b.hh) - (a.cy + a.hh);
       float grow = gap * 0.38f;  // both bodies grow into the disc: the gap keeps ~25%
