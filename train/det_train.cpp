@@ -1,13 +1,10 @@
 #include "train/det_train.h"
 
-#include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <sstream>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
-#include "io/atomic_file.h"
 #include "io/json.h"
 #include "io/progress.h"
 #include "models/faster_rcnn.h"
@@ -15,17 +12,11 @@
 #include "tensor/autograd.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
-#include "train/optim.h"
-#include "train/precise_bn.h"
 #include "train/run_files.h"
-#include "train/scheduler.h"
-#include "train/signals.h"
 
 namespace sx::train {
 
 using run_files::fmt;
-using run_files::RunLog;
-using Clock = std::chrono::steady_clock;
 
 // ---- factories -----------------------------------------------------------------------------------
 std::shared_ptr<models::DetectionModel> make_detector(const std::string& name, const models::DetectorOptions& o) {
@@ -72,45 +63,6 @@ std::vector<models::ImageTargets> to_targets(const io::Batch& b, Device device) 
   for (const auto& t : b.targets) out.push_back({t.boxes.to(device), t.labels.to(device)});
   return out;
 }
-
-namespace {
-
-const char* kHistoryHeader = "epoch,step,train_loss,lr,seconds,val_map50,val_map_voc50";
-
-std::string history_csv(const std::vector<DetEpochRecord>& h) {
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& r : h)
-    rows.push_back({std::to_string(r.epoch), std::to_string(r.step), metrics::json_number(r.train_loss),
-                    metrics::json_number(r.lr), metrics::json_number(r.seconds), metrics::json_number(r.val_map50),
-                    metrics::json_number(r.val_map_voc50)});
-  return run_files::csv_table(kHistoryHeader, rows);
-}
-
-// Lines that do not hold 7 numbers ("null" reads as NaN) are passed over.
-std::vector<DetEpochRecord> read_history_csv(const std::string& path, int64_t max_step) {
-  std::vector<DetEpochRecord> out;
-  auto num = [](const std::string& s) { return s == "null" || s.empty() ? NAN : std::stod(s); };
-  for (const std::string& line : run_files::read_csv_data_lines(path)) {
-    std::vector<std::string> c = run_files::split_csv_line(line);
-    if (c.size() != 7) continue;
-    DetEpochRecord r;
-    try {
-      r.epoch = std::stoll(c[0]);
-      r.step = std::stoll(c[1]);
-      r.train_loss = num(c[2]);
-      r.lr = num(c[3]);
-      r.seconds = num(c[4]);
-      r.val_map50 = num(c[5]);
-      r.val_map_voc50 = num(c[6]);
-    } catch (const std::exception&) {
-      continue;
-    }
-    if (r.step <= max_step) out.push_back(r);
-  }
-  return out;
-}
-
-}  // namespace
 
 // ---- inference ------------------------------------------------------------------------------------
 std::vector<DetPrediction> predict_detections(models::DetectionModel& model, const DetData& data, Device device,
@@ -189,222 +141,132 @@ std::vector<eval::ImageEval> to_image_evals(const std::vector<DetPrediction>& pr
 }
 
 // ---- training -------------------------------------------------------------------------------------
+namespace {
+
+// The detectors as a task of the training loop (train/loop.h).
+class DetTask : public Task {
+ public:
+  DetTask(models::DetectionModel& model, const DetTrainConfig& cfg, const DetData& train, const DetData* val)
+      : model_(model), cfg_(cfg), train_(train), val_(val), loader_(*train.dataset, train.pool, train.loader) {
+    metadata_ = detector_metadata(model_);
+    for (const auto& [k, v] : cfg_.config) metadata_[k] = v;
+    loader_.start_epoch(0);
+    // With repeat-factor sampling the epoch length varies a little; the schedule uses epoch 0's.
+    steps_per_epoch_ = loader_.num_batches();
+  }
+
+  nn::Module& model() override { return model_; }
+  TaskInfo info() const override {
+    TaskInfo i;
+    i.label = model_.model_name();
+    i.metric_name = "mAP@0.5";
+    i.metric_column = "val_map50";
+    i.val_columns = {"val_map50", "val_map_voc50"};
+    i.plot_title = "Detector training";
+    i.plot_min_points = 2;
+    return i;
+  }
+  Metadata checkpoint_metadata() const override { return metadata_; }
+
+  int64_t steps_per_epoch() override { return steps_per_epoch_; }
+  int64_t start_epoch(int64_t epoch, int64_t first_batch) override {
+    loader_.start_epoch(epoch);
+    for (int64_t k = 0; k < first_batch && loader_.next(batch_); ++k) {
+    }  // resume: skip the batches already trained on (same order: a function of seed and epoch)
+    return loader_.num_batches() - first_batch;
+  }
+  bool next_batch() override { return loader_.next(batch_); }
+  StepLoss step() override {
+    models::ImageList il = to_image_list(batch_, cfg_.device);
+    auto losses = model_.losses(il, to_targets(batch_, cfg_.device));
+    StepLoss sl;
+    for (const auto& [name, l] : losses) {
+      sl.total = sl.total.defined() ? add(sl.total, l) : l;
+      sl.terms.emplace_back(name, l);
+    }
+    sl.images = il.batch();
+    return sl;
+  }
+
+  // Precise BN over the epoch's first batches, in training order and augmentation.
+  void start_bn(int64_t epoch) override {
+    bn_loader_ = std::make_unique<io::DataLoader>(*train_.dataset, train_.pool, train_.loader);
+    bn_loader_->start_epoch(epoch);
+  }
+  bool bn_forward() override {
+    if (!bn_loader_->next(bn_batch_)) return false;
+    model_.losses(to_image_list(bn_batch_, cfg_.device), to_targets(bn_batch_, cfg_.device));
+    return true;
+  }
+
+  bool can_validate() const override { return val_ && val_->dataset && !val_->pool.empty(); }
+  Validation validate() override {
+    auto preds = predict_detections(model_, *val_, cfg_.device, false);
+    eval::DetEvalConfig ec;
+    ec.class_names = cfg_.class_names;
+    const eval::DetEvalResult vr = eval::evaluate_detections(to_image_evals(preds), ec);
+    Validation v;
+    v.scored = true;
+    v.metric = std::isfinite(vr.map50) ? vr.map50 : 0.0;
+    v.values = {{"val_map50", vr.map50}, {"val_map_voc50", vr.map_voc50}};
+    v.json = eval::det_eval_json(vr);
+    v.summary = " val_mAP@0.5 " + fmt("%.4f", vr.map50) + " val_VOC_AP50 " + fmt("%.4f", vr.map_voc50);
+    return v;
+  }
+
+  io::Json metrics_head() const override { return {{"model", model_.model_name()}}; }
+  io::Json best_json(const TrainState& st) const override {
+    return {{"val_map50", st.best_metric > -1e299 ? st.best_metric : NAN}, {"step", st.best_step}};
+  }
+
+ private:
+  models::DetectionModel& model_;
+  const DetTrainConfig& cfg_;
+  const DetData& train_;
+  const DetData* val_;
+  Metadata metadata_;
+  io::DataLoader loader_;
+  int64_t steps_per_epoch_ = 0;
+  io::Batch batch_, bn_batch_;
+  std::unique_ptr<io::DataLoader> bn_loader_;
+};
+
+}  // namespace
+
 DetTrainer::DetTrainer(models::DetectionModel& model, DetTrainConfig cfg) : model_(model), cfg_(std::move(cfg)) {
-  run_files::check_loop_config("train-det", cfg_.out_dir, cfg_.epochs, cfg_.nan_policy, cfg_.val_every, cfg_.clip_norm);
+  check_loop_config(cfg_);
   if (cfg_.class_names.empty())
     cfg_.class_names = {"Osteophytes",        "Surgical implant",   "Spondylolysthesis", "Foraminal stenosis",
                         "Disc space narrowing", "Vertebral collapse", "Other lesions"};
 }
 
 DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool resume) {
-  SX_CHECK(train.dataset != nullptr && !train.pool.empty(), "train-det: empty training set");
-  run_files::create_run_folder(cfg_.out_dir);
-  const std::string out = cfg_.out_dir;
-  RunLog log(out + "/train.log");
-
-  Metadata config = detector_metadata(model_);
-  for (const auto& [k, v] : cfg_.config) config[k] = v;
-
-  io::DataLoader loader(*train.dataset, train.pool, train.loader);
-  loader.start_epoch(0);
-  const int64_t spe = loader.num_batches();
-  SX_CHECK(spe > 0, "train-det: the training set yields no batch");
-  // With repeat-factor sampling the epoch length varies a little; the schedule uses epoch 0's.
-  const int64_t total_steps = cfg_.max_steps > 0 ? std::min(cfg_.max_steps, cfg_.epochs * spe) : cfg_.epochs * spe;
-
+  SX_CHECK(train.dataset != nullptr && !train.pool.empty(), cfg_.who, ": empty training set");
   model_.to(cfg_.device);
-  std::vector<Tensor> params = model_.trainable_parameters();
-  SX_CHECK(!params.empty(), "train-det: the model has no trainable parameter");
-  std::vector<optim::ParamGroup> groups;
-  if (cfg_.no_decay_norm_bias) groups = optim::split_no_decay(params);
-  else groups.push_back(optim::ParamGroup{params});
-  auto opt = optim::make_optimizer(cfg_.optimizer, groups, cfg_.lr, cfg_.weight_decay, cfg_.momentum, false);
-  auto sched = optim::make_scheduler(cfg_.schedule, cfg_.lr, total_steps, cfg_.warmup_steps, cfg_.milestones);
-  CheckpointManager mgr(out, cfg_.keep_last);
-
-  TrainState st;
-  std::vector<DetEpochRecord> history;
-  if (resume) {
-    SX_CHECK(file_exists(mgr.last_path()), "--resume: no checkpoint at ", mgr.last_path());
-    LoadedCheckpoint lc = load_checkpoint(mgr.last_path(), model_, opt.get());
-    st = lc.state;
-    history = read_history_csv(out + "/history.csv", st.step);
-    log.line(run_files::resumed_line(mgr.last_path(), st));
-  } else {
-    std::string line = "start: " + model_.model_name() + ", " + std::to_string(cfg_.epochs) + " epochs x " +
-                       std::to_string(spe) + " steps, optimizer " + cfg_.optimizer + ", lr " + fmt("%g", cfg_.lr) +
-                       ", schedule " + cfg_.schedule + ", device " + cfg_.device.str();
-    for (const auto& [k, v] : cfg_.config) line += ", " + k + " " + v;
-    log.line(line);
-  }
-
-  StopSignals signals;
+  DetTask task(model_, cfg_, train, val);
+  LoopResult r = train_loop(task, cfg_, resume);
   DetTrainResult res;
-  auto t_start = Clock::now();
-  auto save_last = [&]() { mgr.save(model_, opt.get(), sched.get(), st, config, false); };
-  auto finish = [&]() {
-    res.steps = st.step;
-    res.history = history;
-    res.best_map50 = st.best_metric > -1e299 ? st.best_metric : -1;
-    res.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-    return res;
-  };
-
-  for (int64_t epoch = st.epoch; epoch < cfg_.epochs; ++epoch) {
-    loader.start_epoch(epoch);
-    const int64_t nb = loader.num_batches();
-    io::Batch b;
-    for (int64_t k = 0; k < st.batch_in_epoch && loader.next(b); ++k) {
-    }  // resume: skip the batches already trained on (same order: a function of seed and epoch)
-    model_.train();
-    std::unique_ptr<io::ProgressBar> bar;
-    if (cfg_.progress)
-      bar = std::make_unique<io::ProgressBar>(nb - st.batch_in_epoch,
-                                              "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs));
-    auto t_epoch = Clock::now();
-    double images = 0, lr = opt->lr();
-    std::map<std::string, double> part_sum;
-    int64_t part_count = 0;
-    while (loader.next(b)) {
-      lr = sched->apply(*opt, st.step);
-      models::ImageList il = to_image_list(b, cfg_.device);
-      auto losses = model_.losses(il, to_targets(b, cfg_.device));
-      Tensor total;
-      for (const auto& [name, l] : losses) total = total.defined() ? add(total, l) : l;
-      const double lv = total.item();
-      if (!std::isfinite(lv)) {
-        const std::string where = run_files::step_where(st, epoch);
-        if (cfg_.nan_policy == "stop") {
-          log.line("non-finite loss " + fmt("%g", lv) + " at " + where + "; stopping");
-          SX_THROW(ValueError, "non-finite loss (", lv, ") at ", where,
-                   "; lower the learning rate, or use --nan skip to skip such steps");
-        }
-        ++res.nan_skipped;
-        log.line("non-finite loss at " + where + "; step skipped (" + std::to_string(res.nan_skipped) + " so far)");
-        run_files::skip_step(*opt, st, res.step_losses, lv, res.nan_skipped, cfg_.max_nan_skips, where);
-        if (bar) bar->update(1, "loss nan (skipped " + std::to_string(res.nan_skipped) + ")");
-        continue;
-      }
-      total.backward();
-      run_files::optimizer_step(*opt, cfg_.clip_norm);
-      for (const auto& [name, l] : losses) part_sum[name] += l.item();
-      ++part_count;
-      run_files::count_step(st, res.step_losses, lv);
-      images += static_cast<double>(il.batch());
-      if (bar) {
-        double secs = std::chrono::duration<double>(Clock::now() - t_epoch).count();
-        bar->update(1, "loss " + fmt("%.4f", lv) + " lr " + fmt("%.2e", lr) + " " +
-                           fmt("%.2f", secs > 0 ? images / secs : 0.0) + " img/s");
-      }
-      if (cfg_.ckpt_every > 0 && st.step % cfg_.ckpt_every == 0) save_last();
-      if (stop_requested()) {
-        if (bar) bar->finish();
-        save_last();
-        res.interrupted = true;
-        res.exit_code = exit_code_for_signal(stop_signal());
-        log.line("stopped by signal " + std::to_string(stop_signal()) + " at step " + std::to_string(st.step) +
-                 "; checkpoint " + mgr.last_path());
-        return finish();
-      }
-      if (cfg_.max_steps > 0 && st.step >= cfg_.max_steps) {
-        if (bar) bar->finish();
-        save_last();
-        log.line("reached max steps " + std::to_string(cfg_.max_steps) + "; checkpoint " + mgr.last_path());
-        return finish();
-      }
-    }
-    if (bar) bar->finish();
-
-    DetEpochRecord rec;
-    rec.epoch = epoch + 1;
-    rec.step = st.step;
-    rec.train_loss = run_files::epoch_mean_loss(st);
-    rec.lr = lr;
-    rec.seconds = std::chrono::duration<double>(Clock::now() - t_epoch).count();
-    for (const auto& [k, v] : part_sum) rec.loss_parts[k] = part_count > 0 ? v / static_cast<double>(part_count) : NAN;
-    run_files::end_epoch(st, epoch);
-
-    if (cfg_.precise_bn_batches > 0) {
-      // BatchNorm statistics of this epoch's final weights (train/precise_bn.h), over the epoch's
-      // first batches in training order and augmentation, before anything evaluates or saves them.
-      io::DataLoader bn_loader(*train.dataset, train.pool, train.loader);
-      bn_loader.start_epoch(epoch);
-      io::Batch bb;
-      int64_t used = recompute_batchnorm_statistics(model_, cfg_.precise_bn_batches, [&] {
-        if (!bn_loader.next(bb)) return false;
-        model_.losses(to_image_list(bb, cfg_.device), to_targets(bb, cfg_.device));
-        return true;
-      });
-      if (used > 0) log.line("precise BN: statistics recomputed over " + std::to_string(used) + " batches");
-    }
-
-    bool is_best = false;
-    const bool validate = val && val->dataset && !val->pool.empty() &&
-                          ((epoch + 1) % cfg_.val_every == 0 || epoch + 1 == cfg_.epochs);
-    eval::DetEvalResult vr;
-    if (validate) {
-      auto preds = predict_detections(model_, *val, cfg_.device, false);
-      eval::DetEvalConfig ec2;
-      ec2.class_names = cfg_.class_names;
-      vr = eval::evaluate_detections(to_image_evals(preds), ec2);
-      rec.val_map50 = vr.map50;
-      rec.val_map_voc50 = vr.map_voc50;
-      const double m = std::isfinite(vr.map50) ? vr.map50 : 0.0;
-      if (m > st.best_metric) {
-        st.best_metric = m;
-        st.best_step = st.step;
-        is_best = true;
-      }
-      model_.train();
-    }
-    history.push_back(rec);
-    mgr.save(model_, opt.get(), sched.get(), st, config, is_best || (!validate && epoch + 1 == cfg_.epochs));
-    std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs) + " step " +
-                       std::to_string(st.step) + " train_loss " + fmt("%.4f", rec.train_loss);
-    for (const auto& [k, v] : rec.loss_parts) line += " " + k + " " + fmt("%.4f", v);
-    line += " lr " + fmt("%.3e", lr) + " time " + fmt("%.1fs", rec.seconds);
-    if (validate)
-      line += " val_mAP@0.5 " + fmt("%.4f", vr.map50) + " val_VOC_AP50 " + fmt("%.4f", vr.map_voc50) +
-              (is_best ? " best" : "");
-    log.line(line);
-    if (cfg_.progress) std::fprintf(stderr, "%s\n", line.c_str());
-
-    // metrics.json
-    io::Json js = io::Json::object();
-    js["model"] = model_.model_name();
-    js["epoch"] = st.epoch;
-    js["step"] = st.step;
-    js["best"] = {{"val_map50", st.best_metric > -1e299 ? st.best_metric : NAN}, {"step", st.best_step}};
-    if (validate) js["val"] = eval::det_eval_json(vr);
-    io::Json& cj = js["config"] = io::Json::object();
-    for (const auto& [k, v] : config) cj[k] = v;
-    io::Json& hj = js["history"] = io::Json::array();
-    for (const auto& r : history) {
-      io::Json h = {{"epoch", r.epoch}, {"step", r.step}, {"train_loss", r.train_loss}};
-      for (const auto& [k, v] : r.loss_parts) h[k] = v;
-      h["lr"] = r.lr;
-      h["seconds"] = r.seconds;
-      h["val_map50"] = r.val_map50 >= 0 ? r.val_map50 : NAN;
-      h["val_map_voc50"] = r.val_map_voc50 >= 0 ? r.val_map_voc50 : NAN;
-      hj.push_back(std::move(h));
-    }
-    io::write_json_atomic(out + "/metrics.json", js);
-    io::write_file_atomic(out + "/history.csv", history_csv(history));
-    run_files::write_loss_plot(out + "/loss.png", "Detector training", "mAP@0.5", history, &DetEpochRecord::val_map50,
-                               2);
-
-    ++res.epochs_done;
-    if (stop_requested()) {
-      save_last();
-      res.interrupted = true;
-      res.exit_code = exit_code_for_signal(stop_signal());
-      log.line("stopped by signal " + std::to_string(stop_signal()) + " after epoch " + std::to_string(epoch + 1));
-      return finish();
-    }
+  res.exit_code = r.exit_code;
+  res.interrupted = r.interrupted;
+  res.steps = r.steps;
+  res.epochs_done = r.epochs_done;
+  res.nan_skipped = r.nan_skipped;
+  res.best_map50 = std::isnan(r.best_metric) ? -1 : r.best_metric;
+  res.seconds = r.seconds;
+  res.step_losses = std::move(r.step_losses);
+  for (const EpochLog& e : r.history) {
+    DetEpochRecord d;
+    d.epoch = e.epoch;
+    d.step = e.step;
+    d.train_loss = e.train_loss;
+    d.lr = e.lr;
+    d.seconds = e.seconds;
+    d.loss_parts = e.terms;
+    const double m = e.get("val_map50"), mv = e.get("val_map_voc50");
+    d.val_map50 = std::isnan(m) ? -1 : m;
+    d.val_map_voc50 = std::isnan(mv) ? -1 : mv;
+    res.history.push_back(std::move(d));
   }
-  finish();
-  log.line("done: " + std::to_string(st.step) + " steps in " + fmt("%.1fs", res.seconds) +
-           (res.best_map50 >= 0 ? ", best val mAP@0.5 " + fmt("%.4f", res.best_map50) : std::string()));
   return res;
 }
 

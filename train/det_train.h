@@ -1,22 +1,18 @@
-// The training loop for the detectors (RetinaNet, Faster R-CNN), and detector inference over a
-// dataset. Used by `spinexr train-det`, `spinexr demo` and the evaluation/predict commands.
+// Stage 2: the detectors (RetinaNet, Faster R-CNN) as a task of the one training loop
+// (train/loop.h: the step, the hooks, resume and the run folder are described there), and detector
+// inference over a dataset. Used by `spinexr train-det`, `spinexr demo` and the evaluation/predict
+// commands.
 //
 // Data: io::Dataset + io::DataLoader (io/dataset.h), whose batch order and augmentation (horizontal
 // flip, random scale, repeat-factor sampling) are pure functions of (seed, epoch, position): so a
 // resumed run sees the same batches. The loader is asked for [0, 1] pixels (mean 0, std 1): the
 // models normalise inside (models/image_list.h).
 //
-// One step, in order:
-//   lr = schedule(step) -> model.losses(images, targets) -> total = sum of the losses -> total.item()
-//   (the one sync per step: NaN check, progress line) -> non-finite? stop naming the step, or skip
-//   (nan_policy) -> backward -> optional clipping by global norm -> optimizer step -> drop gradients
-// At step boundaries: periodic checkpoints, and SIGINT/SIGTERM (train/signals.h) write a checkpoint
-// and return 130/143. At the end of each epoch: validation (mAP with the paper's protocol, when a
-// validation set is given), best and last checkpoints, metrics.json, history.csv, train.log.
-//
-// Checkpoints are train/checkpoint.h files whose metadata also holds "det.model" and the detector
-// options (detector_options_to_metadata), so train/predict.h load_detector_checkpoint() rebuilds the
-// model from the file alone.
+// What the task adds to the loop: the step's loss is the sum of the model's loss terms (recorded
+// one by one per epoch); the validation is the mAP@0.5 with the paper's protocol (train/det_eval.h)
+// and best.safetensors the highest. Checkpoints hold "det.model" and the detector options
+// (detector_metadata), so train/predict.h load_detector_checkpoint() rebuilds the model from the
+// file alone. history.csv's validation columns: val_map50, val_map_voc50.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -28,6 +24,7 @@
 #include "models/detection_model.h"
 #include "train/checkpoint.h"
 #include "train/det_eval.h"
+#include "train/loop.h"
 
 namespace sx::train {
 
@@ -41,32 +38,16 @@ Metadata detector_metadata(const models::DetectionModel& m);
 models::ImageList to_image_list(const io::Batch& b, Device device);
 std::vector<models::ImageTargets> to_targets(const io::Batch& b, Device device);
 
-struct DetTrainConfig {
-  int64_t epochs = 12;
-  double lr = 0.01;
-  std::string optimizer = "sgd";  // sgd | adamw
-  double momentum = 0.9;
-  double weight_decay = 1e-4;
-  bool no_decay_norm_bias = true;
-  std::string schedule = "cosine";  // cosine | multistep | constant
-  int64_t warmup_steps = 100;
-  std::string milestones = "0.67,0.89";
-  double clip_norm = 0;             // 0: no clipping
-  int64_t val_every = 1;            // validate every N epochs (and after the last); needs a val set
-  int64_t ckpt_every = 0;           // also checkpoint every N steps
-  int keep_last = 2;
-  std::string nan_policy = "stop";  // stop | skip
-  int64_t max_nan_skips = 20;
-  int64_t max_steps = 0;            // > 0: stop (with a checkpoint) after this many steps in total
-  // Precise BN (train/precise_bn.h): at each epoch end, before validating and checkpointing,
-  // recompute trainable BatchNorm statistics over this many training batches (0: off; frozen BN
-  // has no running statistics to refresh, so it costs nothing there).
-  int64_t precise_bn_batches = 0;
-  uint64_t seed = 0;
-  Device device = Device::cpu();
-  std::string out_dir;
-  bool progress = true;
-  Metadata config;                  // extra metadata stored in checkpoints (size, data, ...)
+// The detectors' settings: the loop's (train/loop.h) with the detectors' defaults, and the class
+// names of the validation report. (precise_bn_batches: trainable BatchNorm statistics are
+// recomputed over the epoch's first training batches; frozen BatchNorm has none to refresh.)
+struct DetTrainConfig : LoopConfig {
+  DetTrainConfig() {
+    who = "train-det";
+    epochs = 12;
+    warmup_steps = 100;
+    keep_last = 2;
+  }
   std::vector<std::string> class_names;  // for the validation report (default: the 7 VinDr classes)
 };
 

@@ -60,17 +60,6 @@ std::string csv_table(const std::string& header, const std::vector<std::vector<s
   return s;
 }
 
-std::vector<std::string> read_csv_data_lines(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream f(path);
-  if (!f) return out;
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line))
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
 std::vector<std::string> split_csv_line(const std::string& line) {
   std::vector<std::string> c;
   std::stringstream ss(line);
@@ -105,54 +94,6 @@ void write_loss_plot(const std::string& path, const std::string& title, const st
   p.series = {loss};
   if (!val.x.empty()) p.series.push_back(val);
   if (loss.x.size() >= min_points && !loss.x.empty()) plot::render(p).save_png(path);
-}
-
-void check_loop_config(const std::string& who, const std::string& out_dir, int64_t epochs,
-                       const std::string& nan_policy, int64_t val_every, double clip_norm) {
-  SX_CHECK(!out_dir.empty(), who, ": an output folder is needed");
-  SX_CHECK(epochs >= 1, who, ": epochs must be >= 1, got ", epochs);
-  SX_CHECK(nan_policy == "stop" || nan_policy == "skip", who, ": nan policy must be stop or skip, got '", nan_policy,
-           "'");
-  SX_CHECK(val_every >= 1, who, ": val_every must be >= 1, got ", val_every);
-  SX_CHECK(clip_norm >= 0, who, ": clip norm must be >= 0, got ", clip_norm);
-}
-
-std::string step_where(const TrainState& st, int64_t epoch) {
-  return "step " + std::to_string(st.step) + " (epoch " + std::to_string(epoch + 1) + ", batch " +
-         std::to_string(st.batch_in_epoch) + ")";
-}
-
-void skip_step(optim::Optimizer& opt, TrainState& st, std::vector<double>& step_losses, double loss,
-               int64_t skipped, int64_t max_skips, const std::string& where) {
-  SX_CHECK(skipped <= max_skips, "more than ", max_skips, " non-finite losses (the last at ", where, "); stopping");
-  opt.zero_grad();
-  step_losses.push_back(loss);
-  ++st.batch_in_epoch;
-}
-
-void optimizer_step(optim::Optimizer& opt, double clip_norm) {
-  if (clip_norm > 0) optim::clip_grad_norm(opt.params(), clip_norm);
-  opt.step();
-  opt.zero_grad();
-}
-
-void count_step(TrainState& st, std::vector<double>& step_losses, double loss) {
-  ++st.step;
-  ++st.batch_in_epoch;
-  st.epoch_loss_sum += loss;
-  ++st.epoch_loss_count;
-  step_losses.push_back(loss);
-}
-
-double epoch_mean_loss(const TrainState& st) {
-  return st.epoch_loss_count > 0 ? st.epoch_loss_sum / static_cast<double>(st.epoch_loss_count) : NAN;
-}
-
-void end_epoch(TrainState& st, int64_t epoch) {
-  st.epoch = epoch + 1;
-  st.batch_in_epoch = 0;
-  st.epoch_loss_sum = 0;
-  st.epoch_loss_count = 0;
 }
 
 }  // namespace sx::train::run_files

@@ -1,11 +1,8 @@
-// The files a training run keeps in its run folder, shared by the classifier trainer (trainer.h)
-// and the detector trainer (det_train.h):
+// The files the training loop (train/loop.h) keeps in a run folder:
 //   train.log    RunLog: one line per event, each prefixed by the UTC time, appended and flushed
-//   history.csv  a header of column names, then one line per epoch record (csv_table writes it,
-//                read_csv_data_lines / split_csv_line read it back; each trainer names its columns
-//                and formats its own cells)
+//   history.csv  a header of column names, then one line per epoch (csv_table writes it,
+//                split_csv_line reads a line back)
 //   loss.png     write_loss_plot: the mean training loss per epoch and one validation metric
-// and the step bookkeeping both training loops share (TrainState counters, skipped steps).
 #pragma once
 #include <cstddef>
 #include <fstream>
@@ -13,7 +10,6 @@
 #include <vector>
 
 #include "train/checkpoint.h"
-#include "train/optim.h"
 
 namespace sx::train::run_files {
 
@@ -40,8 +36,6 @@ std::string resumed_line(const std::string& ckpt_path, const TrainState& st);
 
 // A CSV file's text: the header line, then each row's cells joined by ','.
 std::string csv_table(const std::string& header, const std::vector<std::vector<std::string>>& rows);
-// The lines after the header of a CSV file, empty lines left out; none when the file cannot be opened.
-std::vector<std::string> read_csv_data_lines(const std::string& path);
 // A line's cells, split at ',' (no quoting: history files hold numbers only).
 std::vector<std::string> split_csv_line(const std::string& line);
 
@@ -51,37 +45,4 @@ std::vector<std::string> split_csv_line(const std::string& line);
 void write_loss_plot(const std::string& path, const std::string& title, const std::string& metric,
                      const std::vector<double>& epochs, const std::vector<double>& train_loss,
                      const std::vector<double>& val_metric, size_t min_points);
-// The same from per-epoch records holding `epoch` and `train_loss`, the metric read from `field`.
-template <class Record>
-void write_loss_plot(const std::string& path, const std::string& title, const std::string& metric,
-                     const std::vector<Record>& history, double Record::*field, size_t min_points) {
-  std::vector<double> epochs, loss, val;
-  for (const Record& r : history) {
-    epochs.push_back(static_cast<double>(r.epoch));
-    loss.push_back(r.train_loss);
-    val.push_back(r.*field);
-  }
-  write_loss_plot(path, title, metric, epochs, loss, val, min_points);
-}
-
-// ---- step bookkeeping -------------------------------------------------------------------------
-// The checks of a training loop's settings, each ValueError starting "<who>: " ("train", "train-det").
-void check_loop_config(const std::string& who, const std::string& out_dir, int64_t epochs,
-                       const std::string& nan_policy, int64_t val_every, double clip_norm);
-// "step S (epoch E, batch B)": where the current batch of (0-based) `epoch` stands.
-std::string step_where(const TrainState& st, int64_t epoch);
-// A step skipped for its non-finite `loss` (nan policy "skip"; the caller has counted it in
-// `skipped` and logged it): ValueError once more than `max_skips` were skipped, naming `where`;
-// otherwise the gradients are dropped, the loss recorded in step_losses and the batch passed.
-void skip_step(optim::Optimizer& opt, TrainState& st, std::vector<double>& step_losses, double loss,
-               int64_t skipped, int64_t max_skips, const std::string& where);
-// After backward: clipping by global norm (clip_norm > 0), the optimizer step, gradients dropped.
-void optimizer_step(optim::Optimizer& opt, double clip_norm);
-// A step done: step and batch counters, the epoch's running loss, the loss in step_losses.
-void count_step(TrainState& st, std::vector<double>& step_losses, double loss);
-// The mean training loss of the epoch so far (NaN without a step).
-double epoch_mean_loss(const TrainState& st);
-// The end of (0-based) `epoch`: the state moves to the start of the next one.
-void end_epoch(TrainState& st, int64_t epoch);
-
 }  // namespace sx::train::run_files

@@ -1,26 +1,17 @@
-// The training loop for image classifiers (stage 1: normal vs abnormal), reusable by later models.
+// Stage 1: the image classifier (normal vs abnormal) as a task of the one training loop
+// (train/loop.h: the step, the hooks, resume and the run folder are described there), its
+// predictions and its metrics.
 //
-// The trainer sees data through ClsBatchSource, a small interface whose order and augmentation are
-// a pure function of (seed, epoch, position): that is what makes `--resume` exact. An adapter over
-// the io/ loader is in cls_data.h; tests use an in-memory source.
+// The classifier sees data through ClsBatchSource, a small interface whose order and augmentation
+// are a pure function of (seed, epoch, position): that is what makes `--resume` exact. An adapter
+// over the io/ loader is in cls_data.h; tests use an in-memory source.
 //
-// One step, in order:
-//   lr = schedule(step) -> forward -> BCE-with-logits loss -> loss.item() (one sync per step, needed
-//   for the NaN check and the progress line) -> non-finite? stop (naming the step) or skip (count)
-//   -> backward -> optional clipping -> optimizer step -> drop gradients -> step += 1
-// then at the step boundary: a periodic checkpoint (every ckpt_every steps), the stop signal
-// (signals.h: checkpoint, return 130/143), and at the end of each epoch the validation
-// (every val_every epochs): AUROC on the validation source, best and last checkpoints,
-// metrics.json, history.csv, loss.png and a line in train.log.
-//
-// Files in the run folder (out_dir):
-//   ckpt-<step>.safetensors (last K), last.safetensors, best.safetensors   checkpoint.h
-//                  (metadata: the config, and config.val_threshold = the Youden threshold of the
-//                  latest validation at that checkpoint)
-//   metrics.json   the latest and best validation metrics and the per-epoch history (atomic)
-//   history.csv    epoch,step,train_loss,val_loss,val_auroc,lr,seconds (atomic rewrite)
-//   train.log      human-readable log, appended (resumed runs continue it)
-//   loss.png       training loss and validation AUROC per epoch
+// What the task adds to the loop: the loss is BCE with logits (pos_weight); the validation is the
+// AUROC (bootstrap CI, Youden threshold, ECE) of the validation source, optionally with temperature
+// scaling fitted on it; best.safetensors is the highest validation AUROC, ties (AUROC saturates at
+// 1.0 early) going to the lower validation loss. Its checkpoints record config.val_threshold (the
+// Youden threshold of the latest validation, which eval-cls --threshold val applies) and
+// config.temperature. history.csv's validation columns: val_loss, val_auroc.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -35,6 +26,7 @@
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "train/checkpoint.h"
+#include "train/loop.h"
 #include "train/metrics.h"
 
 namespace sx::train {
@@ -56,37 +48,14 @@ class ClsBatchSource {
   virtual bool next(ClsBatch& batch) = 0;
 };
 
-struct ClsTrainConfig {
-  int64_t epochs = 10;
-  double lr = 0.01;
-  std::string optimizer = "sgd";  // sgd | adamw
-  double momentum = 0.9;
-  bool nesterov = false;
-  double weight_decay = 1e-4;
-  bool no_decay_norm_bias = true;  // weight decay 0 on 1-D tensors (biases, norm weights)
-  std::string schedule = "cosine";  // cosine | multistep | constant
-  int64_t warmup_steps = 0;
-  std::string milestones = "0.67,0.89";
-  double clip_norm = 0;             // 0: no clipping
+// The classifier's settings: the loop's (train/loop.h) and the classification loss's.
+struct ClsTrainConfig : LoopConfig {
   double pos_weight = 1.0;          // BCE positive weight
-  int64_t val_every = 1;            // validate every N epochs (and after the last)
-  int64_t ckpt_every = 0;           // also checkpoint every N steps (0: epoch ends only)
-  int keep_last = 3;
-  std::string nan_policy = "stop";  // stop | skip
-  int64_t max_nan_skips = 20;       // skip mode: stop after this many skipped steps
-  int64_t max_steps = 0;            // > 0: stop (with a checkpoint) after this many steps in total
   int64_t bootstrap = 1000;         // bootstrap resamples for the validation AUROC CI (0: none)
-  // Precise BN (train/precise_bn.h): at each epoch end, before validating and checkpointing,
-  // recompute BatchNorm statistics over this many batches of the `bn_source` given to fit() (0: off).
-  int64_t precise_bn_batches = 0;
   // Temperature scaling fitted on the validation logits at each validation (metrics::fit_temperature);
   // stored in the checkpoint's metadata as config.temperature, which eval-cls/eval/predict apply.
   bool calibrate_temperature = false;
-  uint64_t seed = 0;
-  Device device = Device::cpu();
-  std::string out_dir;
-  bool progress = true;             // progress bar on stderr
-  Metadata config;                  // stored in checkpoints (arch, size, ...)
+  // (precise_bn_batches: the batches come from the `bn_source` given to fit.)
 };
 
 struct EpochRecord {
@@ -152,11 +121,6 @@ class ClsTrainer {
  private:
   nn::Module& model_;
   ClsTrainConfig cfg_;
-};
-
-// A non-finite loss in "stop" mode.
-struct NonFiniteLossError : ValueError {
-  using ValueError::ValueError;
 };
 
 // Binary cross-entropy with logits for the classifier: logits [N, 1] or [N], labels [N].
