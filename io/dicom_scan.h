@@ -7,7 +7,8 @@
 // inflating), through nested sequences and encapsulated pixel data. The walk checks that every tag,
 // VR and length fits in the file, that VRs are valid, and that undefined-length sequences and items
 // are properly delimited. A file that passes has a sound structure, so GDCM's parser never reads past
-// the end; the checks of the values themselves (sizes, codestreams) come after, in dicom.cpp.
+// the end; the checks of the values themselves (sizes, codestreams) come after, in dicom.cpp and
+// dicom_codestream.cpp.
 #pragma once
 #include <cstdint>
 #include <string>
