@@ -367,10 +367,11 @@ std::vector<OpCase> build_registry() {
         [](const Tensor& x) { return softplus(x, 2.0, 3.0); });
 
   // ---- tensor/tensor.cpp: copies and views --------------------------------------------------------
-  add_case({"to_dtype", {"to"}, [](Generator& g) { return S{G(uniform(g, {3, 4}, -2, 2))}; },
+  // The dtype round trip, and on CUDA also the device round trip (CUDA -> CPU -> CUDA).
+  add_case({"to_dtype_and_device", {"to"}, [](Generator& g) { return S{G(uniform(g, {3, 4}, -2, 2))}; },
             [](const V& in) {
               const DType other = in[0].dtype() == DType::Float64 ? DType::Float32 : DType::Float64;
-              return in[0].to(other).to(in[0].dtype());
+              return in[0].to(other).cpu().to(in[0].device(), in[0].dtype());
             },
             // float64 -> float32 -> float64 rounds to float32: a larger step keeps the numeric derivative exact enough.
             GradcheckTol{1e-2, 1e-4, 1e-4}});
