@@ -297,6 +297,39 @@ ScanResult scan_sources() {
   return res;
 }
 
+// The scanner on a synthetic source: a literal name, names through a wrapper's parameter, and a name
+// it cannot resolve (reported, so the coverage test fails rather than missing the op).
+TEST(Coverage, ScannerReadsLiteralAndWrappedNamesAndReportsTheRest) {
+  const std::filesystem::path file = std::filesystem::path(::testing::TempDir()) / "sx_scan_fixture.cpp";
+  {
+    std::ofstream f(file);
+    f << "// attach_grad(out, \"in_a_comment\", {a}, fn) is ignored\n"
+         "Tensor attach_grad(Tensor out, const char* name, std::vector<Tensor> inputs, BackwardFn backward);\n"
+         "Tensor plain(const Tensor& a) {\n"
+         "  return attach_grad(out, \"plain_op\", {a}, [](const Tensor& g) { return V{g}; });\n"
+         "}\n"
+         "Tensor wrapper(const Tensor& a, int k, const char* op) {\n"
+         "  Tensor v = f(a);\n"
+         "  v = attach_grad(v, op, {a}, [k](const Tensor& g) { return V{g}; });\n"
+         "  return v;\n"
+         "}\n"
+         "Tensor first(const Tensor& a) { return wrapper(a.reshape({1}), 0, \"first_op\"); }\n"
+         "Tensor second(const Tensor& a) { return wrapper(a, 1, \"second_op\"); }\n"
+         "Tensor opaque(const Tensor& a, const std::string& s) {\n"
+         "  return attach_grad(out, s.c_str(), {a}, fn);\n"
+         "}\n";
+  }
+  ScanResult res;
+  scan_file(file, "fixture.cpp", res);
+  std::filesystem::remove(file);
+  EXPECT_EQ(res.sites, 3);
+  std::set<std::string> names;
+  for (const auto& kv : res.names) names.insert(kv.first);
+  EXPECT_EQ(names, (std::set<std::string>{"plain_op", "first_op", "second_op"}));
+  ASSERT_EQ(res.unresolved.size(), 1u);
+  EXPECT_NE(res.unresolved[0].find("fixture.cpp:14"), std::string::npos) << res.unresolved[0];
+}
+
 TEST(Coverage, EveryAutogradNodeIsRegistered) {
   const ScanResult scan = scan_sources();
   // The scanner itself must work: these sites exist, one literal and two through variables.
