@@ -27,8 +27,8 @@
 #include "tensor/random.h"
 #include "tensor/allocator.h"
 #include "tensor/sync_stats.h"
-#include "train/det_train.h"
-#include "train/optim.h"
+#include "train/tasks/det_train.h"
+#include "train/loop/optim.h"
 
 #ifdef SX_WITH_CUDA
 #include <cuda_runtime.h>

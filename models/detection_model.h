@@ -15,14 +15,14 @@
 
 namespace sx::models {
 
-// Factories (what train/det_train.cpp calls for --model NAME):
+// Factories (what train/tasks/det_train.cpp calls for --model NAME):
 //   models/retinanet.h    std::shared_ptr<RetinaNet>  make_retinanet(const DetectorOptions&)
 //   models/faster_rcnn.h  std::shared_ptr<FasterRCNN> make_faster_rcnn(const DetectorOptions&)
-// train/det_train.h make_detector(name, options) dispatches on the name, and
-// train/predict.h load_detector_checkpoint(checkpoint, device) rebuilds a model from a checkpoint's metadata alone
+// train/tasks/det_train.h make_detector(name, options) dispatches on the name, and
+// train/app/predict.h load_detector_checkpoint(checkpoint, device) rebuilds a model from a checkpoint's metadata alone
 // ("det.model" = model_name(), plus detector_options_to_metadata()).
 //
-// The interface the trainer (train/det_train.h), evaluation and `predict` use. A model is an
+// The interface the trainer (train/tasks/det_train.h), evaluation and `predict` use. A model is an
 // nn::Module (parameters, state_dict with torchvision's names, train/eval, to(device)).
 class DetectionModel : public nn::Module {
  public:

@@ -10,7 +10,12 @@
 #   models : tensor kernels layers models
 #   io     : tensor io
 #   train  : tensor kernels layers models io train
-#   bench  : everything (benchmarks of any layer)
+#   bench  : everything (benchmarks of any layer; bench_ops walks the op registry of tests/ops)
+# and inside train/, by role (train/X/... may include train/Y/... for Y in):
+#   train/eval : eval                      (metrics, detection AP, decision rule, plots)
+#   train/loop : eval loop                 (the training loop, optimizers, checkpoints)
+#   train/tasks: eval loop tasks           (the classifier and detector tasks and their data)
+#   train/app  : eval loop tasks app       (predict, the CLI commands, the demo)
 #   tests  : everything (tests of any layer, plus tests/common and the tests' own helpers)
 #
 # An include is resolved the way the build resolves it: first next to the including file (e.g.
@@ -41,8 +46,15 @@ declare -A ALLOWED=(
   [models]="tensor kernels layers models"
   [io]="tensor io"
   [train]="tensor kernels layers models io train"
-  [bench]="tensor kernels layers models io train bench"
+  [bench]="tensor kernels layers models io train bench tests"
   [tests]="tensor kernels layers models io train bench tests"
+)
+
+declare -A TRAIN_ALLOWED=(
+  [eval]="eval"
+  [loop]="eval loop"
+  [tasks]="eval loop tasks"
+  [app]="eval loop tasks app"
 )
 
 is_layer() {
@@ -120,6 +132,23 @@ check() {
     fi
   done <<< "$includes"
 
+  # Inside train/: the roles' order (an include of "train/Y/..." from train/X/).
+  local sub tosub
+  while IFS=$'\t' read -r file line inc; do
+    [ -n "$file" ] || continue
+    case "$file" in train/*/*) ;; *) continue ;; esac
+    case "$inc" in train/*/*) ;; *) continue ;; esac
+    sub="${file#train/}"; sub="${sub%%/*}"
+    tosub="${inc#train/}"; tosub="${tosub%%/*}"
+    if [[ -z "${TRAIN_ALLOWED[$sub]+x}" ]]; then
+      echo "$file:$line: train/$sub is not one of train's roles (${!TRAIN_ALLOWED[*]})"
+      bad=1
+    elif [[ " ${TRAIN_ALLOWED[$sub]} " != *" $tosub "* ]]; then
+      echo "$file:$line: train/$sub -> train/$tosub not allowed"
+      bad=1
+    fi
+  done <<< "$includes"
+
   local n_inc=0 k
   for k in "${!pairs[@]}"; do n_inc=$(( n_inc + pairs[$k] )); done
   echo "layering: ${#files[@]} files scanned, $n_inc quoted includes; edges (includes per pair):"
@@ -181,8 +210,22 @@ self_test() {
   if [ "$rc" -ne 1 ] || [[ "$out" != *"layers/x.cpp:1: layers -> models not allowed"* ]]; then
     echo "self-test FAILED: a relative layers -> models include was not rejected (exit $rc):"; echo "$out"; fails=1
   fi
+  rm "$tmp/layers/x.cpp"
+  # 6. Inside train/, the roles' order: train/eval may not include train/app.
+  mkdir -p "$tmp/train/eval" "$tmp/train/app"
+  printf '#include "train/eval/e.h"\n' > "$tmp/train/app/a.h"
+  printf '#include "models/m.h"\n' > "$tmp/train/eval/e.h"
+  set +e; out=$(check "$tmp" 2>&1); rc=$?; set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "self-test FAILED: train/app -> train/eval was rejected (exit $rc):"; echo "$out"; fails=1
+  fi
+  printf '#include "train/app/a.h"\n' >> "$tmp/train/eval/e.h"
+  set +e; out=$(check "$tmp" 2>&1); rc=$?; set -e
+  if [ "$rc" -ne 1 ] || [[ "$out" != *"train/eval/e.h:2: train/eval -> train/app not allowed"* ]]; then
+    echo "self-test FAILED: train/eval -> train/app was not rejected (exit $rc):"; echo "$out"; fails=1
+  fi
   if [ "$fails" -ne 0 ]; then return 1; fi
-  echo "check_layers self-test: OK (clean tree passes; kernels -> layers, io -> kernels, ../models from layers and an unresolved include fail)"
+  echo "check_layers self-test: OK (clean tree passes; kernels -> layers, io -> kernels, ../models from layers, an unresolved include and train/eval -> train/app fail)"
 }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -11,7 +11,7 @@
 // All tensors: defined, contiguous, same shape, dtype (float32 or float64) and device. The update
 // runs on that device (cpu:: OpenMP loop, cuda:: grid-stride kernel) with the very same
 // per-element arithmetic, so CPU and CUDA agree to the rounding of the device's sqrt/division.
-// The bookkeeping (parameter groups, state, checkpoints) is train/optim.h's.
+// The bookkeeping (parameter groups, state, checkpoints) is train/loop/optim.h's.
 #pragma once
 #include <cstdint>
 

@@ -237,7 +237,7 @@ TEST(Synth, ClassicSpondylolisthesisSlipsBeyondTheCurve) {
 
 // ---- the stratified deal and --test-images ---------------------------------------------------------
 
-// The demo's dataset (train/cli/cmd_demo.cpp: --images 640 --test-images 320): every class has at
+// The demo's dataset (train/app/cli/cmd_demo.cpp: --images 640 --test-images 320): every class has at
 // least 20 boxes in the test split and in the train split, whatever the style (sizes do not change which lesions are drawn,
 // so small images stand in for the demo's).
 int64_t count_rows(const std::string& csv, std::map<int, int>* per_class, std::set<std::string>* studies) {

@@ -14,10 +14,10 @@
 #include "tensor/errors.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
-#include "train/checkpoint.h"
-#include "train/optim.h"
-#include "train/scheduler.h"
-#include "train/signals.h"
+#include "train/loop/checkpoint.h"
+#include "train/loop/optim.h"
+#include "train/loop/scheduler.h"
+#include "train/loop/signals.h"
 
 using namespace sx;
 using namespace sx::train;

@@ -1,4 +1,4 @@
-// Detection evaluation (train/det_eval.h): hand-computed cases, then pycocotools' COCOeval and the
+// Detection evaluation (train/eval/det_eval.h): hand-computed cases, then pycocotools' COCOeval and the
 // VOC devkit's voc_eval on seeded random cases (tests/data/train/coco_eval_cases.txt, made by
 // scripts/fixtures/train_coco_eval.py).
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tensor/errors.h"
-#include "train/det_eval.h"
+#include "train/eval/det_eval.h"
 
 namespace sx::eval {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "io/synth.h"
 #include "tensor/errors.h"
-#include "train/det_train.h"
+#include "train/tasks/det_train.h"
 
 namespace sx::train {
 namespace {

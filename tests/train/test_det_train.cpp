@@ -15,9 +15,9 @@
 #include "io/safetensors.h"
 #include "io/synth.h"
 #include "models/anchors.h"
-#include "train/det_train.h"
-#include "train/precise_bn.h"
-#include "train/predict.h"
+#include "train/tasks/det_train.h"
+#include "train/loop/precise_bn.h"
+#include "train/app/predict.h"
 
 namespace sx::train {
 namespace {

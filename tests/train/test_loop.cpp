@@ -1,4 +1,4 @@
-// The one training loop (train/loop.h) with a task written here: how a new model plugs in. A
+// The one training loop (train/loop/loop.h) with a task written here: how a new model plugs in. A
 // linear model learns y = 2x - 1 with two loss terms; the run records each term, validates, keeps
 // the best checkpoint, and a resumed run reads the history of earlier versions' files.
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include "layers/linear.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
-#include "train/loop.h"
+#include "train/loop/loop.h"
 
 using namespace sx;
 using namespace sx::train;

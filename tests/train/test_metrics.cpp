@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "tensor/errors.h"
-#include "train/metrics.h"
+#include "train/eval/metrics.h"
 
 using namespace sx::metrics;
 

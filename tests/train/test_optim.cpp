@@ -15,9 +15,9 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
-#include "train/clip.h"
-#include "train/optim.h"
-#include "train/scheduler.h"
+#include "train/loop/clip.h"
+#include "train/loop/optim.h"
+#include "train/loop/scheduler.h"
 
 using namespace sx;
 using namespace sx::optim;

@@ -8,8 +8,8 @@
 
 #include "io/image_io.h"
 #include "tensor/errors.h"
-#include "train/font5x7.h"
-#include "train/plot.h"
+#include "train/eval/font5x7.h"
+#include "train/eval/plot.h"
 
 using namespace sx::plot;
 

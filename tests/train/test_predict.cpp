@@ -14,12 +14,12 @@
 #include "io/synth.h"
 #include "models/faster_rcnn.h"
 #include "tensor/errors.h"
-#include "train/checkpoint.h"
-#include "train/cls_data.h"
-#include "train/decision_rule.h"
-#include "train/det_eval.h"
-#include "train/det_train.h"
-#include "train/predict.h"
+#include "train/loop/checkpoint.h"
+#include "train/tasks/cls_data.h"
+#include "train/eval/decision_rule.h"
+#include "train/eval/det_eval.h"
+#include "train/tasks/det_train.h"
+#include "train/app/predict.h"
 
 namespace sx::train {
 namespace {

@@ -1,6 +1,6 @@
 // The classifier training loop: a tiny ResNet learns a synthetic task, a resumed run reproduces
 // the uninterrupted one bit for bit on the CPU, signals checkpoint and stop, NaN losses stop or
-// are skipped, and the run folder holds what trainer.h promises.
+// are skipped, and the run folder holds what train/tasks/cls_train.h and train/loop/loop.h promise.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -20,12 +20,12 @@
 #include "tensor/errors.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
-#include "train/checkpoint.h"
-#include "train/cls_data.h"
-#include "train/cls_source.h"
-#include "train/precise_bn.h"
-#include "train/signals.h"
-#include "train/trainer.h"
+#include "train/loop/checkpoint.h"
+#include "train/tasks/cls_data.h"
+#include "train/tasks/cls_source.h"
+#include "train/loop/precise_bn.h"
+#include "train/loop/signals.h"
+#include "train/tasks/cls_train.h"
 
 using namespace sx;
 using namespace sx::train;

@@ -1,0 +1,118 @@
+// spinexr train-det: train a lesion detector (RetinaNet or Faster R-CNN) on a VinDr-SpineXR dataset.
+#include <cstdio>
+
+#include "io/dataset.h"
+#include "models/detection_model.h"
+#include "train/app/cli/cli.h"
+#include "train/app/cli/common_options.h"
+#include "train/app/cli/det_cli_common.h"
+#include "train/tasks/det_train.h"
+
+namespace {
+
+int run_train_det(int argc, char** argv) {
+  sx::cli::Args args("train-det",
+                     "Train a lesion detector (7 classes) on a VinDr-SpineXR dataset. Writes checkpoints, metrics.json,\n"
+                     "history.csv, train.log and loss.png into --out; validation mAP (paper protocol) each epoch on a\n"
+                     "held-out part of the training split (by study).");
+  args.required("data", "dataset root (release or flat layout)")
+      .option("cache", "", "a `spinexr prepare` cache to read instead of the DICOM files")
+      .option("model", "retinanet", "retinanet | faster_rcnn")
+      .option("size", "512", "longest image side after resizing")
+      .option("epochs", "12", "epochs")
+      .option("batch", "4", "images per batch")
+      .option("lr", "0.01", "base learning rate")
+      .option("optimizer", "sgd", "sgd | adamw")
+      .option("weight-decay", "0.0001", "weight decay (not on norm weights and biases)")
+      .option("schedule", "cosine", "cosine | multistep | constant")
+      .option("warmup", "100", "linear warm-up steps")
+      .option("clip", "0", "clip gradients to this global norm (0: off)")
+      .option("device", "cpu", "cpu | cuda | cuda:N")
+      .required("out", "run folder")
+      .option("weights", "", "initial weights (.safetensors): a detector or a ResNet (ImageNet) checkpoint")
+      .flag("resume", "continue from OUT/last.safetensors")
+      .option("repeat-factor", "0", "repeat-factor sampling threshold t (0: off; the paper uses 0.1)")
+      .option("hflip", "0.5", "horizontal flip probability")
+      .option("scale-min", "0.8", "scale jitter: smallest factor on --size")
+      .option("scale-max", "1.2", "scale jitter: largest factor on --size")
+      .option("val-fraction", "0.1", "fraction of the training split (whole studies) held out for validation")
+      .option("val-every", "1", "validate every N epochs")
+      .option("workers", "2", "data loading threads")
+      .option("seed", "0", "random seed (data order, augmentation, weight init)")
+      .option("max-steps", "0", "stop after this many steps (0: run all epochs)")
+      .option("precise-bn", "20",
+              "with --norm batchnorm: at each epoch end recompute BatchNorm statistics with the current\n"
+              "      weights over this many training batches before validating and checkpointing (0: off)")
+      .option("ckpt-every", "0", "also checkpoint every N steps")
+      .option("nan", "stop", "on a non-finite loss: stop | skip");
+  sx::cli::add_allow_missing_option(args);
+  sx::cli::add_detector_options(args);
+  sx::cli::add_precision_options(args);
+  if (!args.parse(argc, argv)) return 0;
+  sx::cli::apply_precision_options(args);
+
+  const std::string root = args.get("cache").empty() ? args.get("data") : args.get("cache");
+  sx::io::DatasetOptions dopt;
+  dopt.split = "train";
+  dopt.allow_missing = true;  // checked next, with the list written
+  sx::io::Dataset ds = sx::io::Dataset::open(root, dopt);
+  sx::cli::check_missing_images(ds, args.get("out"), args);
+  const uint64_t seed = static_cast<uint64_t>(args.get_int("seed"));
+  auto split = sx::io::split_by_study(ds, args.get_double("val-fraction"), seed);
+
+  sx::models::DetectorOptions o = sx::cli::detector_options_from_args(args, args.get("model"));
+  o.num_classes = ds.classes().num_classes();
+  o.seed = seed;
+  auto model = sx::train::make_detector(args.get("model"), o);
+  if (!args.get("weights").empty() && !args.get_flag("resume")) {
+    auto report = sx::cli::load_initial_detector_weights(args.get("weights"), *model);
+    std::fprintf(stderr, "initial weights %s (what they lack keeps its initialisation): %s\n",
+                 args.get("weights").c_str(), report.str().c_str());
+  }
+
+  const int size = static_cast<int>(args.get_int("size"));
+  const int batch = static_cast<int>(args.get_int("batch"));
+  const int workers = static_cast<int>(args.get_int("workers"));
+  sx::train::DetData train{&ds, split.train,
+                           sx::train::detection_loader_options(size, static_cast<int>(o.in_channels), batch, true,
+                                                               args.get_double("hflip"), args.get_double("scale-min"),
+                                                               args.get_double("scale-max"),
+                                                               args.get_double("repeat-factor"), seed, workers)};
+  sx::train::DetData val{&ds, split.val,
+                         sx::train::detection_loader_options(size, static_cast<int>(o.in_channels), batch, false, 0,
+                                                             1, 1, 0, seed, workers)};
+
+  sx::train::DetTrainConfig cfg;
+  cfg.epochs = args.get_int("epochs");
+  cfg.lr = args.get_double("lr");
+  cfg.optimizer = args.get("optimizer");
+  cfg.weight_decay = args.get_double("weight-decay");
+  cfg.schedule = args.get("schedule");
+  cfg.warmup_steps = args.get_int("warmup");
+  cfg.clip_norm = args.get_double("clip");
+  cfg.val_every = args.get_int("val-every");
+  cfg.ckpt_every = args.get_int("ckpt-every");
+  cfg.max_steps = args.get_int("max-steps");
+  cfg.precise_bn_batches = args.get_int("precise-bn");
+  SX_CHECK(cfg.precise_bn_batches >= 0, "--precise-bn must be >= 0, got ", cfg.precise_bn_batches);
+  cfg.nan_policy = args.get("nan");
+  cfg.seed = seed;
+  cfg.device = sx::Device::parse(args.get("device"));
+  cfg.out_dir = args.get("out");
+  cfg.class_names = ds.classes().class_names();
+  cfg.config = {{"size", std::to_string(size)}, {"data", args.get("data")}, {"channels", std::to_string(o.in_channels)}};  // stored as config.*
+  std::fprintf(stderr, "train-det: %s/%s, %zu training and %zu validation images, %d px, device %s\n",
+               args.get("model").c_str(), o.arch.c_str(), split.train.size(), split.val.size(), size,
+               cfg.device.str().c_str());
+  sx::train::DetTrainer trainer(*model, cfg);
+  auto res = trainer.fit(train, split.val.empty() ? nullptr : &val, args.get_flag("resume"));
+  std::printf("%s: %lld steps in %.1f s%s; checkpoints in %s\n", res.interrupted ? "interrupted" : "done",
+              static_cast<long long>(res.steps), res.seconds,
+              res.best_map50 >= 0 ? (", best val mAP@0.5 " + std::to_string(res.best_map50)).c_str() : "",
+              cfg.out_dir.c_str());
+  return res.exit_code;
+}
+
+const sx::cli::Registrar kRegister("train-det", "train a lesion detector (RetinaNet or Faster R-CNN)", run_train_det);
+
+}  // namespace

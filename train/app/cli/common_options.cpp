@@ -1,0 +1,77 @@
+#include "train/app/cli/common_options.h"
+
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "tensor/errors.h"
+#ifdef SX_WITH_CUDA
+#include "tensor/cuda_context.h"
+#endif
+
+namespace sx::cli {
+
+Args& add_run_options(Args& args, const std::string& quiet_help) {
+  args.option("device", "cpu", "cpu | cuda | cuda:N")
+      .option("threads", "0", "CPU threads (0: OpenMP's default)")
+      .option("workers", "2", "data loading threads")
+      .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping");
+  return add_allow_missing_option(args).flag("quiet", quiet_help);
+}
+
+Args& add_allow_missing_option(Args& args, const std::string& where) {
+  return args.flag("allow-missing", "leave out listed images whose file is absent (a partial download) instead of\n"
+                                    "      stopping; the full list goes to " + where + "/missing.txt either way");
+}
+
+void check_missing_images(const io::Dataset& ds, const std::string& dir, const Args& args) {
+  if (ds.missing().empty()) return;
+  std::filesystem::create_directories(dir);
+  print_missing_note(io::check_missing_images(ds, dir + "/missing.txt", args.get_flag("allow-missing")), dir);
+}
+
+void print_missing_note(const std::string& note, const std::string& dir) {
+  if (note.empty()) return;
+  std::printf("note: %s; left out (--allow-missing), full list in %s/missing.txt\n", note.c_str(), dir.c_str());
+  std::fflush(stdout);
+}
+
+void apply_threads_option(const Args& args) {
+  if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
+}
+
+Args& add_precision_options(Args& args) {
+  return args
+      .option("precision", "tf32",
+              "fp32 | tf32: float32 convolutions and matmuls on CUDA use TF32 tensor cores (tf32, PyTorch's cuDNN "
+              "default) or full float32 FMA (fp32); the CPU always computes in float32")
+      .flag("cudnn-benchmark",
+            "time cuDNN's convolution algorithms once per new input shape (like torch.backends.cudnn.benchmark); "
+            "default: cuDNN's heuristic choice, better when shapes change every batch");
+}
+
+void apply_precision_options(const Args& args) {
+  const std::string prec = args.get("precision");
+  SX_CHECK(prec == "fp32" || prec == "tf32", "--precision must be fp32 or tf32, got '", prec, "'");
+#ifdef SX_WITH_CUDA
+  sx::cuda::set_allow_tf32(prec == "tf32");
+  sx::cuda::set_cudnn_benchmark(args.get_flag("cudnn-benchmark"));
+#endif
+}
+
+void check_eval_split(const std::string& split) {
+  SX_CHECK(split == "test" || split == "train", "--split must be test or train, got '", split, "'");
+}
+
+std::string eval_out_dir(const Args& args, const std::string& ckpt, const std::string& folder_name) {
+  std::string out = args.get("out");
+  if (out.empty()) {
+    std::filesystem::path p(ckpt);
+    out = (p.has_parent_path() ? p.parent_path() : std::filesystem::path(".")).string() + "/" + folder_name;
+  }
+  std::filesystem::create_directories(out);
+  return out;
+}
+
+}  // namespace sx::cli

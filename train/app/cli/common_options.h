@@ -1,0 +1,37 @@
+// Command-line glue shared by the evaluation commands (eval-cls, eval-det, eval): the options they
+// all end with (--device --threads --workers --skip-bad-rows --quiet), the --split check and the
+// default output folder next to the checkpoint.
+#pragma once
+#include <string>
+
+#include "io/dataset.h"
+#include "train/app/cli/cli.h"
+
+namespace sx::cli {
+
+// Declares --device (cpu), --threads (0), --workers (2), --skip-bad-rows, --allow-missing and
+// --quiet (help `quiet_help`), in that order.
+Args& add_run_options(Args& args, const std::string& quiet_help = "no progress bar");
+// Declares --allow-missing: listed images whose file is absent (a partial download) are left out
+// instead of stopping the command; the list goes to `where`/missing.txt either way.
+Args& add_allow_missing_option(Args& args, const std::string& where = "OUT");
+// After io::Dataset::open with allow_missing: with images missing, writes the full list to
+// DIR/missing.txt and throws (one line: how many, the first few, the list), or with
+// --allow-missing prints that line as a note.
+void check_missing_images(const io::Dataset& ds, const std::string& dir, const Args& args);
+// The note open_cls_data returns (when not empty) on stdout.
+void print_missing_note(const std::string& note, const std::string& dir);
+// After parsing: --threads > 0 sets OpenMP's thread count.
+void apply_threads_option(const Args& args);
+// Declares --precision (tf32) and --cudnn-benchmark: how float32 convolutions and matmuls run on CUDA.
+Args& add_precision_options(Args& args);
+// After parsing: applies them (ValueError for an unknown --precision). No effect on the CPU, which
+// always computes in full float32.
+void apply_precision_options(const Args& args);
+// ValueError unless the split is "test" or "train".
+void check_eval_split(const std::string& split);
+// --out, or when it is empty <checkpoint folder>/<folder_name> ("." when the checkpoint path has no
+// folder); the folder is created.
+std::string eval_out_dir(const Args& args, const std::string& ckpt, const std::string& folder_name);
+
+}  // namespace sx::cli

@@ -1,0 +1,287 @@
+// The classifier: its loss, predictions, metrics, and the task the training loop runs (cls_train.h).
+#include "train/tasks/cls_train.h"
+
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
+#include "io/json.h"
+#include "io/progress.h"
+#include "layers/loss.h"
+#include "tensor/autograd.h"
+#include "tensor/errors.h"
+#include "tensor/ops.h"
+#include "train/eval/plot.h"
+#include "train/loop/run_files.h"
+
+namespace sx::train {
+using run_files::fmt;
+
+Tensor cls_loss(const Tensor& logits, const Tensor& labels, double pos_weight) {
+  SX_CHECK(logits.dim() == 1 || (logits.dim() == 2 && logits.size(1) == 1),
+           "cls_loss: logits must be [N] or [N, 1], got ", shape_str(logits.shape()));
+  Tensor l = logits.dim() == 2 ? logits.reshape({logits.size(0)}) : logits;
+  SX_CHECK(labels.dim() == 1 && labels.size(0) == l.size(0), "cls_loss: labels must be [", l.size(0), "], got ",
+           shape_str(labels.shape()));
+  Tensor t = labels.to(l.device(), l.dtype());
+  Tensor pw;
+  if (pos_weight != 1.0) pw = Tensor::full({1}, pos_weight, l.dtype(), l.device());
+  return nn::binary_cross_entropy_with_logits(l, t, pw, nn::Reduction::Mean);
+}
+
+ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress,
+                           double temperature) {
+  SX_CHECK(temperature > 0 && std::isfinite(temperature), "predict_cls: temperature must be > 0, got ", temperature);
+  bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard ng;
+  ClsPredictions p;
+  source.start_epoch(0, 0);
+  std::unique_ptr<io::ProgressBar> bar;
+  if (progress) bar = std::make_unique<io::ProgressBar>(source.num_batches(), "predict");
+  double loss_sum = 0;
+  ClsBatch b;
+  while (source.next(b)) {
+    Tensor logits = model.forward(b.images.to(device));
+    int64_t n = logits.size(0);
+    Tensor raw = logits.reshape({n});
+    Tensor l = temperature == 1.0 ? raw : mul(raw, 1.0 / temperature);
+    Tensor t = b.labels.to(l.device(), l.dtype());
+    loss_sum += nn::binary_cross_entropy_with_logits(l, t, Tensor(), nn::Reduction::Sum).item();
+    auto raw_logits = raw.to_vector();
+    auto probs = sigmoid(l).to_vector();
+    auto labels = b.labels.to_vector();
+    SX_CHECK(static_cast<int64_t>(probs.size()) == n && static_cast<int64_t>(labels.size()) == n,
+             "predict_cls: batch of ", n, " logits but ", labels.size(), " labels");
+    for (int64_t i = 0; i < n; ++i) {
+      p.logits.push_back(raw_logits[i]);
+      p.probs.push_back(probs[i]);
+      p.labels.push_back(labels[i] >= 0.5 ? 1 : 0);
+      p.ids.push_back(i < static_cast<int64_t>(b.ids.size()) ? b.ids[i] : std::to_string(p.ids.size()));
+    }
+    if (bar) bar->update(1);
+  }
+  if (bar) bar->finish();
+  p.mean_loss = p.probs.empty() ? 0.0 : loss_sum / static_cast<double>(p.probs.size());
+  model.train(was_training);
+  return p;
+}
+
+ClsMetrics compute_cls_metrics(const ClsPredictions& p, int64_t bootstrap, uint64_t seed, double threshold) {
+  ClsMetrics m;
+  m.n = static_cast<int64_t>(p.probs.size());
+  for (int v : p.labels) m.positives += v;
+  m.mean_loss = p.mean_loss;
+  SX_CHECK(m.positives > 0 && m.positives < m.n, "classification metrics need both classes; got ", m.positives,
+           " abnormal and ", m.n - m.positives, " normal images");
+  m.auroc = metrics::roc_auc(p.probs, p.labels);
+  if (bootstrap > 0) {
+    m.ci = metrics::roc_auc_bootstrap(p.probs, p.labels, bootstrap, seed);
+  } else {
+    m.ci.estimate = m.ci.lo = m.ci.hi = m.auroc;
+  }
+  if (threshold < 0) {
+    m.threshold = metrics::youden_threshold(p.probs, p.labels);
+    m.threshold_source = "youden";
+  } else {
+    m.threshold = threshold;
+    m.threshold_source = "given";
+  }
+  m.at_threshold = metrics::binary_metrics_at(p.probs, p.labels, m.threshold);
+  m.calibration = metrics::calibration(p.probs, p.labels, 15);
+  return m;
+}
+
+double checkpoint_temperature(const std::string& ckpt_path) {
+  Metadata md = read_checkpoint_metadata(ckpt_path);
+  auto it = md.find("config.temperature");
+  if (it == md.end()) return 1.0;
+  char* end = nullptr;
+  const double t = std::strtod(it->second.c_str(), &end);
+  if (it->second.empty() || *end != '\0' || !(t > 0) || !std::isfinite(t))
+    SX_THROW(IOError, ckpt_path, ": config.temperature must be a positive number, got '", it->second, "'");
+  return t;
+}
+
+namespace {
+
+void metrics_fields(io::Json& w, const ClsMetrics& m) {
+  const auto& t = m.at_threshold;
+  w["n"] = m.n;
+  w["positives"] = m.positives;
+  w["auroc"] = m.auroc;
+  w["auroc_ci95"] = {m.ci.lo, m.ci.hi};
+  w["bootstrap_samples"] = m.ci.samples;
+  w["threshold"] = m.threshold;
+  w["threshold_source"] = m.threshold_source;
+  w["sensitivity"] = t.sensitivity;
+  w["specificity"] = t.specificity;
+  w["precision"] = t.precision;
+  w["f1"] = t.f1;
+  w["accuracy"] = t.accuracy;
+  w["confusion"] = {{"tp", t.cm.tp}, {"fp", t.cm.fp}, {"tn", t.cm.tn}, {"fn", t.cm.fn}};
+  w["mean_loss"] = m.mean_loss;
+  w["ece"] = m.calibration.ece;
+  w["ece_bins"] = static_cast<int64_t>(m.calibration.bins.size());
+}
+
+std::string g17(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+}  // namespace
+
+io::Json cls_metrics_json(const ClsMetrics& m, const Metadata& extra) {
+  io::Json w = io::Json::object();
+  metrics_fields(w, m);
+  for (const auto& [k, v] : extra) w[k] = v;
+  return w;
+}
+
+void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra) {
+  io::write_json_atomic(path, cls_metrics_json(m, extra));
+}
+
+void write_calibration_png(const std::string& path, const metrics::Calibration& c, const std::string& what) {
+  std::vector<plot::ReliabilityBin> bins;
+  for (const auto& b : c.bins) bins.push_back({b.lo, b.hi, b.mean_prob, b.frac_positive, b.count});
+  plot::render_reliability(bins, "stage 1, ECE " + fmt("%.2f", 100.0 * c.ece) + "%", "Reliability, " + what)
+      .save_png(path);
+}
+
+namespace {
+
+// The classifier as a task of the training loop (train/loop/loop.h).
+class ClsTask : public Task {
+ public:
+  ClsTask(nn::Module& model, const ClsTrainConfig& cfg, ClsBatchSource& train, ClsBatchSource* val,
+          ClsBatchSource* bn_source)
+      : model_(model), cfg_(cfg), train_(train), val_(val), bn_(bn_source) {}
+
+  nn::Module& model() override { return model_; }
+  TaskInfo info() const override {
+    TaskInfo i;
+    i.metric_name = "AUROC";
+    i.metric_column = "val_auroc";
+    i.val_columns = {"val_loss", "val_auroc"};
+    i.plot_title = "Training";
+    i.plot_min_points = 1;
+    i.resumed_metadata = {"val_threshold", "temperature"};
+    return i;
+  }
+  Metadata checkpoint_metadata() const override { return cfg_.config; }
+
+  int64_t steps_per_epoch() override { return train_.num_batches(); }
+  int64_t start_epoch(int64_t epoch, int64_t first_batch) override {
+    train_.start_epoch(epoch, first_batch);
+    return train_.num_batches() - first_batch;
+  }
+  bool next_batch() override { return train_.next(batch_); }
+  StepLoss step() override {
+    Tensor x = batch_.images.to(cfg_.device);
+    Tensor logits = model_.forward(x);
+    return {cls_loss(logits, batch_.labels, cfg_.pos_weight), {}, x.size(0)};
+  }
+
+  void start_bn(int64_t epoch) override { bn_->start_epoch(epoch, 0); }
+  bool bn_forward() override {
+    if (!bn_->next(bn_batch_)) return false;
+    model_.forward(bn_batch_.images.to(cfg_.device));
+    return true;
+  }
+
+  bool can_validate() const override { return val_ != nullptr; }
+  Validation validate() override {
+    Validation v;
+    ClsPredictions pv = predict_cls(model_, *val_, cfg_.device, false);
+    int64_t pos = 0;
+    for (int l : pv.labels) pos += l;
+    v.values["val_loss"] = pv.mean_loss;
+    if (pos == 0 || pos == static_cast<int64_t>(pv.labels.size())) {
+      // No AUROC without both classes: keep going, and let "best" follow the latest epoch.
+      v.notes.push_back("warning: the validation set holds " + std::to_string(pv.labels.size()) +
+                        " images of one class only; no AUROC, best.safetensors follows the last epoch");
+      v.best_anyway = true;
+      return v;
+    }
+    ClsMetrics vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
+    v.scored = true;
+    v.metric = vm.auroc;
+    v.loss = vm.mean_loss;  // the tie-break: the model as trained, before any calibration
+    v.values["val_auroc"] = vm.auroc;
+    const double raw_ece = vm.calibration.ece, raw_loss = vm.mean_loss;
+    double temperature = 1.0;
+    if (cfg_.calibrate_temperature) {
+      // Fit T on these validation logits; the threshold and the metrics recorded with this
+      // checkpoint are then those of the calibrated probabilities sigmoid(logit / T), which is
+      // what eval-cls, eval and predict will compute from it.
+      temperature = metrics::fit_temperature(pv.logits, pv.labels);
+      double loss = 0;
+      for (size_t i = 0; i < pv.probs.size(); ++i) {
+        const double z = pv.logits[i] / temperature;
+        pv.probs[i] = 1.0 / (1.0 + std::exp(-z));
+        loss += (z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z))) - (pv.labels[i] ? z : 0.0);
+      }
+      pv.mean_loss = loss / static_cast<double>(pv.probs.size());
+      vm = compute_cls_metrics(pv, cfg_.bootstrap, cfg_.seed);
+      v.checkpoint["temperature"] = g17(temperature);
+    }
+    v.checkpoint["val_threshold"] = g17(vm.threshold);
+    metrics_fields(v.json, vm);
+    v.summary = " val_loss " + fmt("%.4f", raw_loss) + " val_auroc " + fmt("%.4f", vm.auroc) + " (95% CI " +
+                fmt("%.4f", vm.ci.lo) + "-" + fmt("%.4f", vm.ci.hi) + ") val_ece " + fmt("%.4f", raw_ece);
+    if (cfg_.calibrate_temperature) {
+      // metrics_fields above describe the calibrated probabilities; these, the model as trained
+      v.json["temperature"] = temperature;
+      v.json["uncalibrated_mean_loss"] = raw_loss;
+      v.json["uncalibrated_ece"] = raw_ece;
+      v.summary += " temperature " + fmt("%.3f", temperature) + " (ece " + fmt("%.4f", vm.calibration.ece) + ")";
+    }
+    return v;
+  }
+
+  io::Json best_json(const TrainState& st) const override {
+    return {{"val_auroc", st.best_metric > -1e299 ? st.best_metric : NAN},
+            {"val_loss", std::isfinite(st.best_loss) ? st.best_loss : NAN},
+            {"step", st.best_step},
+            {"rule", "highest val_auroc; ties: lowest val_loss"}};
+  }
+
+ private:
+  nn::Module& model_;
+  const ClsTrainConfig& cfg_;
+  ClsBatchSource& train_;
+  ClsBatchSource* val_;
+  ClsBatchSource* bn_;
+  ClsBatch batch_, bn_batch_;
+};
+
+}  // namespace
+
+ClsTrainer::ClsTrainer(nn::Module& model, ClsTrainConfig cfg) : model_(model), cfg_(std::move(cfg)) {
+  check_loop_config(cfg_);
+}
+
+ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool resume, ClsBatchSource* bn_source) {
+  SX_CHECK(cfg_.precise_bn_batches == 0 || bn_source, cfg_.who, ": precise BN needs a source of training batches");
+  ClsTask task(model_, cfg_, train, val, bn_source);
+  LoopResult r = train_loop(task, cfg_, resume);
+  ClsTrainResult res;
+  res.exit_code = r.exit_code;
+  res.interrupted = r.interrupted;
+  res.steps = r.steps;
+  res.epochs_done = r.epochs_done;
+  res.nan_skipped = r.nan_skipped;
+  res.best_auroc = std::isnan(r.best_metric) ? -1 : r.best_metric;
+  res.step_losses = std::move(r.step_losses);
+  for (const EpochLog& e : r.history)
+    res.history.push_back({e.epoch, e.step, e.train_loss, e.get("val_loss"), e.get("val_auroc"), e.lr, e.seconds});
+  return res;
+}
+
+}  // namespace sx::train
