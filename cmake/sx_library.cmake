@@ -1,9 +1,14 @@
 # sx_add_library(NAME DIR DEPS...): one static library per top-level folder.
-# Every *.cpp under DIR is compiled; every *.cu too when the CUDA backend is on. Files are
-# globbed with CONFIGURE_DEPENDS so that adding a kernel folder needs no CMake edit.
+# Every *.cpp under DIR is compiled, except *_cuda.cpp (host code of a CUDA backend, e.g. the
+# cuDNN calls of conv2d); those and every *.cu only when the CUDA backend is on. A CPU-only build
+# needs no stubs for them: see tensor/dispatch.h. Files are globbed with CONFIGURE_DEPENDS so that
+# adding a kernel folder needs no CMake edit.
 function(sx_add_library name dir)
   file(GLOB_RECURSE _cpp CONFIGURE_DEPENDS ${dir}/*.cpp)
   set(_src ${_cpp})
+  if(NOT SX_WITH_CUDA)
+    list(FILTER _src EXCLUDE REGEX "_cuda\\.cpp$")
+  endif()
   if(SX_WITH_CUDA)
     file(GLOB_RECURSE _cu CONFIGURE_DEPENDS ${dir}/*.cu)
     list(APPEND _src ${_cu})

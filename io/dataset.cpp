@@ -428,10 +428,7 @@ Batch make_batch(const Dataset& ds, const std::vector<int64_t>& order, int64_t k
     items.push_back(std::move(t));
   }
   const int64_t B = static_cast<int64_t>(items.size()), C = opt.transform.channels;
-  bool pinned = false;
-#ifdef SX_WITH_CUDA
-  pinned = opt.pin_memory && sx::cuda_available();
-#endif
+  const bool pinned = opt.pin_memory && sx::cuda_available();  // never in a CPU-only build
   b.images = Tensor::empty({B, C, H, W}, DType::Float32, Device::cpu(), pinned);
   b.image_labels = Tensor::empty({B}, DType::Float32, Device::cpu(), pinned);
   float* dst = b.images.data<float>();

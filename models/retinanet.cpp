@@ -7,7 +7,6 @@
 #include "kernels/box_ops/box_ops.h"
 #include "layers/loss.h"
 #include "tensor/autograd.h"
-#include "tensor/cuda_context.h"
 #include "tensor/ops.h"
 
 namespace sx::models {
@@ -16,9 +15,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 // Stage timing (benchmarks): on CUDA the device is synchronised first so the time is the stage's.
 double seconds_since(Clock::time_point t0, Device d) {
-#ifdef SX_WITH_CUDA
-  if (d.is_cuda()) cuda::synchronize(d.index);
-#endif
+  synchronize_device(d);
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 

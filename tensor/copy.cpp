@@ -5,11 +5,8 @@
 
 #include "tensor/autograd.h"
 #include "tensor/cast_math.h"
+#include "tensor/dispatch.h"
 #include "tensor/strided.h"
-#include "tensor/sync_stats.h"
-#ifdef SX_WITH_CUDA
-#include "tensor/cuda_context.h"
-#endif
 
 namespace sx::detail {
 
@@ -90,6 +87,9 @@ void fill_cpu(const Tensor& dst, double value) {
   SX_DISPATCH_ALL(dst.dtype(), "fill_", [&] { fill_loop<scalar_t>(dst, value); });
 }
 
+
+const CopyBackend CopyBackend::cpu = {copy_cpu, fill_cpu};
+
 }  // namespace sx::detail
 
 namespace sx {
@@ -110,83 +110,10 @@ Tensor& Tensor::copy_(const Tensor& src) {
   if (numel() == 0) return *this;
   storage()->bump_version();
   Device dd = device(), sd = src.device();
-  if (dd.is_cpu() && sd.is_cpu()) {
-    detail::copy_cpu(*this, src);
-    return *this;
-  }
-#ifdef SX_WITH_CUDA
-  if (dd.is_cuda() && sd.is_cuda() && dd == sd) {
-    detail::copy_cuda(*this, src);
-    return *this;
-  }
-  if (dd.is_cuda() && sd.is_cuda()) {
-    // Across GPUs: stage through a contiguous same-dtype buffer on the destination device. The
-    // two streams are ordered with events, without a host wait: the destination stream waits
-    // until the source's producer is done, and the source stream waits until the peer copy is
-    // done before anything it runs later (a new tensor reusing `s`'s block when it returns to the
-    // source device's pool) can overwrite the buffer being read.
-    Tensor s = src.contiguous();
-    Tensor tmp = Tensor::empty(s.shape(), s.dtype(), dd);
-    cudaStream_t ss = cuda::current_stream(sd.index), ds = cuda::current_stream(dd.index);
-    cudaEvent_t produced = nullptr, copied = nullptr;
-    cuda::set_device(sd.index);
-    SX_CUDA_CHECK(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming));
-    SX_CUDA_CHECK(cudaEventRecord(produced, ss));
-    cuda::set_device(dd.index);
-    SX_CUDA_CHECK(cudaStreamWaitEvent(ds, produced, 0));
-    SX_CUDA_CHECK(cudaMemcpyPeerAsync(tmp.data_ptr(), dd.index, s.data_ptr(), sd.index,
-                                      s.numel() * s.element_size(), ds));
-    SX_CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
-    SX_CUDA_CHECK(cudaEventRecord(copied, ds));
-    SX_CUDA_CHECK(cudaStreamWaitEvent(ss, copied, 0));
-    // Destroying a recorded event is allowed: its resources are released once it completes.
-    cudaEventDestroy(produced);
-    cudaEventDestroy(copied);
-    detail::copy_cuda(*this, tmp);
-    return *this;
-  }
-  if (dd.is_cuda()) {
-    // Host -> device: a contiguous host buffer of the source's dtype and shape, one memcpy, then a
-    // device-side cast/broadcast/stride copy when needed.
-    Tensor s = src.contiguous();
-    const size_t bytes = s.numel() * s.element_size();
-    cuda::set_device(dd.index);
-    if (s.dtype() == dtype() && s.shape() == shape() && is_contiguous()) {
-      SX_CUDA_CHECK(cudaMemcpyAsync(data_ptr(), s.data_ptr(), bytes, cudaMemcpyHostToDevice,
-                                    cuda::current_stream(dd.index)));
-      // From pageable memory the copy is staged before cudaMemcpyAsync returns; from pinned memory
-      // it is truly asynchronous, and the pinned pool (allocator.cpp) reuses a dropped buffer only
-      // after an event shows the stream has moved past this copy. No host sync either way.
-      return *this;
-    }
-    Tensor tmp = Tensor::empty(s.shape(), s.dtype(), dd);
-    SX_CUDA_CHECK(cudaMemcpyAsync(tmp.data_ptr(), s.data_ptr(), bytes, cudaMemcpyHostToDevice,
-                                  cuda::current_stream(dd.index)));
-    detail::copy_cuda(*this, tmp);  // s is pageable, so it was staged before the memcpy returned
-    return *this;
-  }
-  // Device -> host: copy the source contiguously on the device, one memcpy, then cast on the host.
-  // This is an explicit synchronisation point (the caller asked for the values on the host).
-  Tensor s = src.contiguous();
-  const size_t bytes = s.numel() * s.element_size();
-  sx::detail::count_device_to_host_copy();
-  cuda::set_device(sd.index);
-  if (s.dtype() == dtype() && s.shape() == shape() && is_contiguous()) {
-    SX_CUDA_CHECK(cudaMemcpyAsync(data_ptr(), s.data_ptr(), bytes, cudaMemcpyDeviceToHost,
-                                  cuda::current_stream(sd.index)));
-    cuda::synchronize(sd.index);
-    return *this;
-  }
-  Tensor tmp = Tensor::empty(s.shape(), s.dtype(), Device::cpu());
-  SX_CUDA_CHECK(cudaMemcpyAsync(tmp.data_ptr(), s.data_ptr(), bytes, cudaMemcpyDeviceToHost,
-                                cuda::current_stream(sd.index)));
-  cuda::synchronize(sd.index);
-  detail::copy_cpu(*this, tmp);
+  // Both on the CPU: the CPU backend. Anything that involves a CUDA tensor (on one device, across
+  // devices, to or from the host): the CUDA backend.
+  backend<detail::CopyBackend>(dd.is_cuda() ? dd : sd, "copy_").copy(*this, src);
   return *this;
-#else
-  SX_THROW(NotBuiltError, "copy_: CUDA tensor (", (dd.is_cuda() ? dd : sd).str(),
-           ") but spinexr was built without CUDA");
-#endif
 }
 
 Tensor& Tensor::fill_(double value) {
@@ -194,16 +121,8 @@ Tensor& Tensor::fill_(double value) {
   if (requires_grad() && is_leaf() && GradMode::is_enabled())
     SX_THROW(ValueError, "fill_: in-place write into a leaf tensor that requires grad (use NoGradGuard)");
   storage()->bump_version();
-  if (device().is_cpu()) {
-    detail::fill_cpu(*this, value);
-    return *this;
-  }
-#ifdef SX_WITH_CUDA
-  detail::fill_cuda(*this, value);
+  backend<detail::CopyBackend>(device(), "fill_").fill(*this, value);
   return *this;
-#else
-  SX_THROW(NotBuiltError, "fill_: CUDA tensor but spinexr was built without CUDA");
-#endif
 }
 
 }  // namespace sx

@@ -4,14 +4,14 @@
 
 namespace sx::detail {
 
-// dst and src on the CPU; src broadcastable to dst's shape; any dtypes (cast like static_cast,
-// to bool as != 0).
-void copy_cpu(const Tensor& dst, const Tensor& src);
-void fill_cpu(const Tensor& dst, double value);
-#ifdef SX_WITH_CUDA
-// dst and src on the same CUDA device.
-void copy_cuda(const Tensor& dst, const Tensor& src);
-void fill_cuda(const Tensor& dst, double value);
-#endif
+// The backend functions (tensor/dispatch.h): copy.cpp defines the CPU table, copy_cuda.cu the CUDA
+// one. Tensor::copy_ picks the CUDA table when either tensor is on a CUDA device.
+struct CopyBackend {
+  // src broadcastable to dst's shape; any dtypes (cast like static_cast, to bool as != 0).
+  // CPU: both on the CPU. CUDA: on one device, across devices, host to device or device to host.
+  void (*copy)(const Tensor& dst, const Tensor& src);
+  void (*fill)(const Tensor& dst, double value);
+  static const CopyBackend cpu, cuda;
+};
 
 }  // namespace sx::detail

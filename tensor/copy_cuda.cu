@@ -9,6 +9,7 @@
 #include "tensor/copy.h"
 #include "tensor/cuda_context.h"
 #include "tensor/strided.h"
+#include "tensor/sync_stats.h"
 
 namespace sx::detail {
 
@@ -34,7 +35,8 @@ __global__ void fill_kernel(D* dst, StridedMeta dm, D v, int64_t n) {
 
 }  // namespace
 
-void copy_cuda(const Tensor& dst, const Tensor& src) {
+// dst and src on the same CUDA device.
+void copy_on_device(const Tensor& dst, const Tensor& src) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   const int dev = dst.device().index;
@@ -48,11 +50,11 @@ void copy_cuda(const Tensor& dst, const Tensor& src) {
     // odometer loop has no limit either.
     NoGradGuard ng;
     if (contig) {
-      copy_cuda(dst.reshape({n}), src.reshape({n}));
+      copy_on_device(dst.reshape({n}), src.reshape({n}));
       return;
     }
     Tensor se = src.expand(dst.shape());
-    for (int64_t i = 0; i < dst.size(0); ++i) copy_cuda(dst.select(0, i), se.select(0, i));
+    for (int64_t i = 0; i < dst.size(0); ++i) copy_on_device(dst.select(0, i), se.select(0, i));
     return;
   }
   StridedMeta dm = make_strided_meta(dst), sm = make_strided_meta(src, dst.shape());
@@ -92,5 +94,79 @@ void fill_cuda(const Tensor& dst, double value) {
     SX_CUDA_CHECK_LAUNCH();
   });
 }
+
+// The CUDA backend of Tensor::copy_: dst or src (or both) on a CUDA device.
+void copy_cuda(const Tensor& dst, const Tensor& src) {
+  const Device dd = dst.device(), sd = src.device();
+  if (dd.is_cuda() && sd.is_cuda() && dd == sd) {
+    copy_on_device(dst, src);
+    return;
+  }
+  if (dd.is_cuda() && sd.is_cuda()) {
+    // Across GPUs: stage through a contiguous same-dtype buffer on the destination device. The
+    // two streams are ordered with events, without a host wait: the destination stream waits
+    // until the source's producer is done, and the source stream waits until the peer copy is
+    // done before anything it runs later (a new tensor reusing `s`'s block when it returns to the
+    // source device's pool) can overwrite the buffer being read.
+    Tensor s = src.contiguous();
+    Tensor tmp = Tensor::empty(s.shape(), s.dtype(), dd);
+    cudaStream_t ss = cuda::current_stream(sd.index), ds = cuda::current_stream(dd.index);
+    cudaEvent_t produced = nullptr, copied = nullptr;
+    cuda::set_device(sd.index);
+    SX_CUDA_CHECK(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming));
+    SX_CUDA_CHECK(cudaEventRecord(produced, ss));
+    cuda::set_device(dd.index);
+    SX_CUDA_CHECK(cudaStreamWaitEvent(ds, produced, 0));
+    SX_CUDA_CHECK(cudaMemcpyPeerAsync(tmp.data_ptr(), dd.index, s.data_ptr(), sd.index,
+                                      s.numel() * s.element_size(), ds));
+    SX_CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
+    SX_CUDA_CHECK(cudaEventRecord(copied, ds));
+    SX_CUDA_CHECK(cudaStreamWaitEvent(ss, copied, 0));
+    // Destroying a recorded event is allowed: its resources are released once it completes.
+    cudaEventDestroy(produced);
+    cudaEventDestroy(copied);
+    copy_on_device(dst, tmp);
+    return;
+  }
+  if (dd.is_cuda()) {
+    // Host -> device: a contiguous host buffer of the source's dtype and shape, one memcpy, then a
+    // device-side cast/broadcast/stride copy when needed.
+    Tensor s = src.contiguous();
+    const size_t bytes = s.numel() * s.element_size();
+    cuda::set_device(dd.index);
+    if (s.dtype() == dst.dtype() && s.shape() == dst.shape() && dst.is_contiguous()) {
+      SX_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), s.data_ptr(), bytes, cudaMemcpyHostToDevice,
+                                    cuda::current_stream(dd.index)));
+      // From pageable memory the copy is staged before cudaMemcpyAsync returns; from pinned memory
+      // it is truly asynchronous, and the pinned pool (allocator.cpp) reuses a dropped buffer only
+      // after an event shows the stream has moved past this copy. No host sync either way.
+      return;
+    }
+    Tensor tmp = Tensor::empty(s.shape(), s.dtype(), dd);
+    SX_CUDA_CHECK(cudaMemcpyAsync(tmp.data_ptr(), s.data_ptr(), bytes, cudaMemcpyHostToDevice,
+                                  cuda::current_stream(dd.index)));
+    copy_on_device(dst, tmp);  // s is pageable, so it was staged before the memcpy returned
+    return;
+  }
+  // Device -> host: copy the source contiguously on the device, one memcpy, then cast on the host.
+  // This is an explicit synchronisation point (the caller asked for the values on the host).
+  Tensor s = src.contiguous();
+  const size_t bytes = s.numel() * s.element_size();
+  count_device_to_host_copy();
+  cuda::set_device(sd.index);
+  if (s.dtype() == dst.dtype() && s.shape() == dst.shape() && dst.is_contiguous()) {
+    SX_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), s.data_ptr(), bytes, cudaMemcpyDeviceToHost,
+                                  cuda::current_stream(sd.index)));
+    cuda::synchronize(sd.index);
+    return;
+  }
+  Tensor tmp = Tensor::empty(s.shape(), s.dtype(), Device::cpu());
+  SX_CUDA_CHECK(cudaMemcpyAsync(tmp.data_ptr(), s.data_ptr(), bytes, cudaMemcpyDeviceToHost,
+                                cuda::current_stream(sd.index)));
+  cuda::synchronize(sd.index);
+  CopyBackend::cpu.copy(dst, tmp);
+}
+
+const CopyBackend CopyBackend::cuda = {copy_cuda, fill_cuda};
 
 }  // namespace sx::detail

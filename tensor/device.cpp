@@ -5,6 +5,8 @@
 #include "tensor/errors.h"
 #ifdef SX_WITH_CUDA
 #include <cuda_runtime.h>
+
+#include "tensor/cuda_context.h"
 #endif
 
 namespace sx {
@@ -47,5 +49,13 @@ int cuda_device_count() {
 }
 
 bool cuda_available() { return cuda_device_count() > 0; }
+
+void synchronize_device(Device device) {
+#ifdef SX_WITH_CUDA
+  if (device.is_cuda()) cuda::synchronize(device.index);
+#else
+  (void)device;  // a CPU-only build has no queued device work
+#endif
+}
 
 }  // namespace sx

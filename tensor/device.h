@@ -28,5 +28,7 @@ bool cuda_built();
 // True when built with CUDA and at least one GPU is usable (never throws).
 bool cuda_available();
 int cuda_device_count();
+// Waits until the work queued on `device` (its CUDA stream) has finished; nothing on the CPU.
+void synchronize_device(Device device);
 
 }  // namespace sx

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tensor/autograd.h"
+#include "tensor/dispatch.h"
 #include "tensor/elementwise.h"
 #include "tensor/ops.h"
 
@@ -98,27 +99,17 @@ Iter make_iter(const char* op, const Tensor& out, std::initializer_list<Tensor> 
   return it;
 }
 
-#ifdef SX_WITH_CUDA
-#define SX_EW_DISPATCH(kind, ...)                                  \
-  if (it.device.is_cuda()) return launch_##kind##_cuda(__VA_ARGS__); \
-  return launch_##kind##_cpu(__VA_ARGS__)
-#else
-#define SX_EW_DISPATCH(kind, ...)                                                         \
-  if (it.device.is_cuda()) throw NotBuiltError("elementwise op: spinexr was built without CUDA"); \
-  return launch_##kind##_cpu(__VA_ARGS__)
-#endif
-
 void launch_unary(UOp op, const Params& p, DType dtype, const Iter& it) {
   if (it.numel == 0) return;
-  SX_EW_DISPATCH(unary, op, p, dtype, it);
+  backend<ElementwiseBackend>(it.device, "elementwise").unary(op, p, dtype, it);
 }
 void launch_binary(BOp op, const Params& p, DType dtype, const Iter& it) {
   if (it.numel == 0) return;
-  SX_EW_DISPATCH(binary, op, p, dtype, it);
+  backend<ElementwiseBackend>(it.device, "elementwise").binary(op, p, dtype, it);
 }
 void launch_ternary(TOp op, const Params& p, DType dtype, const Iter& it) {
   if (it.numel == 0) return;
-  SX_EW_DISPATCH(ternary, op, p, dtype, it);
+  backend<ElementwiseBackend>(it.device, "elementwise").ternary(op, p, dtype, it);
 }
 
 }  // namespace ew

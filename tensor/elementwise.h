@@ -75,15 +75,14 @@ void launch_unary(UOp op, const Params& p, DType dtype, const Iter& it);
 void launch_binary(BOp op, const Params& p, DType dtype, const Iter& it);
 void launch_ternary(TOp op, const Params& p, DType dtype, const Iter& it);
 
-// Backends (elementwise_cpu.cpp, elementwise_cuda.cu).
-void launch_unary_cpu(UOp op, const Params& p, DType dtype, const Iter& it);
-void launch_binary_cpu(BOp op, const Params& p, DType dtype, const Iter& it);
-void launch_ternary_cpu(TOp op, const Params& p, DType dtype, const Iter& it);
-#ifdef SX_WITH_CUDA
-void launch_unary_cuda(UOp op, const Params& p, DType dtype, const Iter& it);
-void launch_binary_cuda(BOp op, const Params& p, DType dtype, const Iter& it);
-void launch_ternary_cuda(TOp op, const Params& p, DType dtype, const Iter& it);
-#endif
+// The backend functions (tensor/dispatch.h): elementwise_cpu.cpp defines the CPU table,
+// elementwise_cuda.cu the CUDA one.
+struct ElementwiseBackend {
+  void (*unary)(UOp op, const Params& p, DType dtype, const Iter& it);
+  void (*binary)(BOp op, const Params& p, DType dtype, const Iter& it);
+  void (*ternary)(TOp op, const Params& p, DType dtype, const Iter& it);
+  static const ElementwiseBackend cpu, cuda;
+};
 
 // Float16/BFloat16 are storage-only for now: every arithmetic op refuses them with this message.
 void check_compute_dtype(const char* op, DType dt);

@@ -98,4 +98,7 @@ void launch_ternary_cpu(TOp op, const Params& p, DType dtype, const Iter& it) {
   dispatch_ternary(op, p, dtype, CpuLauncher{it});
 }
 
+const ElementwiseBackend ElementwiseBackend::cpu = {launch_unary_cpu, launch_binary_cpu,
+                                                    launch_ternary_cpu};
+
 }  // namespace sx::ew

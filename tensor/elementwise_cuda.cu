@@ -110,4 +110,7 @@ void launch_ternary_cuda(TOp op, const Params& p, DType dtype, const Iter& it) {
   dispatch_ternary(op, p, dtype, CudaLauncher{it});
 }
 
+const ElementwiseBackend ElementwiseBackend::cuda = {launch_unary_cuda, launch_binary_cuda,
+                                                     launch_ternary_cuda};
+
 }  // namespace sx::ew

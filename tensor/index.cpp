@@ -16,6 +16,8 @@
 #include <string>
 
 #include "tensor/index.h"
+
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 
 namespace sx {
@@ -163,36 +165,16 @@ Tensor nonzero_cpu(const Tensor& a) {
   return out;
 }
 
-#ifndef SX_WITH_CUDA
-[[noreturn]] void no_cuda(const char* op) {
-  SX_THROW(NotBuiltError, op, ": CUDA tensor given but spinexr was built without CUDA");
-}
-#endif
-
 }  // namespace
 
 void gather_into(const Tensor& out, const Tensor& src, int64_t dim, const Tensor& index) {
   if (index.numel() == 0) return;
-  if (out.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return gather_cuda(out, src, dim, index);
-#else
-    no_cuda("gather");
-#endif
-  }
-  gather_cpu(out, src, dim, index);
+  backend<IndexBackend>(out.device(), "gather").gather(out, src, dim, index);
 }
 
 void scatter_add_into(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
   if (index.numel() == 0) return;
-  if (out.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return scatter_add_cuda(out, dim, index, src);
-#else
-    no_cuda("scatter_add");
-#endif
-  }
-  scatter_add_cpu(out, dim, index, src);
+  backend<IndexBackend>(out.device(), "scatter_add").scatter_add(out, dim, index, src);
 }
 
 Tensor scatter_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src) {
@@ -202,37 +184,20 @@ Tensor scatter_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, c
 }
 
 Tensor masked_select_impl(const Tensor& a, const Tensor& mask) {
-  if (a.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return masked_select_cuda(a, mask);
-#else
-    no_cuda("masked_select");
-#endif
-  }
-  return masked_select_cpu(a, mask);
+  return backend<IndexBackend>(a.device(), "masked_select").masked_select(a, mask);
 }
 
 Tensor masked_scatter_zeros(const Tensor& mask, const Tensor& src, DType dtype) {
-  if (mask.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return masked_scatter_zeros_cuda(mask, src, dtype);
-#else
-    no_cuda("masked_select backward");
-#endif
-  }
-  return masked_scatter_zeros_cpu(mask, src, dtype);
+  return backend<IndexBackend>(mask.device(), "masked_select backward")
+      .masked_scatter_zeros(mask, src, dtype);
 }
 
 Tensor nonzero_impl(const Tensor& a) {
-  if (a.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return nonzero_cuda(a);
-#else
-    no_cuda("nonzero");
-#endif
-  }
-  return nonzero_cpu(a);
+  return backend<IndexBackend>(a.device(), "nonzero").nonzero(a);
 }
+
+const IndexBackend IndexBackend::cpu = {gather_cpu, scatter_add_cpu, masked_select_cpu,
+                                        masked_scatter_zeros_cpu, nonzero_cpu};
 
 }  // namespace detail
 

@@ -33,12 +33,15 @@ Tensor masked_select_impl(const Tensor& a, const Tensor& mask);
 Tensor masked_scatter_zeros(const Tensor& mask, const Tensor& src, DType dtype);
 Tensor nonzero_impl(const Tensor& a);
 
-#ifdef SX_WITH_CUDA
-void gather_cuda(const Tensor& out, const Tensor& src, int64_t dim, const Tensor& index);
-void scatter_add_cuda(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
-Tensor masked_select_cuda(const Tensor& a, const Tensor& mask);
-Tensor masked_scatter_zeros_cuda(const Tensor& mask, const Tensor& src, DType dtype);
-Tensor nonzero_cuda(const Tensor& a);
-#endif
+// The backend functions (tensor/dispatch.h): index.cpp defines the CPU table, index_cuda.cu the
+// CUDA one.
+struct IndexBackend {
+  void (*gather)(const Tensor& out, const Tensor& src, int64_t dim, const Tensor& index);
+  void (*scatter_add)(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
+  Tensor (*masked_select)(const Tensor& a, const Tensor& mask);
+  Tensor (*masked_scatter_zeros)(const Tensor& mask, const Tensor& src, DType dtype);
+  Tensor (*nonzero)(const Tensor& a);
+  static const IndexBackend cpu, cuda;
+};
 
 }  // namespace sx::detail

@@ -215,4 +215,7 @@ Tensor nonzero_cuda(const Tensor& a) {
   return out;
 }
 
+const IndexBackend IndexBackend::cuda = {gather_cuda, scatter_add_cuda, masked_select_cuda,
+                                         masked_scatter_zeros_cuda, nonzero_cuda};
+
 }  // namespace sx::detail

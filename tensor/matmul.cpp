@@ -23,6 +23,7 @@
 
 #include <cblas.h>
 
+#include "tensor/dispatch.h"
 #include "tensor/matmul.h"
 #include "tensor/ops.h"
 
@@ -138,15 +139,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
         p.a.batch_stride = 0;
       }
       for (int64_t v : {p.n, p.m, p.k, p.a.ld, p.b.ld, p.batch}) check_blas_int(v, "a dimension", a, b);
-      if (a.is_cuda()) {
-#ifdef SX_WITH_CUDA
-        detail::gemm_cuda(p, a.device().index);
-#else
-        SX_THROW(NotBuiltError, "matmul: CUDA tensor given but spinexr was built without CUDA");
-#endif
-      } else {
-        detail::gemm_cpu(p);
-      }
+      backend<detail::MatmulBackend>(a.device(), "matmul").gemm(p, a.device().index);
     }
   }
 
@@ -165,7 +158,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 
 namespace detail {
 
-void gemm_cpu(const GemmProblem& p) {
+void gemm_cpu(const GemmProblem& p, int /*device: the CPU*/) {
   const CBLAS_TRANSPOSE ta = p.a.trans ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = p.b.trans ? CblasTrans : CblasNoTrans;
   const int n = static_cast<int>(p.n), m = static_cast<int>(p.m), k = static_cast<int>(p.k);
@@ -184,6 +177,8 @@ void gemm_cpu(const GemmProblem& p) {
     }
   }
 }
+
+const MatmulBackend MatmulBackend::cpu = {gemm_cpu};
 
 }  // namespace detail
 

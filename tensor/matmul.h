@@ -28,9 +28,11 @@ struct GemmProblem {
   void* c = nullptr;  // contiguous [batch, n, m]
 };
 
-void gemm_cpu(const GemmProblem& p);
-#ifdef SX_WITH_CUDA
-void gemm_cuda(const GemmProblem& p, int device);
-#endif
+// The backend functions (tensor/dispatch.h): matmul.cpp defines the CPU table (OpenBLAS; `device`
+// unused), matmul_cuda.cu the CUDA one (cuBLAS on CUDA device `device`).
+struct MatmulBackend {
+  void (*gemm)(const GemmProblem& p, int device);
+  static const MatmulBackend cpu, cuda;
+};
 
 }  // namespace sx::detail

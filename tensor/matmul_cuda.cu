@@ -41,4 +41,6 @@ void gemm_cuda(const GemmProblem& p, int device) {
   }
 }
 
+const MatmulBackend MatmulBackend::cuda = {gemm_cuda};
+
 }  // namespace sx::detail

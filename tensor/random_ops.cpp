@@ -9,18 +9,13 @@
 // namespace sx those names would otherwise resolve to the Tensor ops declared in ops.h.
 #include "tensor/random_ops_math.h"
 // (keep the line above first)
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/random_ops.h"
 
 namespace sx {
 namespace {
-
-#ifndef SX_WITH_CUDA
-[[noreturn]] void no_cuda(const char* op) {
-  SX_THROW(NotBuiltError, op, ": CUDA tensor requested but spinexr was built without CUDA");
-}
-#endif
 
 template <class T>
 void rand_loop(T* p, int64_t n, uint64_t seed, uint64_t first) {
@@ -45,7 +40,25 @@ void bernoulli_loop(const T* pp, T* o, int64_t n, uint64_t seed, uint64_t first)
     o[i] = rng::bernoulli_value(seed, first + static_cast<uint64_t>(i), static_cast<double>(pp[i])) ? T(1) : T(0);
 }
 
+// The CPU backend: fills the contiguous `out` (bernoulli: from the contiguous p).
+void rand_cpu(const Tensor& out, uint64_t seed, uint64_t first) {
+  SX_DISPATCH_FLOAT(out.dtype(), "rand", [&] { rand_loop(out.data<scalar_t>(), out.numel(), seed, first); });
+}
+void randn_cpu(const Tensor& out, uint64_t seed, uint64_t base) {
+  SX_DISPATCH_FLOAT(out.dtype(), "randn", [&] { randn_loop(out.data<scalar_t>(), out.numel(), seed, base); });
+}
+void randint_cpu(const Tensor& out, uint64_t seed, uint64_t first, int64_t low, uint64_t range) {
+  SX_DISPATCH_ALL(out.dtype(), "randint",
+                  [&] { randint_loop(out.data<scalar_t>(), out.numel(), seed, first, low, range); });
+}
+void bernoulli_cpu(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t first) {
+  SX_DISPATCH_FLOAT(p.dtype(), "bernoulli",
+                    [&] { bernoulli_loop(p.data<scalar_t>(), out.data<scalar_t>(), out.numel(), seed, first); });
+}
+
 }  // namespace
+
+const detail::RandomBackend detail::RandomBackend::cpu = {rand_cpu, randn_cpu, randint_cpu, bernoulli_cpu};
 
 Tensor rand(const Shape& shape, Generator& gen, DType dtype, Device device) {
   SX_CHECK(dtype == DType::Float32 || dtype == DType::Float64, "rand: expected float32 or float64, got ",
@@ -54,15 +67,7 @@ Tensor rand(const Shape& shape, Generator& gen, DType dtype, Device device) {
   const int64_t n = out.numel();
   const uint64_t seed = gen.seed(), first = gen.advance(static_cast<uint64_t>(n));
   if (n == 0) return out;
-  if (device.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    detail::rand_cuda(out, seed, first);
-    return out;
-#else
-    no_cuda("rand");
-#endif
-  }
-  SX_DISPATCH_FLOAT(dtype, "rand", [&] { rand_loop(out.data<scalar_t>(), n, seed, first); });
+  backend<detail::RandomBackend>(device, "rand").rand(out, seed, first);
   return out;
 }
 
@@ -75,15 +80,7 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device) {
   const uint64_t first = gen.advance(2 * static_cast<uint64_t>(n) + (gen.offset() & 1));
   const uint64_t base = rng::normal_base(first);
   if (n == 0) return out;
-  if (device.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    detail::randn_cuda(out, seed, base);
-    return out;
-#else
-    no_cuda("randn");
-#endif
-  }
-  SX_DISPATCH_FLOAT(dtype, "randn", [&] { randn_loop(out.data<scalar_t>(), n, seed, base); });
+  backend<detail::RandomBackend>(device, "randn").randn(out, seed, base);
   return out;
 }
 
@@ -96,15 +93,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen, DT
   const int64_t n = out.numel();
   const uint64_t seed = gen.seed(), first = gen.advance(static_cast<uint64_t>(n));
   if (n == 0) return out;
-  if (device.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    detail::randint_cuda(out, seed, first, low, range);
-    return out;
-#else
-    no_cuda("randint");
-#endif
-  }
-  SX_DISPATCH_ALL(dtype, "randint", [&] { randint_loop(out.data<scalar_t>(), n, seed, first, low, range); });
+  backend<detail::RandomBackend>(device, "randint").randint(out, seed, first, low, range);
   return out;
 }
 
@@ -117,15 +106,7 @@ Tensor bernoulli(const Tensor& p, Generator& gen) {
   const int64_t n = out.numel();
   const uint64_t seed = gen.seed(), first = gen.advance(static_cast<uint64_t>(n));
   if (n == 0) return out;
-  if (p.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    detail::bernoulli_cuda(out, pc, seed, first);
-    return out;
-#else
-    no_cuda("bernoulli");
-#endif
-  }
-  SX_DISPATCH_FLOAT(p.dtype(), "bernoulli", [&] { bernoulli_loop(pc.data<scalar_t>(), out.data<scalar_t>(), n, seed, first); });
+  backend<detail::RandomBackend>(p.device(), "bernoulli").bernoulli(out, pc, seed, first);
   return out;
 }
 

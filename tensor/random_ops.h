@@ -1,4 +1,4 @@
-// Internal: CUDA launchers of the random tensor factories (random_ops.cpp dispatches to them).
+// Internal: the backends of the random tensor factories (random_ops.cpp dispatches to them).
 // Each fills a contiguous tensor; element i uses counter `first + i` (randn: pair `base + i`).
 #pragma once
 #include <cstdint>
@@ -6,10 +6,13 @@
 #include "tensor/tensor.h"
 
 namespace sx::detail {
-#ifdef SX_WITH_CUDA
-void rand_cuda(const Tensor& out, uint64_t seed, uint64_t first);
-void randn_cuda(const Tensor& out, uint64_t seed, uint64_t base);
-void randint_cuda(const Tensor& out, uint64_t seed, uint64_t first, int64_t lo, uint64_t range);
-void bernoulli_cuda(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t first);
-#endif
+// The backend functions (tensor/dispatch.h): random_ops.cpp defines the CPU table, random_ops_cuda.cu
+// the CUDA one.
+struct RandomBackend {
+  void (*rand)(const Tensor& out, uint64_t seed, uint64_t first);
+  void (*randn)(const Tensor& out, uint64_t seed, uint64_t base);
+  void (*randint)(const Tensor& out, uint64_t seed, uint64_t first, int64_t lo, uint64_t range);
+  void (*bernoulli)(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t first);
+  static const RandomBackend cpu, cuda;
+};
 }  // namespace sx::detail

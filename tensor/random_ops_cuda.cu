@@ -78,4 +78,6 @@ void bernoulli_cuda(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t 
   });
 }
 
+const RandomBackend RandomBackend::cuda = {rand_cuda, randn_cuda, randint_cuda, bernoulli_cuda};
+
 }  // namespace sx::detail

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "tensor/autograd.h"
+#include "tensor/dispatch.h"
 #include "tensor/elementwise.h"
 #include "tensor/ops.h"
 #include "tensor/reduce.h"
@@ -96,27 +97,13 @@ void check_float(const char* op, const Tensor& a) {
            ": expected float32 or float64, got ", dtype_name(a.dtype()));
 }
 
-#ifdef SX_WITH_CUDA
-#define SX_RED_DISPATCH(dev, fn, ...)          \
-  do {                                         \
-    if ((dev).is_cuda()) red::fn##_cuda(__VA_ARGS__); \
-    else red::fn##_cpu(__VA_ARGS__);           \
-  } while (0)
-#else
-#define SX_RED_DISPATCH(dev, fn, ...)                                                       \
-  do {                                                                                      \
-    if ((dev).is_cuda()) throw NotBuiltError(#fn ": spinexr was built without CUDA");       \
-    red::fn##_cpu(__VA_ARGS__);                                                             \
-  } while (0)
-#endif
-
 DType sum_dtype(DType dt) { return is_floating(dt) ? dt : DType::Int64; }
 
 Tensor sum_raw(const Plan& p, DType in_dtype, Device dev) {
   Tensor out = Tensor::empty(p.out_shape, sum_dtype(in_dtype), dev);
   if (out.numel() == 0) return out;
   if (p.R == 0) return out.fill_(0.0);
-  SX_RED_DISPATCH(dev, sum, p.x, p.A, p.R, p.B, out);
+  backend<red::ReduceBackend>(dev, "sum").sum(p.x, p.A, p.R, p.B, out);
   return out;
 }
 
@@ -137,7 +124,7 @@ void arg_raw(const char* op, const Tensor& a, int64_t dim, bool keepdim, bool is
   if (want_values) values = Tensor::empty(p.out_shape, a.dtype(), a.device());
   indices = Tensor::empty(p.out_shape, DType::Int64, a.device());
   if (indices.numel() == 0) return;
-  SX_RED_DISPATCH(a.device(), arg, p.x, p.A, p.R, p.B, is_max, values, indices);
+  backend<red::ReduceBackend>(a.device(), "arg").arg(p.x, p.A, p.R, p.B, is_max, values, indices);
 }
 
 // where(arange(n) along dim == index, g, 0), the input-shaped gradient of a selection.
@@ -195,13 +182,13 @@ Tensor softmax_impl(const char* op, const Tensor& a, int64_t dim, bool log) {
   if (out.numel() > 0) {
     if (d < 0) {  // 0-d: a single-element line
       Tensor x = a.detach().contiguous();
-      SX_RED_DISPATCH(a.device(), softmax, x, 1, 1, 1, log, out);
+      backend<red::ReduceBackend>(a.device(), "softmax").softmax(x, 1, 1, 1, log, out);
     } else {
       int64_t A = 1, B = 1;
       for (int64_t i = 0; i < d; ++i) A *= a.size(i);
       for (int64_t i = d + 1; i < a.dim(); ++i) B *= a.size(i);
       Tensor x = a.detach().contiguous();
-      SX_RED_DISPATCH(a.device(), softmax, x, A, a.size(d), B, log, out);
+      backend<red::ReduceBackend>(a.device(), "softmax").softmax(x, A, a.size(d), B, log, out);
     }
   }
   Tensor y = out.detach();

@@ -19,21 +19,19 @@
 
 namespace sx::red {
 
-// out: contiguous, A*B elements; dtype float32 for float32 input, float64 for float64, int64 for
-// integer and bool inputs.
-void sum_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, const Tensor& out);
-// values (x's dtype) may be undefined (argmax/argmin); indices (int64) may be undefined (max over
-// all elements). R >= 1.
-void arg_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, const Tensor& values,
-             const Tensor& indices);
-// softmax / log_softmax along R; out has x's shape and dtype (float32/float64).
-void softmax_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, const Tensor& out);
-
-#ifdef SX_WITH_CUDA
-void sum_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, const Tensor& out);
-void arg_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, const Tensor& values,
+// The backend functions (tensor/dispatch.h): reduce_cpu.cpp defines the CPU table, reduce_cuda.cu
+// the CUDA one.
+struct ReduceBackend {
+  // out: contiguous, A*B elements; dtype float32 for float32 input, float64 for float64, int64 for
+  // integer and bool inputs.
+  void (*sum)(const Tensor& x, int64_t A, int64_t R, int64_t B, const Tensor& out);
+  // values (x's dtype) may be undefined (argmax/argmin); indices (int64) may be undefined (max over
+  // all elements). R >= 1.
+  void (*arg)(const Tensor& x, int64_t A, int64_t R, int64_t B, bool is_max, const Tensor& values,
               const Tensor& indices);
-void softmax_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, const Tensor& out);
-#endif
+  // softmax / log_softmax along R; out has x's shape and dtype (float32/float64).
+  void (*softmax)(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, const Tensor& out);
+  static const ReduceBackend cpu, cuda;
+};
 
 }  // namespace sx::red

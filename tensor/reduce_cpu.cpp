@@ -263,4 +263,6 @@ void softmax_cpu(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, con
     softmax_lines(x.data<double>(), out.data<double>(), A, R, B, log);
 }
 
+const ReduceBackend ReduceBackend::cpu = {sum_cpu, arg_cpu, softmax_cpu};
+
 }  // namespace sx::red

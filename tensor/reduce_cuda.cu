@@ -249,4 +249,6 @@ void softmax_cuda(const Tensor& x, int64_t A, int64_t R, int64_t B, bool log, co
   else run(Tag<double>{});
 }
 
+const ReduceBackend ReduceBackend::cuda = {sum_cuda, arg_cuda, softmax_cuda};
+
 }  // namespace sx::red

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "tensor/dispatch.h"
 #include "tensor/index.h"
 #include "tensor/ops.h"
 #include "tensor/sort.h"
@@ -86,6 +87,9 @@ void sort_rows_cpu(const Tensor& keys, const Tensor& values, const Tensor& indic
   });
 }
 
+
+const SortBackend SortBackend::cpu = {sort_rows_cpu};
+
 }  // namespace detail
 
 namespace {
@@ -108,23 +112,8 @@ std::pair<Tensor, Tensor> sort_along(const Tensor& a, int64_t d, int64_t k, bool
   Tensor vals = Tensor::empty(oshape, a.dtype(), a.device());
   Tensor idx = Tensor::empty(oshape, DType::Int64, a.device());
   if (vals.numel() > 0) {
-    if (a.is_cuda()) {
-#ifdef SX_WITH_CUDA
-      if (k == len) {
-        detail::sort_rows_cuda(keys.view({rows, len}), vals.view({rows, k}), idx.view({rows, k}), descending);
-      } else {
-        Tensor fv = Tensor::empty(tshape, a.dtype(), a.device());
-        Tensor fi = Tensor::empty(tshape, DType::Int64, a.device());
-        detail::sort_rows_cuda(keys.view({rows, len}), fv.view({rows, len}), fi.view({rows, len}), descending);
-        vals.copy_(fv.narrow(last, 0, k));
-        idx.copy_(fi.narrow(last, 0, k));
-      }
-#else
-      SX_THROW(NotBuiltError, op, ": CUDA tensor given but spinexr was built without CUDA");
-#endif
-    } else {
-      detail::sort_rows_cpu(keys.view({rows, len}), vals.view({rows, k}), idx.view({rows, k}), k, descending);
-    }
+    backend<detail::SortBackend>(a.device(), op)
+        .sort_rows(keys.view({rows, len}), vals.view({rows, k}), idx.view({rows, k}), k, descending);
   }
   vals = vals.transpose(d, last).contiguous();
   idx = idx.transpose(d, last).contiguous();

@@ -9,11 +9,14 @@
 
 namespace sx::detail {
 
-// keys: contiguous [rows, len]; values/indices: contiguous [rows, k] (k <= len; k == len sorts).
-void sort_rows_cpu(const Tensor& keys, const Tensor& values, const Tensor& indices, int64_t k, bool descending);
-#ifdef SX_WITH_CUDA
-// Full stable sort of every row (k == len) with CUB's segmented radix sort.
-void sort_rows_cuda(const Tensor& keys, const Tensor& values, const Tensor& indices, bool descending);
-#endif
+// The backend functions (tensor/dispatch.h): sort.cpp defines the CPU table, sort_cuda.cu the CUDA
+// one (a full stable sort of every row with CUB's segmented radix sort; for k < len it sorts into
+// temporaries and copies their first k columns).
+struct SortBackend {
+  // keys: contiguous [rows, len]; values/indices: contiguous [rows, k] (k <= len; k == len sorts).
+  void (*sort_rows)(const Tensor& keys, const Tensor& values, const Tensor& indices, int64_t k,
+                    bool descending);
+  static const SortBackend cpu, cuda;
+};
 
 }  // namespace sx::detail

@@ -100,7 +100,10 @@ void segmented_sort(const Tensor& keys, const Tensor& values, const Tensor& indi
 
 }  // namespace
 
-void sort_rows_cuda(const Tensor& keys, const Tensor& values, const Tensor& indices, bool descending) {
+namespace {
+
+// A full stable sort of every row of keys [rows, len] into values/indices [rows, len].
+void sort_full_rows(const Tensor& keys, const Tensor& values, const Tensor& indices, bool descending) {
   const int dev = keys.device().index;
   cuda::set_device(dev);
   cudaStream_t s = cuda::current_stream(dev);
@@ -125,5 +128,22 @@ void sort_rows_cuda(const Tensor& keys, const Tensor& values, const Tensor& indi
                dtype_name(keys.dtype()));
   }
 }
+
+}  // namespace
+
+void sort_rows_cuda(const Tensor& keys, const Tensor& values, const Tensor& indices, int64_t k,
+                    bool descending) {
+  const int64_t len = keys.size(1);
+  if (k == len) return sort_full_rows(keys, values, indices, descending);
+  // topk: sort whole rows into temporaries, keep their first k columns.
+  Tensor fv = Tensor::empty(keys.shape(), values.dtype(), keys.device());
+  Tensor fi = Tensor::empty(keys.shape(), DType::Int64, keys.device());
+  sort_full_rows(keys, fv, fi, descending);
+  Tensor v = values, i = indices;
+  v.copy_(fv.narrow(1, 0, k));
+  i.copy_(fi.narrow(1, 0, k));
+}
+
+const SortBackend SortBackend::cuda = {sort_rows_cuda};
 
 }  // namespace sx::detail

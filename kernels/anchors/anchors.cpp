@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "kernels/anchors/anchors_math.h"
-#include "kernels/box_ops/device_dispatch.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 
@@ -69,14 +69,8 @@ Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t 
            "grid_anchors: negative grid or stride (", grid_h, "x", grid_w, ", stride ", stride_h, "x",
            stride_w, ")");
   Tensor b = base.contiguous();
-  if (device.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::grid_anchors(b, grid_h, grid_w, stride_h, stride_w, device);
-#else
-    SX_THROW(NotBuiltError, "grid_anchors: asked for CUDA but spinexr was built without CUDA");
-#endif
-  }
-  return cpu::grid_anchors(b, grid_h, grid_w, stride_h, stride_w);
+  return backend<AnchorsBackend>(device, "grid_anchors")
+      .grid_anchors(b, grid_h, grid_w, stride_h, stride_w, device);
 }
 
 std::vector<int64_t> anchors_per_location(const AnchorConfig& c) {
@@ -115,7 +109,8 @@ Tensor generate_anchors(const AnchorConfig& config, std::pair<int64_t, int64_t> 
 }
 
 namespace cpu {
-Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t stride_h, int64_t stride_w) {
+Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t stride_h, int64_t stride_w,
+                    Device /*device: the CPU*/) {
   const int64_t A = base.size(0), n = grid_h * grid_w * A;
   Tensor out = Tensor::empty({n, 4}, DType::Float32);
   const float* b = base.data<float>();
@@ -125,4 +120,5 @@ Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t 
 }
 }  // namespace cpu
 
+const AnchorsBackend AnchorsBackend::cpu = {cpu::grid_anchors};
 }  // namespace sx::kernels

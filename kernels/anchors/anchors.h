@@ -52,12 +52,12 @@ Tensor generate_anchors(const AnchorConfig& config, std::pair<int64_t, int64_t> 
 // Number of anchors per location of each level.
 std::vector<int64_t> anchors_per_location(const AnchorConfig& config);
 
-namespace cpu {
-Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t stride_h, int64_t stride_w);
-}
-namespace cuda {
-Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t stride_h, int64_t stride_w,
-                    Device device);
-}
+// The backend functions (tensor/dispatch.h): grid anchors from a checked, contiguous CPU base,
+// made on `device`.
+struct AnchorsBackend {
+  Tensor (*grid_anchors)(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t stride_h,
+                         int64_t stride_w, Device device);
+  static const AnchorsBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

@@ -38,3 +38,7 @@ Tensor grid_anchors(const Tensor& base, int64_t grid_h, int64_t grid_w, int64_t 
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const AnchorsBackend AnchorsBackend::cuda = {cuda::grid_anchors};
+}  // namespace sx::kernels

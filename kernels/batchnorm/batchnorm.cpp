@@ -1,12 +1,11 @@
 // BatchNorm dispatch: argument checks, empty inputs, backend choice.
 #include "kernels/batchnorm/batchnorm.h"
 
+#include "tensor/dispatch.h"
+
 namespace sx::kernels {
 
 namespace {
-#ifndef SX_WITH_CUDA
-[[noreturn]] void no_cuda(const char* op) { SX_THROW(NotBuiltError, op, ": CUDA tensor given but built without CUDA"); }
-#endif
 void check_vec(const Tensor& v, const Tensor& x, const char* op, const char* name) {
   if (!v.defined()) return;
   SX_CHECK(v.dim() == 1 && v.size(0) == x.size(1), op, ": ", name, " must be [", x.size(1), "], got ",
@@ -38,14 +37,8 @@ BatchNormTrainResult batch_norm_train_forward(const Tensor& x, const Tensor& wei
     return {Tensor::empty(x.shape(), x.dtype(), x.device()),
             Tensor::zeros({x.size(1)}, x.dtype(), x.device()), Tensor::zeros({x.size(1)}, x.dtype(), x.device())};
   }
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::batch_norm_train_forward(x, weight, bias, running_mean, running_var, momentum, eps);
-#else
-    no_cuda(op);
-#endif
-  }
-  return cpu::batch_norm_train_forward(x, weight, bias, running_mean, running_var, momentum, eps);
+  return backend<BatchNormBackend>(x.device(), op)
+      .batch_norm_train_forward(x, weight, bias, running_mean, running_var, momentum, eps);
 }
 
 BatchNormBackwardResult batch_norm_train_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
@@ -66,14 +59,8 @@ BatchNormBackwardResult batch_norm_train_backward(const Tensor& grad_out, const 
     }
     return r;
   }
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::batch_norm_train_backward(grad_out, x, weight, save_mean, save_invstd);
-#else
-    no_cuda(op);
-#endif
-  }
-  return cpu::batch_norm_train_backward(grad_out, x, weight, save_mean, save_invstd);
+  return backend<BatchNormBackend>(x.device(), op)
+      .batch_norm_train_backward(grad_out, x, weight, save_mean, save_invstd);
 }
 
 Tensor channel_affine_forward(const Tensor& x, const Tensor& scale, const Tensor& shift) {
@@ -83,14 +70,7 @@ Tensor channel_affine_forward(const Tensor& x, const Tensor& scale, const Tensor
   check_vec(scale, x, op, "scale");
   check_vec(shift, x, op, "shift");
   if (x.numel() == 0) return Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::channel_affine_forward(x, scale, shift);
-#else
-    no_cuda(op);
-#endif
-  }
-  return cpu::channel_affine_forward(x, scale, shift);
+  return backend<BatchNormBackend>(x.device(), op).channel_affine_forward(x, scale, shift);
 }
 
 ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, const Tensor& x, const Tensor& scale,
@@ -107,14 +87,8 @@ ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, cons
     if (need_shift) r.grad_shift = Tensor::zeros({x.size(1)}, x.dtype(), x.device());
     return r;
   }
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::channel_affine_backward(grad_out, x, scale, need_input, need_scale, need_shift);
-#else
-    no_cuda(op);
-#endif
-  }
-  return cpu::channel_affine_backward(grad_out, x, scale, need_input, need_scale, need_shift);
+  return backend<BatchNormBackend>(x.device(), op)
+      .channel_affine_backward(grad_out, x, scale, need_input, need_scale, need_shift);
 }
 
 }  // namespace sx::kernels

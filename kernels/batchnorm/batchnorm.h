@@ -57,29 +57,20 @@ inline BnGeometry bn_geometry(const Tensor& x) {
   return g;
 }
 
-namespace cpu {
-BatchNormTrainResult batch_norm_train_forward(const Tensor& x, const Tensor& weight,
-                                              const Tensor& bias, Tensor running_mean,
-                                              Tensor running_var, double momentum, double eps);
-BatchNormBackwardResult batch_norm_train_backward(const Tensor& grad_out, const Tensor& x,
-                                                  const Tensor& weight, const Tensor& save_mean,
-                                                  const Tensor& save_invstd);
-Tensor channel_affine_forward(const Tensor& x, const Tensor& scale, const Tensor& shift);
-ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, const Tensor& x,
-                                                    const Tensor& scale, bool need_input,
-                                                    bool need_scale, bool need_shift);
-}  // namespace cpu
-namespace cuda {
-BatchNormTrainResult batch_norm_train_forward(const Tensor& x, const Tensor& weight,
-                                              const Tensor& bias, Tensor running_mean,
-                                              Tensor running_var, double momentum, double eps);
-BatchNormBackwardResult batch_norm_train_backward(const Tensor& grad_out, const Tensor& x,
-                                                  const Tensor& weight, const Tensor& save_mean,
-                                                  const Tensor& save_invstd);
-Tensor channel_affine_forward(const Tensor& x, const Tensor& scale, const Tensor& shift);
-ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, const Tensor& x,
-                                                    const Tensor& scale, bool need_input,
-                                                    bool need_scale, bool need_shift);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct BatchNormBackend {
+  BatchNormTrainResult (*batch_norm_train_forward)(const Tensor& x, const Tensor& weight,
+                                                   const Tensor& bias, Tensor running_mean,
+                                                   Tensor running_var, double momentum, double eps);
+  BatchNormBackwardResult (*batch_norm_train_backward)(const Tensor& grad_out, const Tensor& x,
+                                                       const Tensor& weight,
+                                                       const Tensor& save_mean,
+                                                       const Tensor& save_invstd);
+  Tensor (*channel_affine_forward)(const Tensor& x, const Tensor& scale, const Tensor& shift);
+  ChannelAffineBackwardResult (*channel_affine_backward)(const Tensor& grad_out, const Tensor& x,
+                                                         const Tensor& scale, bool need_input,
+                                                         bool need_scale, bool need_shift);
+  static const BatchNormBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

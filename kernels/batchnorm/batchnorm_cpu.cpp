@@ -223,3 +223,11 @@ ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, cons
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const BatchNormBackend BatchNormBackend::cpu = {
+    cpu::batch_norm_train_forward,
+    cpu::batch_norm_train_backward,
+    cpu::channel_affine_forward,
+    cpu::channel_affine_backward};
+}  // namespace sx::kernels

@@ -303,3 +303,11 @@ ChannelAffineBackwardResult channel_affine_backward(const Tensor& grad_out, cons
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const BatchNormBackend BatchNormBackend::cuda = {
+    cuda::batch_norm_train_forward,
+    cuda::batch_norm_train_backward,
+    cuda::channel_affine_forward,
+    cuda::channel_affine_backward};
+}  // namespace sx::kernels

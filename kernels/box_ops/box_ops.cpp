@@ -1,7 +1,8 @@
 // Argument checks and device dispatch for box_ops.h.
 #include "kernels/box_ops/box_ops.h"
 
-#include "kernels/box_ops/device_dispatch.h"
+#include "kernels/box_ops/checks.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 
@@ -10,7 +11,7 @@ using detail::check_boxes;
 Tensor box_area(const Tensor& boxes) {
   check_boxes(boxes, "box_area", "boxes");
   Tensor b = boxes.contiguous();
-  SX_DEVICE_DISPATCH(b.is_cuda(), "box_area", be::box_area(b));
+  return backend<BoxOpsBackend>(b.device(), "box_area").box_area(b);
 }
 
 static Tensor pairwise_checked(const Tensor& a, const Tensor& b, PairwiseBoxOp op, const char* name) {
@@ -19,7 +20,7 @@ static Tensor pairwise_checked(const Tensor& a, const Tensor& b, PairwiseBoxOp o
   detail::check_same_device(a, b, name);
   detail::check_same_dtype(a, b, name);
   Tensor ac = a.contiguous(), bc = b.contiguous();
-  SX_DEVICE_DISPATCH(ac.is_cuda(), name, be::pairwise(ac, bc, op));
+  return backend<BoxOpsBackend>(ac.device(), name).pairwise(ac, bc, op);
 }
 
 Tensor box_iou(const Tensor& a, const Tensor& b) {
@@ -34,13 +35,14 @@ Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width) {
   SX_CHECK(height >= 0 && width >= 0, "clip_boxes_to_image: image size must be >= 0, got ", height,
            "x", width);
   Tensor b = boxes.contiguous();
-  SX_DEVICE_DISPATCH(b.is_cuda(), "clip_boxes_to_image", be::clip_boxes_to_image(b, height, width));
+  return backend<BoxOpsBackend>(b.device(), "clip_boxes_to_image")
+      .clip_boxes_to_image(b, height, width);
 }
 
 Tensor remove_small_boxes(const Tensor& boxes, double min_size) {
   check_boxes(boxes, "remove_small_boxes", "boxes");
   Tensor b = boxes.contiguous();
-  SX_DEVICE_DISPATCH(b.is_cuda(), "remove_small_boxes", be::remove_small_boxes(b, min_size));
+  return backend<BoxOpsBackend>(b.device(), "remove_small_boxes").remove_small_boxes(b, min_size);
 }
 
 Tensor encode_boxes(const Tensor& reference_boxes, const Tensor& proposals, const BoxCoderWeights& w) {
@@ -52,7 +54,7 @@ Tensor encode_boxes(const Tensor& reference_boxes, const Tensor& proposals, cons
            "encode_boxes: reference_boxes and proposals must have the same number of boxes, got ",
            reference_boxes.size(0), " and ", proposals.size(0));
   Tensor g = reference_boxes.contiguous(), p = proposals.contiguous();
-  SX_DEVICE_DISPATCH(g.is_cuda(), "encode_boxes", be::encode_boxes(g, p, w));
+  return backend<BoxOpsBackend>(g.device(), "encode_boxes").encode_boxes(g, p, w);
 }
 
 Tensor decode_boxes(const Tensor& rel_codes, const Tensor& boxes, const BoxCoderWeights& w,
@@ -67,7 +69,7 @@ Tensor decode_boxes(const Tensor& rel_codes, const Tensor& boxes, const BoxCoder
   Tensor c = rel_codes.contiguous();
   // torchvision casts the reference boxes to the codes' dtype.
   Tensor b = boxes.dtype() == c.dtype() ? boxes.contiguous() : boxes.to(c.dtype()).contiguous();
-  SX_DEVICE_DISPATCH(c.is_cuda(), "decode_boxes", be::decode_boxes(c, b, w, clip));
+  return backend<BoxOpsBackend>(c.device(), "decode_boxes").decode_boxes(c, b, w, clip);
 }
 
 }  // namespace sx::kernels

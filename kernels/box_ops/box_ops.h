@@ -49,21 +49,15 @@ Tensor decode_boxes(const Tensor& rel_codes, const Tensor& boxes,
 // Which pairwise quantity a matrix kernel computes.
 enum class PairwiseBoxOp { IoU, GIoU };
 
-namespace cpu {
-Tensor box_area(const Tensor& boxes);
-Tensor pairwise(const Tensor& a, const Tensor& b, PairwiseBoxOp op);
-Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width);
-Tensor remove_small_boxes(const Tensor& boxes, double min_size);
-Tensor encode_boxes(const Tensor& reference_boxes, const Tensor& proposals, const BoxCoderWeights& w);
-Tensor decode_boxes(const Tensor& rel_codes, const Tensor& boxes, const BoxCoderWeights& w, double clip);
-}  // namespace cpu
-namespace cuda {
-Tensor box_area(const Tensor& boxes);
-Tensor pairwise(const Tensor& a, const Tensor& b, PairwiseBoxOp op);
-Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width);
-Tensor remove_small_boxes(const Tensor& boxes, double min_size);
-Tensor encode_boxes(const Tensor& reference_boxes, const Tensor& proposals, const BoxCoderWeights& w);
-Tensor decode_boxes(const Tensor& rel_codes, const Tensor& boxes, const BoxCoderWeights& w, double clip);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h): inputs are checked, contiguous and on one device.
+struct BoxOpsBackend {
+  Tensor (*box_area)(const Tensor& boxes);
+  Tensor (*pairwise)(const Tensor& a, const Tensor& b, PairwiseBoxOp op);
+  Tensor (*clip_boxes_to_image)(const Tensor& boxes, int64_t height, int64_t width);
+  Tensor (*remove_small_boxes)(const Tensor& boxes, double min_size);
+  Tensor (*encode_boxes)(const Tensor& reference_boxes, const Tensor& proposals, const BoxCoderWeights& w);
+  Tensor (*decode_boxes)(const Tensor& rel_codes, const Tensor& boxes, const BoxCoderWeights& w, double clip);
+  static const BoxOpsBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

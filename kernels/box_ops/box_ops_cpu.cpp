@@ -130,3 +130,13 @@ Tensor decode_boxes(const Tensor& codes, const Tensor& boxes, const BoxCoderWeig
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const BoxOpsBackend BoxOpsBackend::cpu = {
+    cpu::box_area,
+    cpu::pairwise,
+    cpu::clip_boxes_to_image,
+    cpu::remove_small_boxes,
+    cpu::encode_boxes,
+    cpu::decode_boxes};
+}  // namespace sx::kernels

@@ -181,3 +181,13 @@ Tensor decode_boxes(const Tensor& codes, const Tensor& boxes, const BoxCoderWeig
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const BoxOpsBackend BoxOpsBackend::cuda = {
+    cuda::box_area,
+    cuda::pairwise,
+    cuda::clip_boxes_to_image,
+    cuda::remove_small_boxes,
+    cuda::encode_boxes,
+    cuda::decode_boxes};
+}  // namespace sx::kernels

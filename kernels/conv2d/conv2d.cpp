@@ -2,6 +2,7 @@
 #include "kernels/conv2d/conv2d.h"
 
 #include "kernels/conv2d/conv2d_math.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 
@@ -33,10 +34,6 @@ static void check_pair(const Tensor& a, const Tensor& b, const char* what) {
            b.device().str());
 }
 
-#ifndef SX_WITH_CUDA
-[[noreturn]] static void no_cuda() { SX_THROW(NotBuiltError, "conv2d: CUDA tensor given but built without CUDA"); }
-#endif
-
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
   check_pair(x, w, "input/weight");
   Shape out = conv2d_output_shape(x.shape(), w.shape(), p);
@@ -46,14 +43,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const C
              shape_str(b.shape()));
   }
   if (shape_numel(out) == 0) return Tensor::zeros(out, x.dtype(), x.device());
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::conv2d_forward(x, w, b, p);
-#else
-    no_cuda();
-#endif
-  }
-  return cpu::conv2d_forward(x, w, b, p);
+  return backend<Conv2dBackend>(x.device(), "conv2d").conv2d_forward(x, w, b, p);
 }
 
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& input_shape,
@@ -64,14 +54,8 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shap
            shape_str(grad_out.shape()));
   if (shape_numel(input_shape) == 0 || shape_numel(out) == 0)
     return Tensor::zeros(input_shape, grad_out.dtype(), grad_out.device());
-  if (grad_out.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::conv2d_backward_input(grad_out, w, input_shape, p);
-#else
-    no_cuda();
-#endif
-  }
-  return cpu::conv2d_backward_input(grad_out, w, input_shape, p);
+  return backend<Conv2dBackend>(grad_out.device(), "conv2d")
+      .conv2d_backward_input(grad_out, w, input_shape, p);
 }
 
 Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
@@ -82,28 +66,15 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
            shape_str(grad_out.shape()));
   if (shape_numel(out) == 0 || x.numel() == 0 || shape_numel(weight_shape) == 0)
     return Tensor::zeros(weight_shape, x.dtype(), x.device());
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::conv2d_backward_weight(grad_out, x, weight_shape, p);
-#else
-    no_cuda();
-#endif
-  }
-  return cpu::conv2d_backward_weight(grad_out, x, weight_shape, p);
+  return backend<Conv2dBackend>(x.device(), "conv2d")
+      .conv2d_backward_weight(grad_out, x, weight_shape, p);
 }
 
 Tensor conv2d_backward_bias(const Tensor& grad_out) {
   SX_CHECK(grad_out.dim() == 4, "conv2d_backward_bias: grad_out must be [N, K, P, Q], got ",
            shape_str(grad_out.shape()));
   if (grad_out.numel() == 0) return Tensor::zeros({grad_out.size(1)}, grad_out.dtype(), grad_out.device());
-  if (grad_out.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::conv2d_backward_bias(grad_out);
-#else
-    no_cuda();
-#endif
-  }
-  return cpu::conv2d_backward_bias(grad_out);
+  return backend<Conv2dBackend>(grad_out.device(), "conv2d").conv2d_backward_bias(grad_out);
 }
 
 }  // namespace sx::kernels

@@ -59,21 +59,17 @@ bool& conv_batch_split();
 // convolution).
 enum class CpuConvAlgo { Auto, Im2col, OneDNN };
 CpuConvAlgo& cpu_conv_algo();
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
-Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& input_shape,
-                             const Conv2dParams& p);
-Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
-                              const Conv2dParams& p);
-Tensor conv2d_backward_bias(const Tensor& grad_out);
 }  // namespace cpu
 
-namespace cuda {
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
-Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const Shape& input_shape,
-                             const Conv2dParams& p);
-Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
-                              const Conv2dParams& p);
-Tensor conv2d_backward_bias(const Tensor& grad_out);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct Conv2dBackend {
+  Tensor (*conv2d_forward)(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
+  Tensor (*conv2d_backward_input)(const Tensor& grad_out, const Tensor& w, const Shape& input_shape,
+                                  const Conv2dParams& p);
+  Tensor (*conv2d_backward_weight)(const Tensor& grad_out, const Tensor& x,
+                                   const Shape& weight_shape, const Conv2dParams& p);
+  Tensor (*conv2d_backward_bias)(const Tensor& grad_out);
+  static const Conv2dBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

@@ -552,3 +552,11 @@ Tensor conv2d_backward_bias(const Tensor& grad_out) {
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const Conv2dBackend Conv2dBackend::cpu = {
+    cpu::conv2d_forward,
+    cpu::conv2d_backward_input,
+    cpu::conv2d_backward_weight,
+    cpu::conv2d_backward_bias};
+}  // namespace sx::kernels

@@ -17,7 +17,6 @@
 // Precision: float32 convolutions use TF32 tensor cores only when sx::cuda::allow_tf32() (else
 // CUDNN_FMA_MATH keeps full float32); float64 is supported by cuDNN's double algorithms.
 // Every call runs on the device's stream (the cuDNN handle is bound to it).
-#ifdef SX_WITH_CUDA
 #include <cudnn.h>
 
 #include <algorithm>
@@ -265,4 +264,10 @@ Tensor conv2d_backward_bias(const Tensor& grad_out) {
 
 }  // namespace sx::kernels::cuda
 
-#endif  // SX_WITH_CUDA
+namespace sx::kernels {
+const Conv2dBackend Conv2dBackend::cuda = {
+    cuda::conv2d_forward,
+    cuda::conv2d_backward_input,
+    cuda::conv2d_backward_weight,
+    cuda::conv2d_backward_bias};
+}  // namespace sx::kernels

@@ -1,7 +1,8 @@
 // Argument checks and device dispatch for focal_loss.h.
 #include "kernels/focal_loss/focal_loss.h"
 
-#include "kernels/box_ops/device_dispatch.h"
+#include "kernels/box_ops/checks.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 namespace {
@@ -20,7 +21,8 @@ void check_inputs(const Tensor& logits, const Tensor& targets, const FocalLossPa
 Tensor sigmoid_focal_loss_forward(const Tensor& logits, const Tensor& targets, const FocalLossParams& p) {
   check_inputs(logits, targets, p, "sigmoid_focal_loss");
   Tensor x = logits.contiguous(), t = targets.contiguous();
-  SX_DEVICE_DISPATCH(x.is_cuda(), "sigmoid_focal_loss", be::sigmoid_focal_loss_forward(x, t, p));
+  return backend<FocalLossBackend>(x.device(), "sigmoid_focal_loss")
+      .sigmoid_focal_loss_forward(x, t, p);
 }
 
 Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits, const Tensor& targets,
@@ -36,8 +38,8 @@ Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits,
     SX_CHECK(grad_out.numel() == 1, "sigmoid_focal_loss_backward: grad_out must hold one element, got ",
              shape_str(grad_out.shape()));
   Tensor g = grad_out.contiguous(), x = logits.contiguous(), t = targets.contiguous();
-  SX_DEVICE_DISPATCH(x.is_cuda(), "sigmoid_focal_loss_backward",
-                     be::sigmoid_focal_loss_backward(g, x, t, p));
+  return backend<FocalLossBackend>(x.device(), "sigmoid_focal_loss_backward")
+      .sigmoid_focal_loss_backward(g, x, t, p);
 }
 
 }  // namespace sx::kernels

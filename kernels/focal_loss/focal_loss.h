@@ -39,15 +39,13 @@ Tensor sigmoid_focal_loss_forward(const Tensor& logits, const Tensor& targets, c
 Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits, const Tensor& targets,
                                    const FocalLossParams& p);
 
-namespace cpu {
-Tensor sigmoid_focal_loss_forward(const Tensor& logits, const Tensor& targets, const FocalLossParams& p);
-Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits, const Tensor& targets,
-                                   const FocalLossParams& p);
-}  // namespace cpu
-namespace cuda {
-Tensor sigmoid_focal_loss_forward(const Tensor& logits, const Tensor& targets, const FocalLossParams& p);
-Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits, const Tensor& targets,
-                                   const FocalLossParams& p);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct FocalLossBackend {
+  Tensor (*sigmoid_focal_loss_forward)(const Tensor& logits, const Tensor& targets,
+                                       const FocalLossParams& p);
+  Tensor (*sigmoid_focal_loss_backward)(const Tensor& grad_out, const Tensor& logits,
+                                        const Tensor& targets, const FocalLossParams& p);
+  static const FocalLossBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

@@ -158,3 +158,9 @@ Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits,
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const FocalLossBackend FocalLossBackend::cpu = {
+    cpu::sigmoid_focal_loss_forward,
+    cpu::sigmoid_focal_loss_backward};
+}  // namespace sx::kernels

@@ -142,3 +142,9 @@ Tensor sigmoid_focal_loss_backward(const Tensor& grad_out, const Tensor& logits,
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const FocalLossBackend FocalLossBackend::cuda = {
+    cuda::sigmoid_focal_loss_forward,
+    cuda::sigmoid_focal_loss_backward};
+}  // namespace sx::kernels

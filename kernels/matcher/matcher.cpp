@@ -1,7 +1,8 @@
 // Argument checks and device dispatch for matcher.h.
 #include "kernels/matcher/matcher.h"
 
-#include "kernels/box_ops/device_dispatch.h"
+#include "kernels/box_ops/checks.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 
@@ -11,7 +12,7 @@ Tensor match_anchors(const Tensor& quality, const MatcherParams& p) {
   SX_CHECK(p.low_threshold <= p.high_threshold, "match_anchors: low_threshold ", p.low_threshold,
            " > high_threshold ", p.high_threshold);
   Tensor q = quality.contiguous();
-  SX_DEVICE_DISPATCH(q.is_cuda(), "match_anchors", be::match_anchors(q, p));
+  return backend<MatcherBackend>(q.device(), "match_anchors").match_anchors(q, p);
 }
 
 }  // namespace sx::kernels

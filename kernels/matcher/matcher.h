@@ -26,11 +26,10 @@ struct MatcherParams {
 
 Tensor match_anchors(const Tensor& quality, const MatcherParams& params);
 
-namespace cpu {
-Tensor match_anchors(const Tensor& quality, const MatcherParams& params);
-}
-namespace cuda {
-Tensor match_anchors(const Tensor& quality, const MatcherParams& params);
-}
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct MatcherBackend {
+  Tensor (*match_anchors)(const Tensor& quality, const MatcherParams& params);
+  static const MatcherBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

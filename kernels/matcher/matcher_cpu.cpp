@@ -45,3 +45,7 @@ Tensor match_anchors(const Tensor& quality, const MatcherParams& p) {
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const MatcherBackend MatcherBackend::cpu = {cpu::match_anchors};
+}  // namespace sx::kernels

@@ -89,3 +89,7 @@ Tensor match_anchors(const Tensor& quality, const MatcherParams& p) {
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const MatcherBackend MatcherBackend::cuda = {cuda::match_anchors};
+}  // namespace sx::kernels

@@ -1,7 +1,8 @@
 // Argument checks, device dispatch and the convenience forms of nms.h.
 #include "kernels/nms/nms.h"
 
-#include "kernels/box_ops/device_dispatch.h"
+#include "kernels/box_ops/checks.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 
@@ -24,7 +25,7 @@ std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, 
     ic = idxs.contiguous();
   }
   Tensor b = boxes.contiguous(), s = scores.contiguous();
-  SX_DEVICE_DISPATCH(b.is_cuda(), "nms", be::nms_padded(b, s, ic, o));
+  return backend<NmsBackend>(b.device(), "nms").nms_padded(b, s, ic, o);
 }
 
 Tensor nms_with_options(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,

@@ -62,13 +62,11 @@ Tensor nms_with_options(const Tensor& boxes, const Tensor& scores, const Tensor&
 std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,
                                      const NmsOptions& options);
 
-namespace cpu {
-std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,
-                                     const NmsOptions& options);
-}  // namespace cpu
-namespace cuda {
-std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,
-                                     const NmsOptions& options);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct NmsBackend {
+  std::pair<Tensor, Tensor> (*nms_padded)(const Tensor& boxes, const Tensor& scores,
+                                          const Tensor& idxs, const NmsOptions& options);
+  static const NmsBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

@@ -200,3 +200,7 @@ std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, 
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const NmsBackend NmsBackend::cpu = {cpu::nms_padded};
+}  // namespace sx::kernels

@@ -260,3 +260,7 @@ std::pair<Tensor, Tensor> nms_padded(const Tensor& boxes, const Tensor& scores, 
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const NmsBackend NmsBackend::cuda = {cuda::nms_padded};
+}  // namespace sx::kernels

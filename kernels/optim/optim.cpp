@@ -1,7 +1,8 @@
 // Argument checks and device dispatch of the optimizer updates (optim.h).
 #include "kernels/optim/optim.h"
 
-#include "kernels/box_ops/device_dispatch.h"
+#include "kernels/box_ops/checks.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 namespace {
@@ -25,7 +26,7 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_bu
   check_like(grad, param, "sgd", "grad");
   if (args.momentum != 0.0) check_like(momentum_buffer, param, "sgd", "momentum_buffer");
   if (param.numel() == 0) return;
-  SX_DEVICE_DISPATCH(param.is_cuda(), "sgd", be::sgd_step(param, grad, momentum_buffer, args));
+  return backend<OptimBackend>(param.device(), "sgd").sgd_step(param, grad, momentum_buffer, args);
 }
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
@@ -36,7 +37,8 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
   check_like(exp_avg_sq, param, "adamw", "exp_avg_sq");
   SX_CHECK(args.step >= 1, "adamw: step must be >= 1, got ", args.step);
   if (param.numel() == 0) return;
-  SX_DEVICE_DISPATCH(param.is_cuda(), "adamw", be::adamw_step(param, grad, exp_avg, exp_avg_sq, args));
+  return backend<OptimBackend>(param.device(), "adamw")
+      .adamw_step(param, grad, exp_avg, exp_avg_sq, args);
 }
 
 }  // namespace sx::kernels

@@ -32,15 +32,13 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_bu
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                 const AdamWStepArgs& args);
 
-namespace cpu {
-void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer, const SgdStepArgs& args);
-void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const AdamWStepArgs& args);
-}  // namespace cpu
-namespace cuda {
-void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer, const SgdStepArgs& args);
-void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const AdamWStepArgs& args);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct OptimBackend {
+  void (*sgd_step)(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                   const SgdStepArgs& args);
+  void (*adamw_step)(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                     const Tensor& exp_avg_sq, const AdamWStepArgs& args);
+  static const OptimBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

@@ -38,3 +38,7 @@ void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor&
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const OptimBackend OptimBackend::cpu = {cpu::sgd_step, cpu::adamw_step};
+}  // namespace sx::kernels

@@ -54,3 +54,7 @@ void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor&
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const OptimBackend OptimBackend::cuda = {cuda::sgd_step, cuda::adamw_step};
+}  // namespace sx::kernels

@@ -2,13 +2,11 @@
 #include "kernels/pooling/pooling.h"
 
 #include "kernels/pooling/pooling_math.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 
 namespace {
-#ifndef SX_WITH_CUDA
-[[noreturn]] void no_cuda(const char* op) { SX_THROW(NotBuiltError, op, ": CUDA tensor given but built without CUDA"); }
-#endif
 void check_input(const Tensor& x, const char* op) {
   SX_CHECK(x.dim() == 4, op, ": input must be [N, C, H, W], got ", shape_str(x.shape()));
   SX_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, op, ": expected float32 or float64, got ",
@@ -35,14 +33,7 @@ std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x, const MaxPool2dPar
   Shape out = max_pool2d_output_shape(x.shape(), p);
   if (shape_numel(out) == 0)
     return {Tensor::empty(out, x.dtype(), x.device()), Tensor::empty(out, DType::Int64, x.device())};
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::max_pool2d_forward(x, p);
-#else
-    no_cuda("max_pool2d");
-#endif
-  }
-  return cpu::max_pool2d_forward(x, p);
+  return backend<PoolingBackend>(x.device(), "max_pool2d").max_pool2d_forward(x, p);
 }
 
 Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& input_shape) {
@@ -55,14 +46,8 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
   SX_CHECK(indices.dtype() == DType::Int64, "max_pool2d_backward: indices must be int64, got ",
            dtype_name(indices.dtype()));
   if (grad_out.numel() == 0) return Tensor::zeros(input_shape, grad_out.dtype(), grad_out.device());
-  if (grad_out.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::max_pool2d_backward(grad_out, indices, input_shape);
-#else
-    no_cuda("max_pool2d_backward");
-#endif
-  }
-  return cpu::max_pool2d_backward(grad_out, indices, input_shape);
+  return backend<PoolingBackend>(grad_out.device(), "max_pool2d_backward")
+      .max_pool2d_backward(grad_out, indices, input_shape);
 }
 
 Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w) {
@@ -70,14 +55,8 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w
   SX_CHECK(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size must be >= 1, got ", out_h, "x", out_w);
   SX_CHECK(x.size(2) >= 1 && x.size(3) >= 1, "adaptive_avg_pool2d: empty spatial input ", shape_str(x.shape()));
   if (x.numel() == 0) return Tensor::empty({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device());
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::adaptive_avg_pool2d_forward(x, out_h, out_w);
-#else
-    no_cuda("adaptive_avg_pool2d");
-#endif
-  }
-  return cpu::adaptive_avg_pool2d_forward(x, out_h, out_w);
+  return backend<PoolingBackend>(x.device(), "adaptive_avg_pool2d")
+      .adaptive_avg_pool2d_forward(x, out_h, out_w);
 }
 
 Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape) {
@@ -87,14 +66,8 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_s
            shape_str(input_shape));
   if (grad_out.numel() == 0 || shape_numel(input_shape) == 0)
     return Tensor::zeros(input_shape, grad_out.dtype(), grad_out.device());
-  if (grad_out.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::adaptive_avg_pool2d_backward(grad_out, input_shape);
-#else
-    no_cuda("adaptive_avg_pool2d_backward");
-#endif
-  }
-  return cpu::adaptive_avg_pool2d_backward(grad_out, input_shape);
+  return backend<PoolingBackend>(grad_out.device(), "adaptive_avg_pool2d_backward")
+      .adaptive_avg_pool2d_backward(grad_out, input_shape);
 }
 
 }  // namespace sx::kernels

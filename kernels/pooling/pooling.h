@@ -35,17 +35,14 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
 Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape);
 
-namespace cpu {
-std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x, const MaxPool2dParams& p);
-Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& input_shape);
-Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w);
-Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape);
-}  // namespace cpu
-namespace cuda {
-std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x, const MaxPool2dParams& p);
-Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& input_shape);
-Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w);
-Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct PoolingBackend {
+  std::pair<Tensor, Tensor> (*max_pool2d_forward)(const Tensor& x, const MaxPool2dParams& p);
+  Tensor (*max_pool2d_backward)(const Tensor& grad_out, const Tensor& indices,
+                                const Shape& input_shape);
+  Tensor (*adaptive_avg_pool2d_forward)(const Tensor& x, int64_t out_h, int64_t out_w);
+  Tensor (*adaptive_avg_pool2d_backward)(const Tensor& grad_out, const Shape& input_shape);
+  static const PoolingBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

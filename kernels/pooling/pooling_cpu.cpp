@@ -126,3 +126,11 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_s
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const PoolingBackend PoolingBackend::cpu = {
+    cpu::max_pool2d_forward,
+    cpu::max_pool2d_backward,
+    cpu::adaptive_avg_pool2d_forward,
+    cpu::adaptive_avg_pool2d_backward};
+}  // namespace sx::kernels

@@ -121,3 +121,11 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_s
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const PoolingBackend PoolingBackend::cuda = {
+    cuda::max_pool2d_forward,
+    cuda::max_pool2d_backward,
+    cuda::adaptive_avg_pool2d_forward,
+    cuda::adaptive_avg_pool2d_backward};
+}  // namespace sx::kernels

@@ -3,7 +3,8 @@
 
 #include <cmath>
 
-#include "kernels/box_ops/device_dispatch.h"
+#include "kernels/box_ops/checks.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 namespace {
@@ -26,22 +27,6 @@ void check_levels(const Tensor& levels, const Tensor& rois, const char* op) {
   detail::check_same_device(levels, rois, op);
 }
 
-#ifdef SX_WITH_CUDA
-#define SX_ROI_BACKEND(is_cuda, call) \
-  do {                                \
-    if (is_cuda)                      \
-      cuda::call;                     \
-    else                              \
-      cpu::call;                      \
-  } while (0)
-#else
-#define SX_ROI_BACKEND(is_cuda, call)                                                       \
-  do {                                                                                      \
-    if (is_cuda) SX_THROW(NotBuiltError, "roi_align: got a CUDA tensor but spinexr was built without CUDA"); \
-    cpu::call;                                                                              \
-  } while (0)
-#endif
-
 }  // namespace
 
 Tensor roi_align_forward(const Tensor& input, const Tensor& rois, const RoiAlignParams& p,
@@ -55,7 +40,8 @@ Tensor roi_align_forward(const Tensor& input, const Tensor& rois, const RoiAlign
   Tensor x = input.contiguous(), r = rois.contiguous();
   Tensor out = Tensor::empty({r.size(0), x.size(1), p.pooled_h, p.pooled_w}, x.dtype(), x.device());
   if (out.numel() == 0) return out;
-  SX_ROI_BACKEND(x.is_cuda(), roi_align_forward_into(x, r, Tensor(), 0, p, algo, out));
+  backend<RoiAlignBackend>(x.device(), "roi_align")
+      .roi_align_forward_into(x, r, Tensor(), 0, p, algo, out);
   return out;
 }
 
@@ -74,7 +60,8 @@ Tensor roi_align_backward(const Tensor& grad_out, const Tensor& rois, const Shap
   Tensor g = grad_out.contiguous(), r = rois.contiguous();
   Tensor gi = Tensor::zeros(input_shape, g.dtype(), g.device());
   if (g.numel() == 0 || gi.numel() == 0) return gi;
-  SX_ROI_BACKEND(g.is_cuda(), roi_align_backward_into(g, r, Tensor(), 0, p, deterministic, algo, gi));
+  backend<RoiAlignBackend>(g.device(), "roi_align_backward")
+      .roi_align_backward_into(g, r, Tensor(), 0, p, deterministic, algo, gi);
   return gi;
 }
 
@@ -82,7 +69,8 @@ Tensor fpn_levels(const Tensor& rois, int64_t k_min, int64_t k_max, double s0, i
   check_rois(rois, "fpn_levels");
   SX_CHECK(k_min <= k_max, "fpn_levels: k_min ", k_min, " > k_max ", k_max);
   Tensor r = rois.contiguous();
-  SX_DEVICE_DISPATCH(r.is_cuda(), "fpn_levels", be::fpn_levels(r, k_min, k_max, s0, k0, eps));
+  return backend<RoiAlignBackend>(r.device(), "fpn_levels")
+      .fpn_levels(r, k_min, k_max, s0, k0, eps);
 }
 
 double infer_fpn_scale(int64_t feature_size, int64_t image_size) {
@@ -121,7 +109,8 @@ Tensor multilevel_roi_align_forward(const std::vector<Tensor>& features, const T
     pl.spatial_scale = scales[l];
     Tensor x = features[l].contiguous();
     if (x.numel() == 0) continue;
-    SX_ROI_BACKEND(x.is_cuda(), roi_align_forward_into(x, r, lv, static_cast<int64_t>(l), pl, algo, out));
+    backend<RoiAlignBackend>(x.device(), "roi_align")
+        .roi_align_forward_into(x, r, lv, static_cast<int64_t>(l), pl, algo, out);
   }
   return out;
 }
@@ -147,8 +136,8 @@ std::vector<Tensor> multilevel_roi_align_backward(const Tensor& grad_out, const 
     if (g.numel() > 0 && gi.numel() > 0) {
       RoiAlignParams pl = p;
       pl.spatial_scale = scales[l];
-      SX_ROI_BACKEND(g.is_cuda(), roi_align_backward_into(g, r, lv, static_cast<int64_t>(l), pl,
-                                                          deterministic, algo, gi));
+      backend<RoiAlignBackend>(g.device(), "roi_align_backward")
+          .roi_align_backward_into(g, r, lv, static_cast<int64_t>(l), pl, deterministic, algo, gi);
     }
     grads.push_back(gi);
   }

@@ -78,23 +78,19 @@ std::vector<Tensor> multilevel_roi_align_backward(const Tensor& grad_out, const 
                                                   const RoiAlignParams& p, bool deterministic = false,
                                                   RoiAlignAlgo algo = RoiAlignAlgo::Fast);
 
-// Backends. They fill the rows of `out` (forward) / accumulate into `grad_input` (backward, which
-// the caller zeroes) for the RoIs whose levels[k] == level, or all RoIs when levels is undefined.
-namespace cpu {
-void roi_align_forward_into(const Tensor& input, const Tensor& rois, const Tensor& levels,
-                            int64_t level, const RoiAlignParams& p, RoiAlignAlgo algo, Tensor& out);
-void roi_align_backward_into(const Tensor& grad_out, const Tensor& rois, const Tensor& levels,
-                             int64_t level, const RoiAlignParams& p, bool deterministic,
-                             RoiAlignAlgo algo, Tensor& grad_input);
-Tensor fpn_levels(const Tensor& rois, int64_t k_min, int64_t k_max, double s0, int64_t k0, double eps);
-}  // namespace cpu
-namespace cuda {
-void roi_align_forward_into(const Tensor& input, const Tensor& rois, const Tensor& levels,
-                            int64_t level, const RoiAlignParams& p, RoiAlignAlgo algo, Tensor& out);
-void roi_align_backward_into(const Tensor& grad_out, const Tensor& rois, const Tensor& levels,
-                             int64_t level, const RoiAlignParams& p, bool deterministic,
-                             RoiAlignAlgo algo, Tensor& grad_input);
-Tensor fpn_levels(const Tensor& rois, int64_t k_min, int64_t k_max, double s0, int64_t k0, double eps);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+// They fill the rows of `out` (forward) / accumulate into `grad_input` (backward, which the caller
+// zeroes) for the RoIs whose levels[k] == level, or all RoIs when levels is undefined.
+struct RoiAlignBackend {
+  void (*roi_align_forward_into)(const Tensor& input, const Tensor& rois, const Tensor& levels,
+                                 int64_t level, const RoiAlignParams& p, RoiAlignAlgo algo,
+                                 Tensor& out);
+  void (*roi_align_backward_into)(const Tensor& grad_out, const Tensor& rois, const Tensor& levels,
+                                  int64_t level, const RoiAlignParams& p, bool deterministic,
+                                  RoiAlignAlgo algo, Tensor& grad_input);
+  Tensor (*fpn_levels)(const Tensor& rois, int64_t k_min, int64_t k_max, double s0, int64_t k0,
+                       double eps);
+  static const RoiAlignBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

@@ -250,3 +250,10 @@ Tensor fpn_levels(const Tensor& rois, int64_t k_min, int64_t k_max, double s0, i
 }
 
 }  // namespace sx::kernels::cpu
+
+namespace sx::kernels {
+const RoiAlignBackend RoiAlignBackend::cpu = {
+    cpu::roi_align_forward_into,
+    cpu::roi_align_backward_into,
+    cpu::fpn_levels};
+}  // namespace sx::kernels

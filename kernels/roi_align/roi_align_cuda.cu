@@ -221,3 +221,10 @@ Tensor fpn_levels(const Tensor& rois, int64_t k_min, int64_t k_max, double s0, i
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const RoiAlignBackend RoiAlignBackend::cuda = {
+    cuda::roi_align_forward_into,
+    cuda::roi_align_backward_into,
+    cuda::fpn_levels};
+}  // namespace sx::kernels

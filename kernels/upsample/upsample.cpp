@@ -6,16 +6,11 @@
 #include <vector>
 
 #include "kernels/upsample/upsample_math.h"
+#include "tensor/dispatch.h"
 
 namespace sx::kernels {
 
 using namespace upsample_math;
-
-namespace {
-#ifndef SX_WITH_CUDA
-[[noreturn]] void no_cuda(const char* op) { SX_THROW(NotBuiltError, op, ": CUDA tensor given but built without CUDA"); }
-#endif
-}  // namespace
 
 Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w, double scale_h, double scale_w) {
   SX_CHECK(x.dim() == 4, "upsample_nearest2d: input must be [N, C, H, W], got ", shape_str(x.shape()));
@@ -26,14 +21,8 @@ Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w,
     SX_CHECK(x.size(0) == 0 || x.size(1) == 0, "upsample_nearest2d: empty spatial input ", shape_str(x.shape()));
     return Tensor::empty({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device());
   }
-  if (x.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::upsample_nearest2d_forward(x, out_h, out_w, scale_h, scale_w);
-#else
-    no_cuda("upsample_nearest2d");
-#endif
-  }
-  return cpu::upsample_nearest2d_forward(x, out_h, out_w, scale_h, scale_w);
+  return backend<UpsampleBackend>(x.device(), "upsample_nearest2d")
+      .upsample_nearest2d_forward(x, out_h, out_w, scale_h, scale_w);
 }
 
 Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_shape, double scale_h, double scale_w) {
@@ -43,14 +32,8 @@ Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_sh
            shape_str(input_shape));
   if (grad_out.numel() == 0 || shape_numel(input_shape) == 0)
     return Tensor::zeros(input_shape, grad_out.dtype(), grad_out.device());
-  if (grad_out.is_cuda()) {
-#ifdef SX_WITH_CUDA
-    return cuda::upsample_nearest2d_backward(grad_out, input_shape, scale_h, scale_w);
-#else
-    no_cuda("upsample_nearest2d_backward");
-#endif
-  }
-  return cpu::upsample_nearest2d_backward(grad_out, input_shape, scale_h, scale_w);
+  return backend<UpsampleBackend>(grad_out.device(), "upsample_nearest2d_backward")
+      .upsample_nearest2d_backward(grad_out, input_shape, scale_h, scale_w);
 }
 
 namespace cpu {
@@ -112,4 +95,10 @@ Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_sh
 
 }  // namespace cpu
 
+}  // namespace sx::kernels
+
+namespace sx::kernels {
+const UpsampleBackend UpsampleBackend::cpu = {
+    cpu::upsample_nearest2d_forward,
+    cpu::upsample_nearest2d_backward};
 }  // namespace sx::kernels

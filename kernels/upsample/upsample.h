@@ -15,17 +15,13 @@ Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w,
 Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_shape,
                                    double scale_h = 0, double scale_w = 0);
 
-namespace cpu {
-Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w, double scale_h,
-                                  double scale_w);
-Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_shape,
-                                   double scale_h, double scale_w);
-}  // namespace cpu
-namespace cuda {
-Tensor upsample_nearest2d_forward(const Tensor& x, int64_t out_h, int64_t out_w, double scale_h,
-                                  double scale_w);
-Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_shape,
-                                   double scale_h, double scale_w);
-}  // namespace cuda
+// The backend functions (tensor/dispatch.h); the op functions above check the arguments first.
+struct UpsampleBackend {
+  Tensor (*upsample_nearest2d_forward)(const Tensor& x, int64_t out_h, int64_t out_w,
+                                       double scale_h, double scale_w);
+  Tensor (*upsample_nearest2d_backward)(const Tensor& grad_out, const Shape& input_shape,
+                                        double scale_h, double scale_w);
+  static const UpsampleBackend cpu, cuda;
+};
 
 }  // namespace sx::kernels

@@ -66,3 +66,9 @@ Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_sh
 }
 
 }  // namespace sx::kernels::cuda
+
+namespace sx::kernels {
+const UpsampleBackend UpsampleBackend::cuda = {
+    cuda::upsample_nearest2d_forward,
+    cuda::upsample_nearest2d_backward};
+}  // namespace sx::kernels

@@ -4,6 +4,7 @@
 #include "common/devices.h"
 #include "common/gradcheck.h"
 #include "tensor/autograd.h"
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -107,6 +108,35 @@ TEST(Core, CudaRequestInCpuBuildIsAClearError) {
     FAIL() << "expected NotBuiltError";
   } catch (const NotBuiltError& e) {
     EXPECT_NE(std::string(e.what()).find("built without CUDA"), std::string::npos);
+  }
+}
+
+// tensor/dispatch.h: a backend table per op family; backend<>() picks the device's table, and a
+// CPU-only build (which defines no CUDA table for real ops) throws NotBuiltError naming the op.
+namespace {
+int twice_cpu(int x) { return 2 * x; }
+int twice_cuda(int x) { return 2 * x + 1; }  // tells the tables apart
+struct TwiceBackend {
+  int (*twice)(int x);
+  static const TwiceBackend cpu, cuda;
+};
+const TwiceBackend TwiceBackend::cpu = {twice_cpu};
+const TwiceBackend TwiceBackend::cuda = {twice_cuda};
+}  // namespace
+
+TEST(Dispatch, PicksTheDevicesBackendOrSaysCudaIsNotBuilt) {
+  EXPECT_EQ(backend<TwiceBackend>(Device::cpu(), "twice").twice(3), 6);
+  if (cuda_built()) {
+    EXPECT_EQ(backend<TwiceBackend>(Device::cuda(0), "twice").twice(3), 7);
+    return;
+  }
+  try {
+    backend<TwiceBackend>(Device::cuda(0), "twice");
+    FAIL() << "expected NotBuiltError";
+  } catch (const NotBuiltError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("twice: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("built without CUDA"), std::string::npos) << msg;
   }
 }
 
