@@ -24,6 +24,7 @@
 #include "kernels/roi_align/roi_align.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "bench/bench_timing.h"
 #ifdef SX_WITH_CUDA
 #include <cuda_runtime.h>
 
@@ -97,32 +98,7 @@ FpnData make_fpn(Device dev) {
 }
 
 // ---- timing helpers -----------------------------------------------------------------------
-template <class F>
-void run_timed(benchmark::State& state, Device dev, F&& fn) {
-#ifdef SX_WITH_CUDA
-  if (dev.is_cuda()) {
-    cudaStream_t st = sx::cuda::current_stream(dev.index);
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
-    fn();  // warm-up (allocator cache, lazy init)
-    sx::cuda::synchronize(dev.index);
-    for (auto _ : state) {
-      cudaEventRecord(a, st);
-      fn();
-      cudaEventRecord(b, st);
-      cudaEventSynchronize(b);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      state.SetIterationTime(ms / 1e3);
-    }
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    return;
-  }
-#endif
-  for (auto _ : state) fn();
-}
+using sx::bench::run_timed;  // bench/bench_timing.h
 
 bool skip_device(benchmark::State& state, Device dev) {
   if (dev.is_cuda() && !sx::cuda_available()) {

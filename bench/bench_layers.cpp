@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "kernels/conv2d/conv2d.h"
 #include "layers/loss.h"
 #include "models/resnet.h"
@@ -92,30 +93,7 @@ void BM_Conv(benchmark::State& st, ConvShape s, Dir dir, Device dev, CpuAlgo alg
     if (dir == kBwdData) benchmark::DoNotOptimize(kernels::conv2d_backward_input(g, w, x.shape(), p));
     if (dir == kBwdFilter) benchmark::DoNotOptimize(kernels::conv2d_backward_weight(g, x, w.shape(), p));
   };
-  run();  // warm-up (cuDNN algorithm search, buffers)
-  sync_device(dev);
-#ifdef SX_WITH_CUDA
-  if (dev.is_cuda()) {
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
-    cudaStream_t stream = sx::cuda::current_stream(dev.index);
-    for (auto _ : st) {
-      cudaEventRecord(a, stream);
-      run();
-      cudaEventRecord(b, stream);
-      cudaEventSynchronize(b);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      st.SetIterationTime(ms / 1000.0);
-    }
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-  } else
-#endif
-  {
-    for (auto _ : st) run();
-  }
+  bench::run_timed(st, dev, run);  // a warm-up first (cuDNN algorithm search, buffers)
   st.counters["FLOP/s"] = benchmark::Counter(conv_flops(s), benchmark::Counter::kIsIterationInvariantRate);
 }
 

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 
@@ -98,23 +99,8 @@ void run_cuda(benchmark::State& state, bool tf32) {
   sx::Tensor a = sx::randn({n, n}, g, sx::DType::Float32, sx::Device::cuda()),
              b = sx::randn({n, n}, g, sx::DType::Float32, sx::Device::cuda());
   sx::cuda::set_allow_tf32(tf32);
-  cudaStream_t s = sx::cuda::current_stream(0);
-  cudaEvent_t start, stop;
-  SX_CUDA_CHECK(cudaEventCreate(&start));
-  SX_CUDA_CHECK(cudaEventCreate(&stop));
-  { sx::Tensor warm = sx::matmul(a, b); }  // cuBLAS heuristics, allocator warm-up
-  for (auto _ : state) {
-    SX_CUDA_CHECK(cudaEventRecord(start, s));
-    sx::Tensor c = sx::matmul(a, b);
-    SX_CUDA_CHECK(cudaEventRecord(stop, s));
-    SX_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    SX_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms / 1e3);
-  }
+  sx::bench::run_timed(state, sx::Device::cuda(), [&] { sx::Tensor c = sx::matmul(a, b); });
   sx::cuda::set_allow_tf32(false);
-  SX_CUDA_CHECK(cudaEventDestroy(start));
-  SX_CUDA_CHECK(cudaEventDestroy(stop));
   set_flops(state, 2.0 * n * n * n);
 }
 void BM_MatmulCUDA(benchmark::State& state) { run_cuda(state, false); }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "tensor/autograd.h"
 #include "tests/ops/op_registry.h"
 #ifdef SX_WITH_CUDA
@@ -52,29 +53,7 @@ void BM_Op(benchmark::State& state, size_t index, Device dev) {
     Tensor out = c.fn(in);
     out.backward(w);
   };
-  step();
-#ifdef SX_WITH_CUDA
-  if (dev.is_cuda()) {
-    cudaStream_t st = cuda::current_stream(dev.index);
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
-    cuda::synchronize(dev.index);
-    for (auto _ : state) {
-      cudaEventRecord(a, st);
-      step();
-      cudaEventRecord(b, st);
-      cudaEventSynchronize(b);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      state.SetIterationTime(ms / 1e3);
-    }
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    return;
-  }
-#endif
-  for (auto _ : state) step();
+  bench::run_timed(state, dev, step);
 }
 
 int register_all() {

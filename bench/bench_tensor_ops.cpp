@@ -24,6 +24,7 @@
 #include <functional>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -151,22 +152,7 @@ bool cuda_ready(benchmark::State& state) {
 }
 // Times f on the device's stream with events; one warm-up call first.
 void run_cuda(benchmark::State& state, int64_t bytes, const std::function<void()>& f) {
-  cudaStream_t s = cuda::current_stream(0);
-  cudaEvent_t start, stop;
-  SX_CUDA_CHECK(cudaEventCreate(&start));
-  SX_CUDA_CHECK(cudaEventCreate(&stop));
-  f();
-  for (auto _ : state) {
-    SX_CUDA_CHECK(cudaEventRecord(start, s));
-    f();
-    SX_CUDA_CHECK(cudaEventRecord(stop, s));
-    SX_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    SX_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms / 1e3);
-  }
-  SX_CUDA_CHECK(cudaEventDestroy(start));
-  SX_CUDA_CHECK(cudaEventDestroy(stop));
+  bench::run_timed(state, Device::cuda(0), f);
   set_bytes(state, bytes);
 }
 #define SX_CUDA_BENCH_BODY(bytes_per_elem, setup, expr)                      \

@@ -145,13 +145,18 @@ class Task {
   virtual io::Json best_json(const TrainState& st) const = 0;
 };
 
-struct LoopResult {
+// How a run ended: shared by the loop's result and the tasks' own result types.
+struct RunOutcome {
   int exit_code = 0;  // 0, or 130/143 after SIGINT/SIGTERM
   bool interrupted = false;
-  int64_t steps = 0, epochs_done = 0, nan_skipped = 0;
-  double best_metric = NAN;  // the best validation metric; NaN: none
+  int64_t steps = 0;  // optimizer steps done in total
+  int64_t epochs_done = 0, nan_skipped = 0;
   double seconds = 0;
   std::vector<double> step_losses;  // the loss of every step this call ran (skipped ones as they were)
+};
+
+struct LoopResult : RunOutcome {
+  double best_metric = NAN;  // the best validation metric; NaN: none
   std::vector<EpochLog> history;
 };
 

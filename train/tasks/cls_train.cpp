@@ -272,13 +272,8 @@ ClsTrainResult ClsTrainer::fit(ClsBatchSource& train, ClsBatchSource* val, bool 
   ClsTask task(model_, cfg_, train, val, bn_source);
   LoopResult r = train_loop(task, cfg_, resume);
   ClsTrainResult res;
-  res.exit_code = r.exit_code;
-  res.interrupted = r.interrupted;
-  res.steps = r.steps;
-  res.epochs_done = r.epochs_done;
-  res.nan_skipped = r.nan_skipped;
+  static_cast<RunOutcome&>(res) = std::move(r);
   res.best_auroc = std::isnan(r.best_metric) ? -1 : r.best_metric;
-  res.step_losses = std::move(r.step_losses);
   for (const EpochLog& e : r.history)
     res.history.push_back({e.epoch, e.step, e.train_loss, e.get("val_loss"), e.get("val_auroc"), e.lr, e.seconds});
   return res;

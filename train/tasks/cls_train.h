@@ -63,14 +63,8 @@ struct EpochRecord {
   double train_loss = 0, val_loss = 0, val_auroc = 0, lr = 0, seconds = 0;
 };
 
-struct ClsTrainResult {
-  int exit_code = 0;            // 0, or 130/143 after SIGINT/SIGTERM
-  bool interrupted = false;
-  int64_t steps = 0;            // optimizer steps done in total
-  int64_t epochs_done = 0;
-  int64_t nan_skipped = 0;
+struct ClsTrainResult : RunOutcome {
   double best_auroc = -1;
-  std::vector<double> step_losses;  // the loss of every step this call ran (skipped ones as NaN)
   std::vector<EpochRecord> history;
 };
 

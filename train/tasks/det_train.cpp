@@ -246,14 +246,8 @@ DetTrainResult DetTrainer::fit(const DetData& train, const DetData* val, bool re
   DetTask task(model_, cfg_, train, val);
   LoopResult r = train_loop(task, cfg_, resume);
   DetTrainResult res;
-  res.exit_code = r.exit_code;
-  res.interrupted = r.interrupted;
-  res.steps = r.steps;
-  res.epochs_done = r.epochs_done;
-  res.nan_skipped = r.nan_skipped;
+  static_cast<RunOutcome&>(res) = std::move(r);
   res.best_map50 = std::isnan(r.best_metric) ? -1 : r.best_metric;
-  res.seconds = r.seconds;
-  res.step_losses = std::move(r.step_losses);
   for (const EpochLog& e : r.history) {
     DetEpochRecord d;
     d.epoch = e.epoch;

@@ -58,13 +58,8 @@ struct DetEpochRecord {
   double val_map50 = -1, val_map_voc50 = -1;  // -1: not validated this epoch
 };
 
-struct DetTrainResult {
-  int exit_code = 0;  // 0, or 130/143 after SIGINT/SIGTERM
-  bool interrupted = false;
-  int64_t steps = 0, epochs_done = 0, nan_skipped = 0;
+struct DetTrainResult : RunOutcome {
   double best_map50 = -1;
-  double seconds = 0;
-  std::vector<double> step_losses;
   std::vector<DetEpochRecord> history;
 };
 
