@@ -59,6 +59,9 @@ struct PipelineImage {
 std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device);
 // The input size (longest side) a detector/classifier checkpoint was trained at (config.size).
 int checkpoint_input_size(const std::string& ckpt);
+// The shortest side a detector checkpoint was trained at (config.min_size; 0 when it resized the
+// longest side: checkpoints without the key).
+int checkpoint_min_size(const std::string& ckpt);
 
 // Runs both stages over the dataset indices `pool` (in pool order) and applies `rule`.
 std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
