@@ -2,6 +2,7 @@
 #include "train/tasks/det_geometry.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstdarg>
 #include <map>
 #include <utility>
@@ -52,19 +53,27 @@ std::string CoverageSettings::str() const {
   return model + " --size " + std::to_string(size) + " --anchor-base " + num(anchor_base > 0 ? anchor_base : 32);
 }
 
-models::AnchorCoverage anchor_coverage(const std::vector<ImageGeometry>& images, const CoverageSettings& s) {
-  SX_CHECK(s.size > 0, "anchor coverage: --size must be positive, got ", s.size);
-  const models::AnchorLayout layout = models::detector_anchor_layout(s.model, s.anchor_base);
+std::vector<std::array<float, 4>> resized_boxes(const ImageGeometry& im, int size, std::pair<int64_t, int64_t>* padded) {
+  SX_CHECK(size > 0, "--size must be positive, got ", size);
   // The loader's resize and padding (evaluation mode: no random scale).
-  const io::TransformOptions t = detection_loader_options(s.size, 1, 1, false, 0, 1, 1, 0, 0, 0).transform;
+  const io::TransformOptions t = detection_loader_options(size, 1, 1, false, 0, 1, 1, 0, 0, 0).transform;
+  const io::ResizedGeometry g = io::resized_geometry(im.width, im.height, io::resize_scale(im.width, im.height, t), t);
+  if (padded) *padded = {g.padded_height, g.padded_width};
+  std::vector<std::array<float, 4>> out;
+  for (const io::Box& b : im.boxes) out.push_back({b.x1 * g.scale_x, b.y1 * g.scale_y, b.x2 * g.scale_x, b.y2 * g.scale_y});
+  return out;
+}
+
+models::AnchorCoverage anchor_coverage(const std::vector<ImageGeometry>& images, const CoverageSettings& s) {
+  const models::AnchorLayout layout = models::detector_anchor_layout(s.model, s.anchor_base);
   // Boxes grouped by padded image size: one grid per group.
   std::map<std::pair<int64_t, int64_t>, std::vector<std::array<float, 4>>> groups;
   for (const ImageGeometry& im : images) {
     if (im.boxes.empty()) continue;
-    const io::ResizedGeometry g = io::resized_geometry(im.width, im.height, io::resize_scale(im.width, im.height, t), t);
-    auto& v = groups[{g.padded_height, g.padded_width}];
-    for (const io::Box& b : im.boxes)
-      v.push_back({b.x1 * g.scale_x, b.y1 * g.scale_y, b.x2 * g.scale_x, b.y2 * g.scale_y});
+    std::pair<int64_t, int64_t> padded;
+    const auto boxes = resized_boxes(im, s.size, &padded);
+    auto& v = groups[padded];
+    v.insert(v.end(), boxes.begin(), boxes.end());
   }
   std::vector<std::vector<float>> best;
   for (const auto& [size, boxes] : groups) {
@@ -74,13 +83,22 @@ models::AnchorCoverage anchor_coverage(const std::vector<ImageGeometry>& images,
   return models::summarize_coverage(best, layout.num_levels());
 }
 
-std::vector<int> default_suggestion_sizes() { return {512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536}; }
+std::vector<int> default_suggestion_sizes() {
+  return {256, 320, 384, 448, 512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536};
+}
 std::vector<double> default_suggestion_bases() { return {8, 12, 16, 20, 24, 32}; }
 
 CoverageSuggestion suggest_coverage_settings(const std::vector<ImageGeometry>& images, const std::string& model,
                                              double target, std::vector<int> sizes, std::vector<double> bases) {
   if (sizes.empty()) sizes = default_suggestion_sizes();
   if (bases.empty()) bases = default_suggestion_bases();
+  // Enlarging past the largest image gains no detail: such sizes are left out (all but the smallest
+  // when every size is larger).
+  int longest = 0;
+  for (const ImageGeometry& im : images) longest = std::max({longest, im.width, im.height});
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  while (sizes.size() > 1 && sizes.back() > longest) sizes.pop_back();
   CoverageSuggestion overall;
   overall.at50 = -1;
   for (int size : sizes) {
@@ -145,7 +163,10 @@ models::AnchorCoverage check_anchor_coverage(const io::Dataset& ds, const std::v
     if (unknown > 0) std::fprintf(out, "  (%lld images of unknown size left out)\n", static_cast<long long>(unknown));
   }
   if (c.boxes == 0 || c.at50 >= min_share) return c;
-  const std::string msg = low_coverage_message(c, s, suggest_coverage_settings(images, s.model), min_share);
+  std::vector<int> sizes = default_suggestion_sizes();
+  sizes.push_back(s.size);  // a better --anchor-base alone may do at the user's size
+  const std::string msg =
+      low_coverage_message(c, s, suggest_coverage_settings(images, s.model, 0.95, sizes), min_share);
   if (!allow) throw ValueError(msg);
   if (out) std::fprintf(out, "warning: %s\n", msg.c_str());
   return c;

@@ -6,14 +6,22 @@
 // scale jitter of training is left out: coverage is measured at the nominal size).
 #pragma once
 #include <cstdint>
+#include <array>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/dataset.h"
 #include "models/anchor_coverage.h"
 
 namespace sx::train {
+
+// train-det's defaults, chosen so that the release's geometry gets >= 95% of its boxes an anchor at
+// IoU 0.5 with either detector (tests/train/test_det_geometry.cpp, on the release-geometry fixture):
+// torchvision's 512 px and base 32 reach about 30% there.
+constexpr int kDefaultDetectorSize = 1024;
+constexpr double kDefaultAnchorBase = 16;
 
 // One image as coverage sees it: its original size and its boxes in original pixels.
 struct ImageGeometry {
@@ -24,6 +32,11 @@ struct ImageGeometry {
 // or the prepare cache's index when the dataset was opened); `unknown` counts the others.
 std::vector<ImageGeometry> dataset_geometry(const io::Dataset& ds, const std::vector<int64_t>& indices = {},
                                             int64_t* unknown = nullptr);
+
+// The boxes of an image as the loader gives them at longest side `size` (evaluation mode: no random
+// scale), x1 y1 x2 y2; `padded` receives the padded image size (h, w).
+std::vector<std::array<float, 4>> resized_boxes(const ImageGeometry& im, int size,
+                                                std::pair<int64_t, int64_t>* padded = nullptr);
 
 // The settings coverage depends on.
 struct CoverageSettings {
@@ -38,13 +51,13 @@ models::AnchorCoverage anchor_coverage(const std::vector<ImageGeometry>& images,
 
 // The smallest --size of `sizes` at which some --anchor-base of `bases` reaches `target` at IoU 0.5
 // (the base with the highest coverage at that size); when none does, the best pair overall
-// (found = false).
+// (found = false). Sizes above the longest image side are not tried (enlarging adds no detail).
 struct CoverageSuggestion {
   bool found = false;
   CoverageSettings settings;
   double at50 = 0;
 };
-std::vector<int> default_suggestion_sizes();     // 512, 640, ..., 1536
+std::vector<int> default_suggestion_sizes();     // 256, 320, ..., 512, 640, ..., 1536
 std::vector<double> default_suggestion_bases();  // 8, 12, 16, 20, 24, 32
 CoverageSuggestion suggest_coverage_settings(const std::vector<ImageGeometry>& images, const std::string& model,
                                              double target = 0.95, std::vector<int> sizes = {},
