@@ -81,7 +81,7 @@ TEST(DetGeometry, DefaultsCoverTheReleaseGeometry) {
 TEST(DetGeometry, CoverageEqualsADirectComputation) {
   // A few fixture images, resized by hand (longest side 640, padded to 640 x 640), full anchor grid.
   auto images = release_fixture();
-  images.resize(60);
+  images.resize(30);
   const CoverageSettings s{"faster_rcnn", 16, 640};
   const auto layout = models::detector_anchor_layout(s.model, s.anchor_base);
   const std::pair<int64_t, int64_t> padded = {640, 640};

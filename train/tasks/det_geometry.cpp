@@ -84,7 +84,7 @@ models::AnchorCoverage anchor_coverage(const std::vector<ImageGeometry>& images,
 }
 
 std::vector<int> default_suggestion_sizes() {
-  return {256, 320, 384, 448, 512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536};
+  return {128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536};
 }
 std::vector<double> default_suggestion_bases() { return {8, 12, 16, 20, 24, 32}; }
 

@@ -57,7 +57,7 @@ struct CoverageSuggestion {
   CoverageSettings settings;
   double at50 = 0;
 };
-std::vector<int> default_suggestion_sizes();     // 256, 320, ..., 512, 640, ..., 1536
+std::vector<int> default_suggestion_sizes();     // 128, 160, 192, 224, 256, 320, ..., 512, 640, ..., 1536
 std::vector<double> default_suggestion_bases();  // 8, 12, 16, 20, 24, 32
 CoverageSuggestion suggest_coverage_settings(const std::vector<ImageGeometry>& images, const std::string& model,
                                              double target = 0.95, std::vector<int> sizes = {},
