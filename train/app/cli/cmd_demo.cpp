@@ -127,7 +127,7 @@ int run_demo(int argc, char** argv) {
       "--warmup", "50", "--clip", "10", "--val-fraction", "0", "--scale-min", "0.9", "--scale-max", "1.1",
       "--device", dev, "--workers", workers, "--seed", seed, "--out", out + "/detector"};
   // The realistic style's release-sized radiographs at --det-size 160 leave most lesions a few pixels
-  // wide: about 17% of the boxes get an anchor at IoU 0.5 (`spinexr stats`), below train-det's 90%
+  // wide: about 20% of the boxes get an anchor at IoU 0.5 (`spinexr stats`), below train-det's 90%
   // guard. The demo keeps its small, fast setting and says so (the coverage table is printed).
   if (args.get("style") == "realistic") det_args.push_back("--allow-low-coverage");
   stage("stage 2: RetinaNet", "train-det", det_args);
