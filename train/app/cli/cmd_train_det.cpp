@@ -1,5 +1,6 @@
 // spinexr train-det: train a lesion detector (RetinaNet or Faster R-CNN) on a VinDr-SpineXR dataset.
 #include <cstdio>
+#include <string>
 
 #include "io/dataset.h"
 #include "models/detection_model.h"
@@ -7,6 +8,7 @@
 #include "train/app/cli/common_options.h"
 #include "train/app/cli/det_cli_common.h"
 #include "train/app/cli/presets.h"
+#include "train/tasks/det_geometry.h"
 #include "train/tasks/det_train.h"
 
 namespace {
@@ -19,7 +21,8 @@ int run_train_det(int argc, char** argv) {
   args.required("data", "dataset root (release or flat layout)")
       .option("cache", "", "a `spinexr prepare` cache to read instead of the DICOM files")
       .option("model", "retinanet", "retinanet | faster_rcnn")
-      .option("size", "512", "longest image side after resizing (with --min-size: the cap on the longest side)")
+      .option("size", std::to_string(sx::train::kDefaultDetectorSize),
+              "longest image side after resizing (with --min-size: the cap on the longest side)")
       .option("min-size", "0", "resize the shortest side to this instead, the longest capped at --size (0: off)")
       .option("epochs", "12", "epochs")
       .option("batch", "4", "images per batch")
@@ -50,9 +53,12 @@ int run_train_det(int argc, char** argv) {
               "with --norm batchnorm: at each epoch end recompute BatchNorm statistics with the current\n"
               "      weights over this many training batches before validating and checkpointing (0: off)")
       .option("ckpt-every", "0", "also checkpoint every N steps")
-      .option("nan", "stop", "on a non-finite loss: stop | skip");
+      .option("nan", "stop", "on a non-finite loss: stop | skip")
+      .flag("allow-low-coverage", "train even when under 90% of the boxes have an anchor at IoU >= 0.5");
   sx::cli::add_allow_missing_option(args);
-  sx::cli::add_detector_options(args);
+  sx::cli::DetectorOptionDefaults det_defaults;
+  det_defaults.anchor_base = std::to_string(static_cast<int>(sx::train::kDefaultAnchorBase));
+  sx::cli::add_detector_options(args, det_defaults);
   sx::cli::add_precision_options(args);
   sx::cli::add_cost_probe_options(args);
   sx::cli::add_preset_option(args);
@@ -89,6 +95,11 @@ int run_train_det(int argc, char** argv) {
   }
   preset_report += sx::cli::apply_preset_epochs(preset, args, epoch_images);
   if (!preset_report.empty()) std::fprintf(stderr, "%s", preset_report.c_str());
+  // The anchors must reach the training boxes (train/tasks/det_geometry.h): printed, and a stop below 90%.
+  sx::train::check_anchor_coverage(ds, split.train,
+                                   {args.get("model"), args.get_double("anchor-base"), static_cast<int>(args.get_int("size")),
+                                    static_cast<int>(args.get_int("min-size"))},
+                                   args.get_flag("allow-low-coverage"));
 
   sx::models::DetectorOptions o = sx::cli::detector_options_from_args(args, args.get("model"));
   o.num_classes = ds.classes().num_classes();
