@@ -78,6 +78,25 @@ TEST(DetGeometry, DefaultsCoverTheReleaseGeometry) {
   EXPECT_LE(s.settings.size, kDefaultDetectorSize);
 }
 
+// --preset vindr resizes as Detectron2 does (shortest side 800, longest at most 1,333) and keeps the
+// default anchor base: the release's geometry must be covered there too.
+TEST(DetGeometry, ThePresetsResizingCoversTheReleaseGeometry) {
+  const auto images = release_fixture();
+  for (const std::string model : {"retinanet", "faster_rcnn"}) {
+    const CoverageSettings preset{model, kDefaultAnchorBase, 1333, 800};
+    const auto c = anchor_coverage(images, preset);
+    std::printf("%s", format_coverage(c, preset).c_str());
+    EXPECT_GE(c.at50, 0.95) << preset.str();
+  }
+  // The release's long radiographs (long/short >= 1333/800) reach the cap either way; a squarer one
+  // (1,172 x 1,485, a size seen in the release) is resized by its shortest side: 800 / 1,172.
+  const ImageGeometry squarish{1172, 1485, {io::Box{100, 100, 200, 300, 0}}};
+  const auto by_short = resized_boxes(squarish, 1333, nullptr, 800);
+  const auto by_long = resized_boxes(squarish, 1333);
+  EXPECT_NEAR(by_short[0][2], 200.0 * 800 / 1172, 0.5);
+  EXPECT_NEAR(by_long[0][2], 200.0 * 1333 / 1485, 0.5);
+}
+
 TEST(DetGeometry, CoverageEqualsADirectComputation) {
   // A few fixture images, resized by hand (longest side 640, padded to 640 x 640), full anchor grid.
   auto images = release_fixture();
