@@ -25,6 +25,7 @@
 #include "tensor/device.h"
 #include "train/eval/decision_rule.h"
 #include "train/eval/det_eval.h"
+#include "train/tasks/cls_train.h"
 
 namespace sx::train {
 
@@ -59,6 +60,10 @@ struct PipelineImage {
 std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device);
 // The input size (longest side) a detector/classifier checkpoint was trained at (config.size).
 int checkpoint_input_size(const std::string& ckpt);
+
+// Stage 1 alone: the classifier checkpoint cfg.cls_ckpt (arch, size, channels from its metadata
+// unless cfg gives them; its calibration temperature) over `pool`, in pool order.
+ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg);
 
 // Runs both stages over the dataset indices `pool` (in pool order) and applies `rule`.
 std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
