@@ -27,6 +27,8 @@
 #include "train/app/explain/explain_common.h"
 #include "train/eval/decision_rule.h"
 #include "train/loop/checkpoint.h"
+#include "train/app/predict.h"
+#include "train/tasks/cls_data.h"
 #include "train/tasks/det_train.h"
 
 namespace sx::train::explain {
@@ -311,6 +313,24 @@ TEST_F(Explain, RuleKeepsWhatTheDecisionRuleKeeps) {
       EXPECT_EQ(want.size(), scores.size());
     }
   }
+  // p_abnormal from a classifier checkpoint (stage 1 as predict runs it).
+  ExplainOptions oc = options("rule_cls");
+  auto cls = make_cls_model("resnet18", 1, 2);
+  oc.cls_ckpt = root_ + "/cls.safetensors";
+  save_checkpoint(oc.cls_ckpt, *cls, nullptr, nullptr, TrainState{}, {{"arch", "resnet18"}, {"size", "64"}, {"channels", "1"}});
+  ExplainResult rc = run_explain("rule", oc);
+  const double p = rc.json["p_abnormal"].get<double>();
+  auto [s, m] = scene(oc);
+  PipelineConfig pc;
+  pc.cls_ckpt = oc.cls_ckpt;
+  pc.workers = 0;
+  pc.progress = false;
+  EXPECT_DOUBLE_EQ(p, classify_images(s.ds, {s.index}, pc).probs.at(0));
+  std::vector<double> scores;
+  for (const auto& d : rc.json["detections"]) scores.push_back(d["score"].get<double>());
+  EXPECT_EQ(rc.json["kept_indices"].get<std::vector<int>>(), eval::DecisionRule{}.kept_indices(p, scores));
+  EXPECT_NE(rc.json["p_abnormal_from"].get<std::string>().find("cls.safetensors"), std::string::npos);
+
   ExplainOptions o = options("rule_bad");
   o.image_id = "no-such-image";
   EXPECT_THROW(run_explain("rule", o), ValueError);
