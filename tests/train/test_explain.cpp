@@ -254,6 +254,7 @@ TEST_F(Explain, UsesACheckpointAndRefusesTheWrongKind) {
   ExplainOptions o = options("ckpt");
   models::DetectorOptions d = o.det;
   d.seed = 11;
+  d.score_thresh = 0.05;  // what train-det stores by default
   auto det = make_detector("retinanet", d);
   Metadata md = detector_metadata(*det);
   md["config.size"] = "96";
@@ -265,6 +266,11 @@ TEST_F(Explain, UsesACheckpointAndRefusesTheWrongKind) {
   EXPECT_EQ(r.json["input_size"].get<int>(), 96);
   EXPECT_FALSE(r.json["fresh_model"].get<bool>());
   EXPECT_EQ(r.json["padded"][0].get<int>(), 96);
+  // The stored threshold (0.05) leaves a fresh head's ~0.01 scores no box; an override shows them.
+  EXPECT_EQ(run_explain("nms", o).json["candidates_used"].get<int64_t>(), 0);
+  o.ckpt_score_thresh = 0.0;
+  EXPECT_EQ(run_explain("nms", o).json["candidates_used"].get<int64_t>(), o.candidates);
+  o.ckpt_score_thresh = -1;
   try {
     run_explain("roi-align", o);
     FAIL() << "roi-align accepted a RetinaNet checkpoint";

@@ -49,11 +49,13 @@ std::string meta(const Metadata& md, const std::string& key, const std::string& 
 
 // Rebuilds the detector from its checkpoint's metadata (det.model and the detector options, stored
 // directly or under "config.") and loads its weights strictly.
-std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device) {
+std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device,
+                                                                 const std::map<std::string, std::string>& overrides) {
   Metadata md = read_checkpoint_metadata(ckpt);
   Metadata flat = md;
   for (const auto& [k, v] : md)
     if (k.rfind("config.", 0) == 0 && !flat.count(k.substr(7))) flat[k.substr(7)] = v;
+  for (const auto& [k, v] : overrides) flat[k] = v;
   auto it = flat.find("det.model");
   SX_CHECK(it != flat.end(), ckpt, ": not a detector checkpoint (no det.model in its metadata)");
   auto model = make_detector(it->second, models::detector_options_from_metadata(flat));

@@ -17,6 +17,7 @@
 //                     `max_png_side` px).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,10 @@ struct PipelineImage {
 
 // Rebuilds a detector from a checkpoint's metadata (det.model and the detector options, stored as
 // given or under the checkpoint writer's "config." prefix), loads its weights strictly, moves it to
-// `device`, eval mode.
-std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device);
+// `device`, eval mode. `overrides` replace metadata entries before the model is built (e.g.
+// {"det.score_thresh", "0"} to see the boxes below the stored post-processing threshold).
+std::shared_ptr<models::DetectionModel> load_detector_checkpoint(
+    const std::string& ckpt, Device device, const std::map<std::string, std::string>& overrides = {});
 // The input size (longest side) a detector/classifier checkpoint was trained at (config.size).
 int checkpoint_input_size(const std::string& ckpt);
 

@@ -17,7 +17,7 @@ std::string summary() {
       "Explain one step of detection with pictures drawn from a real run on one image of --data (the first\n"
       "abnormal image of --split unless --image), with a detector checkpoint (--ckpt) or, without one, a\n"
       "freshly initialised model (seeded; --arch/--fpn-channels/... below; its --score-thresh defaults to 0 so\n"
-      "its near-prior scores still give boxes). Writes OUT/TOPIC.png (+ OUT/TOPIC-*.png) and OUT/TOPIC.json and\n"
+      "its near-prior scores still give boxes; given explicitly it also overrides a checkpoint's). Writes OUT/TOPIC.png (+ OUT/TOPIC-*.png) and OUT/TOPIC.json and\n"
       "prints the explanation with its numbers. Topics:\n";
   for (const auto& [t, d] : train::explain::explain_topics()) s += "  " + t + std::string(11 - t.size(), ' ') + d + "\n";
   return s;
@@ -72,6 +72,8 @@ int run_explain(int argc, char** argv) {
   // The anchor layout --anchor-base gives follows the model the topic builds.
   const std::string kind = topic == "rpn" || topic == "roi-align" ? "faster_rcnn" : topic == "focal" ? "retinanet" : o.model;
   o.det = cli::detector_options_from_args(args, kind);
+  // Given explicitly, --score-thresh also replaces a checkpoint's stored threshold (nms, rule).
+  if (args.has("score-thresh")) o.ckpt_score_thresh = args.get_double("score-thresh");
   const auto r = train::explain::run_explain(topic, o);
   std::fputs(r.text.c_str(), stdout);
   std::printf("\nwrote");

@@ -42,6 +42,7 @@ struct ExplainOptions {
   std::string cls_ckpt;        // classifier checkpoint (rule); empty: p_abnormal below
   std::string model = "retinanet";  // retinanet | faster_rcnn (fresh model)
   models::DetectorOptions det;      // fresh model's options (num_classes is set from the dataset)
+  double ckpt_score_thresh = -1;    // >= 0: replaces a checkpoint's stored post-processing threshold
   int size = 0;                // longest side; 0: the checkpoint's, else 512
   double p_abnormal = 0.5;     // rule without a classifier
   double hard_p = 0.5;         // focal: a negative anchor is hard when some class has p >= this

@@ -108,11 +108,14 @@ LoadedModel load_model(const ExplainOptions& o, const std::string& topic, const 
                        int64_t num_classes) {
   LoadedModel m;
   if (!o.ckpt.empty()) {
-    m.model = load_detector_checkpoint(o.ckpt, Device::cpu());
+    std::map<std::string, std::string> over;
+    if (o.ckpt_score_thresh >= 0) over["det.score_thresh"] = strf("%.17g", o.ckpt_score_thresh);
+    m.model = load_detector_checkpoint(o.ckpt, Device::cpu(), over);
     SX_CHECK(need.empty() || m.model->model_name() == need, "explain ", topic, " shows ", need, "'s internals, but ",
              o.ckpt, " is a ", m.model->model_name(), " (give a ", need, " checkpoint, or none for a fresh model)");
     m.size = o.size > 0 ? o.size : checkpoint_input_size(o.ckpt);
     m.note = m.model->model_name() + "/" + m.model->options().arch + " from " + o.ckpt;
+    if (o.ckpt_score_thresh >= 0) m.note += strf(" (score threshold %g instead of its own)", o.ckpt_score_thresh);
   } else {
     const std::string kind = need.empty() ? o.model : need;
     models::DetectorOptions d = o.det;

@@ -161,7 +161,7 @@ ExplainResult explain_nms(const ExplainOptions& o) {
     draw_box(after, bv[4 * i], bv[4 * i + 1], bv[4 * i + 2], bv[4 * i + 3], colour(i), 2, 1.0,
              k < 8 ? strf("%s %.2f", short_class(cat_names[cv[i]]).c_str(), sv[i]) : "");
   }
-  const double fs = std::min(1.0, 360.0 / std::max(s.pad_w, s.pad_h));
+  const double fs = std::min(2.0, 360.0 / std::max(s.pad_w, s.pad_h));  // frames about 360 px
   std::vector<plot::Canvas> frames;
   std::vector<bool> gone(N, false);
   for (size_t k = 0; k < steps.size() && static_cast<int>(k) < o.frames; ++k) {
