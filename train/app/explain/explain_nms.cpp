@@ -152,15 +152,37 @@ ExplainResult explain_nms(const ExplainOptions& o) {
   if (static_cast<int>(steps.size()) > o.frames) r.text += strf("  ... %zu more steps\n", steps.size() - o.frames);
   r.json["steps"] = js;
 
-  // Pictures: before / after; the contact sheet.
+  // Pictures: before / after, one row per category (all of them together when there is none);
+  // the contact sheet.
   auto colour = [&](int64_t i) { return plot::palette(static_cast<int>(cv[i])); };
-  plot::Canvas before = scene_canvas(s), after = scene_canvas(s);
-  for (int64_t i = N - 1; i >= 0; --i) draw_box(before, bv[4 * i], bv[4 * i + 1], bv[4 * i + 2], bv[4 * i + 3], colour(i), 1);
-  for (size_t k = steps.size(); k-- > 0;) {
-    const int64_t i = steps[k].kept;
-    draw_box(after, bv[4 * i], bv[4 * i + 1], bv[4 * i + 2], bv[4 * i + 3], colour(i), 2, 1.0,
-             k < 8 ? strf("%s %.2f", short_class(cat_names[cv[i]]).c_str(), sv[i]) : "");
-  }
+  std::vector<int64_t> cats_present;
+  for (size_t c = 0; c < cat_names.size(); ++c)
+    for (int64_t i = 0; i < N; ++i)
+      if (cv[i] == static_cast<double>(c)) {
+        cats_present.push_back(static_cast<int64_t>(c));
+        break;
+      }
+  const double ps = cats_present.size() > 2 ? std::min(1.0, 360.0 / std::max(s.pad_w, s.pad_h)) : 1.0;
+  std::vector<plot::Canvas> rows;
+  auto row = [&](int64_t c) {  // c < 0: every category
+    plot::Canvas before = scene_canvas(s, ps), after = scene_canvas(s, ps);
+    int64_t nb = 0, na = 0;
+    for (int64_t i = N - 1; i >= 0; --i)
+      if (c < 0 || cv[i] == static_cast<double>(c))
+        ++nb, draw_box(before, bv[4 * i], bv[4 * i + 1], bv[4 * i + 2], bv[4 * i + 3], colour(i), 1, ps);
+    for (size_t k = steps.size(); k-- > 0;) {
+      const int64_t i = steps[k].kept;
+      if (c >= 0 && cv[i] != static_cast<double>(c)) continue;
+      ++na;
+      draw_box(after, bv[4 * i], bv[4 * i + 1], bv[4 * i + 2], bv[4 * i + 3], colour(i), 2, ps,
+               k < 6 ? strf("%.3g", sv[i]) : "");
+    }
+    const std::string name = c < 0 ? "all" : cat_names[static_cast<size_t>(c)];
+    rows.push_back(plot::captioned(before, strf("%s before NMS: %lld", name.c_str(), static_cast<long long>(nb))));
+    rows.push_back(plot::captioned(after, strf("%s after NMS: %lld", name.c_str(), static_cast<long long>(na))));
+  };
+  if (cats_present.empty()) row(-1);
+  for (int64_t c : cats_present) row(c);
   const double fs = std::min(2.0, 360.0 / std::max(s.pad_w, s.pad_h));  // frames about 360 px
   std::vector<plot::Canvas> frames;
   std::vector<bool> gone(N, false);
@@ -182,11 +204,9 @@ ExplainResult explain_nms(const ExplainOptions& o) {
                                               st.removed.size())));
   }
   std::vector<std::pair<std::string, plot::Canvas>> pics = {
-      {"", plot::tile({plot::captioned(before, strf("before NMS: %lld boxes (colour = category)", static_cast<long long>(N))),
-                       plot::captioned(after, strf("after NMS: %zu kept", steps.size()))},
-                      2)}};
+      {"", plot::tile(rows, 2)}};
   if (!frames.empty()) pics.push_back({"steps", plot::tile(frames, 4)});
-  r.text += "\nPictures: nms.png = before / after; nms-steps.png = one frame per step (green = kept, red = removed\n"
+  r.text += "\nPictures: nms.png = before / after per category; nms-steps.png = one frame per step (green = kept, red = removed\n"
             "with its IoU, grey = the category's boxes still in play).\n";
   if (N == 0) r.text += "(No box passed the score threshold: nothing to suppress.)\n";
   write_outputs(r, o, "nms", pics);
