@@ -237,16 +237,17 @@ ExplainResult explain_rule(const ExplainOptions& o) {
   for (const auto& d : pred.dets) scores.push_back(d.score);
   const std::vector<int> kept = rule.kept_indices(p, scores);
   const io::Target& t = s.batch.targets.at(0);
-  plot::Canvas all = scene_canvas(s), ruled = scene_canvas(s);
+  const double ds = std::max(1.0, 400.0 / std::max(s.pad_w, s.pad_h));  // small images drawn larger
+  plot::Canvas all = scene_canvas(s, ds), ruled = scene_canvas(s, ds);
   std::vector<bool> is_kept(scores.size(), false);
   for (int k : kept) is_kept[k] = true;
   io::Json dets = io::Json::array();
   for (size_t k = pred.dets.size(); k-- > 0;) {
     const auto& d = pred.dets[k];
-    const std::string tag = k < 8 ? strf("%s %.2f", short_class(s.class_names.at(d.label)).c_str(), d.score) : "";
+    const std::string tag = k < 5 ? strf("%s %.2f", short_class(s.class_names.at(d.label)).c_str(), d.score) : "";
     const plot::Color c = plot::palette(d.label);
-    draw_box(all, d.x1 * t.scale_x, d.y1 * t.scale_y, d.x2 * t.scale_x, d.y2 * t.scale_y, c, 1, 1.0, tag);
-    if (is_kept[k]) draw_box(ruled, d.x1 * t.scale_x, d.y1 * t.scale_y, d.x2 * t.scale_x, d.y2 * t.scale_y, c, 1, 1.0, tag);
+    draw_box(all, d.x1 * t.scale_x, d.y1 * t.scale_y, d.x2 * t.scale_x, d.y2 * t.scale_y, c, 1, ds, tag);
+    if (is_kept[k]) draw_box(ruled, d.x1 * t.scale_x, d.y1 * t.scale_y, d.x2 * t.scale_x, d.y2 * t.scale_y, c, 1, ds, tag);
   }
   for (size_t k = 0; k < pred.dets.size(); ++k) {
     const auto& d = pred.dets[k];
@@ -275,7 +276,7 @@ ExplainResult explain_rule(const ExplainOptions& o) {
                  scores.size(), static_cast<long long>(strong), rule.box_threshold, kept.size());
   if (m.fresh)
     r.text += "(A fresh detector scores every box near its prior, so with p < c the rule removes them all.)\n";
-  r.text += "\nPicture: left the detector's boxes (class colours, the best 8 tagged), right those the rule keeps.\n";
+  r.text += "\nPicture: left the detector's boxes (class colours, the best 5 tagged), right those the rule keeps.\n";
   write_outputs(r, o, "rule",
                 {{"", plot::tile({plot::captioned(all, strf("detector alone: %zu boxes", scores.size())),
                                   plot::captioned(ruled, strf("with the rule (p %.3f, c %.2f): %zu boxes", p,
