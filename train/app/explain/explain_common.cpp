@@ -134,7 +134,7 @@ LoadedModel load_model(const ExplainOptions& o, const std::string& topic, const 
 plot::Canvas scene_canvas(const Scene& s, double scale) { return plot::grey_canvas(s.grey.data(), s.pad_w, s.pad_h, scale); }
 
 void draw_box(plot::Canvas& cv, double x1, double y1, double x2, double y2, plot::Color c, int thickness,
-              double scale, const std::string& tag) {
+              double scale, const std::string& tag, bool tag_below) {
   if (!std::isfinite(x1) || !std::isfinite(y1) || !std::isfinite(x2) || !std::isfinite(y2)) return;
   auto px = [scale](double v) { return static_cast<int>(std::lround(std::clamp(v * scale, -1e6, 1e6))); };
   const int a = px(x1), b = px(y1), cc = px(x2), d = px(y2);
@@ -142,7 +142,7 @@ void draw_box(plot::Canvas& cv, double x1, double y1, double x2, double y2, plot
   if (tag.empty()) return;
   const int tw = plot::Canvas::text_width(tag) + 4, th = plot::Canvas::text_height(tag) + 4;
   const int tx = std::max(0, std::min(a, cv.width() - tw));
-  const int ty = b - th >= 0 ? b - th : d + 1;
+  const int ty = b - th >= 0 && !tag_below ? b - th : d + 1;
   cv.fill_rect(tx, ty, tx + tw - 1, ty + th - 1, c);
   const int lum = (299 * c.r + 587 * c.g + 114 * c.b) / 1000;
   cv.text(tx + 2, ty + 2, tag, lum > 140 ? plot::kBlack : plot::kWhite);

@@ -59,9 +59,10 @@ LoadedModel load_model(const ExplainOptions& o, const std::string& topic, const 
 
 // The image (padded) as a canvas, scaled.
 plot::Canvas scene_canvas(const Scene& s, double scale = 1.0);
-// An outlined box (image pixels, scaled), optionally with a tag like draw_boxes'.
+// An outlined box (image pixels, scaled), optionally with a tag like draw_boxes' (above the box, or
+// below it with tag_below or when there is no room above).
 void draw_box(plot::Canvas& cv, double x1, double y1, double x2, double y2, plot::Color c, int thickness = 1,
-              double scale = 1.0, const std::string& tag = "");
+              double scale = 1.0, const std::string& tag = "", bool tag_below = false);
 // "P3" for stride 8.
 std::string level_name(int64_t stride);
 std::string short_class(const std::string& name);  // "Osteophytes" -> "Osteo"

@@ -192,8 +192,10 @@ ExplainResult explain_nms(const ExplainOptions& o) {
     for (int64_t j = 0; j < N; ++j)
       if (!gone[j] && j != st.kept && cv[j] == cv[st.kept])
         draw_box(fr, bv[4 * j], bv[4 * j + 1], bv[4 * j + 2], bv[4 * j + 3], plot::kGrey, 1, fs);
-    for (const auto& [j, v] : st.removed) {
-      draw_box(fr, bv[4 * j], bv[4 * j + 1], bv[4 * j + 2], bv[4 * j + 3], {230, 40, 40}, 1, fs, strf("%.2f", v));
+    for (size_t q = 0; q < st.removed.size(); ++q) {  // tags alternate above / below the box
+      const auto [j, v] = st.removed[q];
+      draw_box(fr, bv[4 * j], bv[4 * j + 1], bv[4 * j + 2], bv[4 * j + 3], {230, 40, 40}, 1, fs, strf("%.2f", v),
+               q % 2 == 1);
       gone[j] = true;
     }
     draw_box(fr, bv[4 * st.kept], bv[4 * st.kept + 1], bv[4 * st.kept + 2], bv[4 * st.kept + 3], {40, 220, 60}, 2, fs);
