@@ -90,7 +90,7 @@ class Explain : public ::testing::Test {
   static std::pair<Scene, LoadedModel> scene(const ExplainOptions& o) {
     Scene s = open_scene(o);
     LoadedModel m = load_model(o, "test", "", s.ds.classes().num_classes());
-    load_pixels(s, m.size, 1);
+    load_pixels(s, m.size, 1, m.min_size);
     return {std::move(s), std::move(m)};
   }
 

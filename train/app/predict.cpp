@@ -45,6 +45,12 @@ std::string meta(const Metadata& md, const std::string& key, const std::string& 
   return *v;
 }
 
+// config.min_size, 0 when absent (checkpoints that resized the longest side).
+int metadata_min_size(const Metadata& md) {
+  const std::string* v = find_meta(md, "config.min_size");
+  return v ? std::stoi(*v) : 0;
+}
+
 }  // namespace
 
 // Rebuilds the detector from its checkpoint's metadata (det.model and the detector options, stored
@@ -70,6 +76,8 @@ int checkpoint_input_size(const std::string& ckpt) {
   Metadata md = read_checkpoint_metadata(ckpt);
   return std::stoi(meta(md, "config.size", "", ckpt, "the input size (--size)"));
 }
+
+int checkpoint_min_size(const std::string& ckpt) { return metadata_min_size(read_checkpoint_metadata(ckpt)); }
 
 void apply_decision_rule(std::vector<PipelineImage>& images, const eval::DecisionRule& rule) {
   for (auto& im : images) {
@@ -118,8 +126,9 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
   DetData dd;
   dd.dataset = &ds;
   dd.pool = pool;
+  const int det_min_size = cfg.det_size > 0 ? 0 : metadata_min_size(dmd);  // an explicit size: the longest side
   dd.loader = detection_loader_options(det_size, static_cast<int>(det->options().in_channels), cfg.batch, false, 0.0,
-                                       1.0, 1.0, 0.0, 0, cfg.workers);
+                                       1.0, 1.0, 0.0, 0, cfg.workers, det_min_size);
   std::vector<DetPrediction> dp = predict_detections(*det, dd, cfg.device, cfg.progress);
   SX_CHECK(dp.size() == pool.size(), "pipeline: the detector returned ", dp.size(), " results for ", pool.size(),
            " images");

@@ -63,6 +63,9 @@ std::shared_ptr<models::DetectionModel> load_detector_checkpoint(
     const std::string& ckpt, Device device, const std::map<std::string, std::string>& overrides = {});
 // The input size (longest side) a detector/classifier checkpoint was trained at (config.size).
 int checkpoint_input_size(const std::string& ckpt);
+// The shortest side a detector checkpoint was trained at (config.min_size; 0 when it resized the
+// longest side: checkpoints without the key).
+int checkpoint_min_size(const std::string& ckpt);
 
 // Stage 1 alone: the classifier checkpoint cfg.cls_ckpt (arch, size, channels from its metadata
 // unless cfg gives them; its calibration temperature) over `pool`, in pool order.

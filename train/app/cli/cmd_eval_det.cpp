@@ -56,7 +56,11 @@ int run_eval_det(int argc, char** argv) {
   cli::check_missing_images(ds, out, args);
 
   int size = static_cast<int>(args.get_int("size"));
-  if (size <= 0) size = train::checkpoint_input_size(ckpt);
+  int min_size = 0;  // an explicit --size resizes the longest side; the checkpoint's may resize the shortest
+  if (size <= 0) {
+    size = train::checkpoint_input_size(ckpt);
+    min_size = train::checkpoint_min_size(ckpt);
+  }
 
   Device device = Device::parse(args.get("device"));
   auto model = train::load_detector_checkpoint(ckpt, device);
@@ -66,7 +70,7 @@ int run_eval_det(int argc, char** argv) {
   std::iota(data.pool.begin(), data.pool.end(), 0);
   data.loader = train::detection_loader_options(size, static_cast<int>(model->options().in_channels),
                                                 static_cast<int>(args.get_int("batch")), false, 0, 1, 1, 0, 0,
-                                                static_cast<int>(args.get_int("workers")));
+                                                static_cast<int>(args.get_int("workers")), min_size);
   std::printf("evaluating %s (%s) on %lld %s images of %s at %d px, on %s\n", ckpt.c_str(), model->model_name().c_str(),
               static_cast<long long>(ds.size()), split.c_str(), ds.root().c_str(), size, device.str().c_str());
   auto preds = train::predict_detections(*model, data, device, !args.get_flag("quiet"), args.get_int("limit"));

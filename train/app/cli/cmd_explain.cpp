@@ -7,6 +7,7 @@
 #include "train/app/cli/common_options.h"
 #include "train/app/cli/det_cli_common.h"
 #include "train/app/explain/explain.h"
+#include "train/tasks/det_geometry.h"
 
 namespace {
 
@@ -47,6 +48,7 @@ int run_explain(int argc, char** argv) {
   d.channels = "1";
   d.fpn_channels = "64";
   d.score_thresh = "0";
+  d.anchor_base = std::to_string(static_cast<int>(train::kDefaultAnchorBase));  // train-det's default
   cli::add_detector_options(args, d);
   if (!args.parse(argc, argv)) return 0;
   cli::apply_threads_option(args);

@@ -80,7 +80,7 @@ struct Prepared {
 Prepared prepare(const ExplainOptions& o, const std::string& topic) {
   Prepared p{open_scene(o), {}, {}};
   p.model = load_model(o, topic, "", p.scene.ds.classes().num_classes());
-  load_pixels(p.scene, p.model.size, static_cast<int>(p.model.model->options().in_channels));
+  load_pixels(p.scene, p.model.size, static_cast<int>(p.model.model->options().in_channels), p.model.min_size);
   p.la = model_anchors(*p.model.model, scene_images(p.scene));
   return p;
 }

@@ -72,14 +72,15 @@ Scene open_scene(const ExplainOptions& o) {
   return s;
 }
 
-io::Batch make_plain_batch(const io::Dataset& ds, const std::vector<int64_t>& pool, int size, int channels) {
+io::Batch make_plain_batch(const io::Dataset& ds, const std::vector<int64_t>& pool, int size, int channels,
+                           int min_size) {
   io::LoaderOptions lo = detection_loader_options(size, channels, static_cast<int>(pool.size()), false, 0.0, 1.0,
-                                                  1.0, 0.0, 0, 0);
+                                                  1.0, 0.0, 0, 0, min_size);
   return io::make_batch(ds, pool, 0, 0, lo);
 }
 
-void load_pixels(Scene& s, int size, int channels) {
-  s.batch = make_plain_batch(s.ds, {s.index}, size, channels);
+void load_pixels(Scene& s, int size, int channels, int min_size) {
+  s.batch = make_plain_batch(s.ds, {s.index}, size, channels, min_size);
   const io::Target& t = s.batch.targets.at(0);
   s.width = t.resized_width;
   s.height = t.resized_height;
@@ -114,6 +115,7 @@ LoadedModel load_model(const ExplainOptions& o, const std::string& topic, const 
     SX_CHECK(need.empty() || m.model->model_name() == need, "explain ", topic, " shows ", need, "'s internals, but ",
              o.ckpt, " is a ", m.model->model_name(), " (give a ", need, " checkpoint, or none for a fresh model)");
     m.size = o.size > 0 ? o.size : checkpoint_input_size(o.ckpt);
+    m.min_size = o.size > 0 ? 0 : checkpoint_min_size(o.ckpt);  // an explicit --size: the longest side
     m.note = m.model->model_name() + "/" + m.model->options().arch + " from " + o.ckpt;
     if (o.ckpt_score_thresh >= 0) m.note += strf(" (score threshold %g instead of its own)", o.ckpt_score_thresh);
   } else {
@@ -178,6 +180,7 @@ io::Json scene_json(const std::string& topic, const Scene& s, const LoadedModel&
   j["model"] = m.note;
   j["fresh_model"] = m.fresh;
   j["input_size"] = m.size;
+  if (m.min_size > 0) j["input_min_size"] = m.min_size;
   j["resized"] = {s.width, s.height};
   j["padded"] = {s.pad_w, s.pad_h};
   io::Json gt = io::Json::array();

@@ -39,10 +39,12 @@ struct Scene {
 // Opens the dataset split and picks the image (options.image_id, else the first abnormal one, else
 // the first); no pixels yet. Throws ValueError when the id is not in the split.
 Scene open_scene(const ExplainOptions& o);
-// Loads the image at longest side `size` with `channels` channels (fills batch, grey, gt, sizes).
-void load_pixels(Scene& s, int size, int channels);
+// Loads the image at longest side `size` (or, with min_size > 0, shortest side min_size capped at
+// `size`, as the checkpoint was trained) with `channels` channels (fills batch, grey, gt, sizes).
+void load_pixels(Scene& s, int size, int channels, int min_size = 0);
 // A batch of the dataset images `pool` prepared the same way (no augmentation).
-io::Batch make_plain_batch(const io::Dataset& ds, const std::vector<int64_t>& pool, int size, int channels);
+io::Batch make_plain_batch(const io::Dataset& ds, const std::vector<int64_t>& pool, int size, int channels,
+                           int min_size = 0);
 models::ImageList scene_images(const Scene& s);
 Tensor gt_boxes_tensor(const Scene& s);  // [G, 4] float32
 
@@ -50,6 +52,7 @@ struct LoadedModel {
   std::shared_ptr<models::DetectionModel> model;
   bool fresh = false;
   int size = 0;       // input size (longest side)
+  int min_size = 0;   // > 0: the checkpoint resized the shortest side to this (config.min_size)
   std::string note;   // one line: which model, and "freshly initialised" when so
 };
 // `need`: "" (any), "retinanet" or "faster_rcnn". A fresh model is of kind `need` when given, else

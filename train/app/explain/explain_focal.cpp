@@ -54,11 +54,11 @@ ExplainResult explain_focal(const ExplainOptions& o) {
   LoadedModel m = load_model(o, "focal", "retinanet", K);
   auto& rn = dynamic_cast<models::RetinaNet&>(*m.model);
   const int channels = static_cast<int>(rn.options().in_channels);
-  load_pixels(s, m.size, channels);
+  load_pixels(s, m.size, channels, m.min_size);
   SX_CHECK(o.batch >= 1, "explain focal: --batch must be >= 1, got ", o.batch);
   std::vector<int64_t> pool;
   for (int64_t i = s.index; i < s.ds.size() && static_cast<int>(pool.size()) < o.batch; ++i) pool.push_back(i);
-  io::Batch b = make_plain_batch(s.ds, pool, m.size, channels);
+  io::Batch b = make_plain_batch(s.ds, pool, m.size, channels, m.min_size);
   models::ImageList il = to_image_list(b, Device::cpu());
   std::vector<models::ImageTargets> targets = to_targets(b, Device::cpu());
   NoGradGuard ng;

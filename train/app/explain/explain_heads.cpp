@@ -123,7 +123,7 @@ void draw_heat(const Scene& s, const std::vector<HeatLevel>& levels, const std::
 ExplainResult explain_heads(const ExplainOptions& o) {
   Scene s = open_scene(o);
   LoadedModel m = load_model(o, "heads", "", s.ds.classes().num_classes());
-  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels));
+  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels), m.min_size);
   models::ImageList il = scene_images(s);
   NoGradGuard ng;
   ExplainResult r;
@@ -156,7 +156,7 @@ ExplainResult explain_heads(const ExplainOptions& o) {
 ExplainResult explain_rpn(const ExplainOptions& o) {
   Scene s = open_scene(o);
   LoadedModel m = load_model(o, "rpn", "faster_rcnn", s.ds.classes().num_classes());
-  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels));
+  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels), m.min_size);
   auto& f = dynamic_cast<models::FasterRCNN&>(*m.model);
   models::ImageList il = scene_images(s);
   NoGradGuard ng;

@@ -42,7 +42,7 @@ struct Step {
 ExplainResult explain_nms(const ExplainOptions& o) {
   Scene s = open_scene(o);
   LoadedModel m = load_model(o, "nms", "", s.ds.classes().num_classes());
-  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels));
+  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels), m.min_size);
   models::ImageList il = scene_images(s);
   NoGradGuard ng;
   Tensor boxes, scores, cats;
@@ -219,7 +219,7 @@ ExplainResult explain_rule(const ExplainOptions& o) {
   Scene s = open_scene(o);
   LoadedModel m = load_model(o, "rule", "", s.ds.classes().num_classes());
   const int channels = static_cast<int>(m.model->options().in_channels);
-  load_pixels(s, m.size, channels);
+  load_pixels(s, m.size, channels, m.min_size);
   double p = o.p_abnormal;
   std::string p_from = "given (--p-abnormal)";
   if (!o.cls_ckpt.empty()) {
@@ -232,7 +232,7 @@ ExplainResult explain_rule(const ExplainOptions& o) {
     p_from = "the classifier " + o.cls_ckpt;
   }
   SX_CHECK(std::isfinite(p) && p >= 0 && p <= 1, "explain rule: p_abnormal must be in [0, 1], got ", p);
-  DetData dd{&s.ds, {s.index}, detection_loader_options(m.size, channels, 1, false, 0.0, 1.0, 1.0, 0.0, 0, 0)};
+  DetData dd{&s.ds, {s.index}, detection_loader_options(m.size, channels, 1, false, 0.0, 1.0, 1.0, 0.0, 0, 0, m.min_size)};
   const DetPrediction pred = predict_detections(*m.model, dd, Device::cpu()).at(0);
   const eval::DecisionRule rule;  // the paper's c = 0.28, box threshold 0.5
   std::vector<double> scores;

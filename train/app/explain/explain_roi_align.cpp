@@ -60,7 +60,7 @@ std::vector<PoolBin> roi_pool_bins(const float* roi, double scale, int64_t ph_n,
 ExplainResult explain_roi_align(const ExplainOptions& o) {
   Scene s = open_scene(o);
   LoadedModel m = load_model(o, "roi-align", "faster_rcnn", s.ds.classes().num_classes());
-  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels));
+  load_pixels(s, m.size, static_cast<int>(m.model->options().in_channels), m.min_size);
   auto& f = dynamic_cast<models::FasterRCNN&>(*m.model);
   models::ImageList il = scene_images(s);
   NoGradGuard ng;
