@@ -55,11 +55,13 @@ int metadata_min_size(const Metadata& md) {
 
 // Rebuilds the detector from its checkpoint's metadata (det.model and the detector options, stored
 // directly or under "config.") and loads its weights strictly.
-std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device) {
+std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device,
+                                                                 const std::map<std::string, std::string>& overrides) {
   Metadata md = read_checkpoint_metadata(ckpt);
   Metadata flat = md;
   for (const auto& [k, v] : md)
     if (k.rfind("config.", 0) == 0 && !flat.count(k.substr(7))) flat[k.substr(7)] = v;
+  for (const auto& [k, v] : overrides) flat[k] = v;
   auto it = flat.find("det.model");
   SX_CHECK(it != flat.end(), ckpt, ": not a detector checkpoint (no det.model in its metadata)");
   auto model = make_detector(it->second, models::detector_options_from_metadata(flat));
@@ -86,13 +88,8 @@ void apply_decision_rule(std::vector<PipelineImage>& images, const eval::Decisio
   }
 }
 
-std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
-                                        const PipelineConfig& cfg, const eval::DecisionRule& rule) {
-  std::vector<PipelineImage> out;
-  if (pool.empty()) return out;
-  // ---- stage 1: the classifier ----
+ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg) {
   SX_CHECK(file_exists(cfg.cls_ckpt), "no classifier checkpoint at '", cfg.cls_ckpt, "'");
-  SX_CHECK(file_exists(cfg.det_ckpt), "no detector checkpoint at '", cfg.det_ckpt, "'");
   Metadata cmd = read_checkpoint_metadata(cfg.cls_ckpt);
   ClsDataOptions d;
   const std::string arch = meta(cmd, "config.arch", cfg.cls_arch, cfg.cls_ckpt, "the classifier's architecture");
@@ -104,14 +101,22 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
   auto cls = make_cls_model(arch, d.channels, 0);
   load_model_weights(cfg.cls_ckpt, *cls, /*strict=*/true);
   cls->to(cfg.device);
-  ClsPredictions cp;
-  {
-    LoaderClsSource src(ds, pool, cls_loader_options(d, /*training=*/false));
-    // A checkpoint trained with --calibrate temperature carries its temperature: p = sigmoid(z / T).
-    cp = predict_cls(*cls, src, cfg.device, cfg.progress, checkpoint_temperature(cfg.cls_ckpt));
-  }
+  LoaderClsSource src(ds, pool, cls_loader_options(d, /*training=*/false));
+  // A checkpoint trained with --calibrate temperature carries its temperature: p = sigmoid(z / T).
+  ClsPredictions cp = predict_cls(*cls, src, cfg.device, cfg.progress, checkpoint_temperature(cfg.cls_ckpt));
   SX_CHECK(cp.probs.size() == pool.size(), "pipeline: the classifier returned ", cp.probs.size(), " results for ",
            pool.size(), " images");
+  return cp;
+}
+
+std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
+                                        const PipelineConfig& cfg, const eval::DecisionRule& rule) {
+  std::vector<PipelineImage> out;
+  if (pool.empty()) return out;
+  // ---- stage 1: the classifier ----
+  SX_CHECK(file_exists(cfg.cls_ckpt), "no classifier checkpoint at '", cfg.cls_ckpt, "'");
+  SX_CHECK(file_exists(cfg.det_ckpt), "no detector checkpoint at '", cfg.det_ckpt, "'");
+  ClsPredictions cp = classify_images(ds, pool, cfg);
 
   // ---- stage 2: the detector ----
   Metadata dmd = read_checkpoint_metadata(cfg.det_ckpt);
