@@ -71,8 +71,10 @@ int run_eval_det(int argc, char** argv) {
   data.loader = train::detection_loader_options(size, static_cast<int>(model->options().in_channels),
                                                 static_cast<int>(args.get_int("batch")), false, 0, 1, 1, 0, 0,
                                                 static_cast<int>(args.get_int("workers")), min_size);
-  std::printf("evaluating %s (%s) on %lld %s images of %s at %d px, on %s\n", ckpt.c_str(), model->model_name().c_str(),
-              static_cast<long long>(ds.size()), split.c_str(), ds.root().c_str(), size, device.str().c_str());
+  const std::string at = min_size > 0 ? "shortest side " + std::to_string(min_size) + " px, longest at most " + std::to_string(size)
+                                     : std::to_string(size) + " px";
+  std::printf("evaluating %s (%s) on %lld %s images of %s at %s, on %s\n", ckpt.c_str(), model->model_name().c_str(),
+              static_cast<long long>(ds.size()), split.c_str(), ds.root().c_str(), at.c_str(), device.str().c_str());
   auto preds = train::predict_detections(*model, data, device, !args.get_flag("quiet"), args.get_int("limit"));
 
   eval::DetEvalConfig cfg;
@@ -82,6 +84,7 @@ int run_eval_det(int argc, char** argv) {
                        {"split", split},
                        {"model", model->model_name()},
                        {"size", size},
+                       {"min_size", min_size},
                        {"detection", eval::det_eval_json(r)}};
   io::write_json_atomic(out + "/metrics.json", js);
   eval::write_pr_curves_png(r, out + "/pr_curves.png", "Precision-recall at IoU 0.5, " + split + " split");
