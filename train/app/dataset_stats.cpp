@@ -3,27 +3,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
 #include "train/eval/metrics.h"
+#include "train/eval/text.h"
 
 namespace sx::train {
 
 const double kStatsPercentiles[5] = {5, 25, 50, 75, 95};
 
 namespace {
-
-std::string printf_str(const char* f, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof buf, f, ap);
-  va_end(ap);
-  return buf;
-}
 
 std::vector<double> percentiles(const std::vector<double>& v) {
   std::vector<double> out;
@@ -78,13 +69,13 @@ SplitStats split_stats(const SplitGeometry& g, size_t num_classes, const Coverag
 }
 
 std::string pct(int64_t part, int64_t whole) {
-  return whole ? printf_str("%.1f%%", 100.0 * part / whole) : std::string("-");
+  return whole ? strf("%.1f%%", 100.0 * part / whole) : std::string("-");
 }
 
 std::string percentile_row(const char* what, const std::vector<double>& v) {
-  std::string r = printf_str("  %-28s", what);
+  std::string r = strf("  %-28s", what);
   if (v.empty()) return r + " -\n";
-  for (double x : v) r += printf_str(" %7.1f", x);
+  for (double x : v) r += strf(" %7.1f", x);
   return r + "\n";
 }
 
@@ -140,7 +131,7 @@ DatasetStats dataset_stats(const std::vector<SplitGeometry>& splits, const std::
 std::string format_dataset_stats(const DatasetStats& d) {
   std::string out;
   for (const SplitStats& s : d.splits) {
-    out += printf_str("%s: %lld images (%s), %lld normal (%s), %lld abnormal (%s), %lld boxes, %.2f boxes per abnormal "
+    out += strf("%s: %lld images (%s), %lld normal (%s), %lld abnormal (%s), %lld boxes, %.2f boxes per abnormal "
                       "image (max %lld)\n",
                       s.split.c_str(), static_cast<long long>(s.images), s.size_source.c_str(),
                       static_cast<long long>(s.normal), pct(s.normal, s.images).c_str(),
@@ -148,15 +139,15 @@ std::string format_dataset_stats(const DatasetStats& d) {
                       static_cast<long long>(s.boxes), s.boxes_per_abnormal_mean,
                       static_cast<long long>(s.boxes_per_abnormal_max));
     if (s.unknown_size > 0)
-      out += printf_str("  (%lld images of unknown size left out)\n", static_cast<long long>(s.unknown_size));
+      out += strf("  (%lld images of unknown size left out)\n", static_cast<long long>(s.unknown_size));
     if (s.images > 0)
-      out += printf_str("  image sizes (w x h): %d-%d x %d-%d px\n", s.image_width_min, s.image_width_max,
+      out += strf("  image sizes (w x h): %d-%d x %d-%d px\n", s.image_width_min, s.image_width_max,
                         s.image_height_min, s.image_height_max);
-    out += printf_str("  %-24s %8s %8s\n", "class", "boxes", "images");
+    out += strf("  %-24s %8s %8s\n", "class", "boxes", "images");
     for (size_t c = 0; c < d.class_names.size(); ++c)
-      out += printf_str("  %-24s %8lld %8lld\n", d.class_names[c].c_str(), static_cast<long long>(s.class_boxes[c]),
+      out += strf("  %-24s %8lld %8lld\n", d.class_names[c].c_str(), static_cast<long long>(s.class_boxes[c]),
                         static_cast<long long>(s.class_images[c]));
-    out += printf_str("  %-28s %7s %7s %7s %7s %7s\n", "box size percentiles (px)", "5", "25", "50", "75", "95");
+    out += strf("  %-28s %7s %7s %7s %7s %7s\n", "box size percentiles (px)", "5", "25", "50", "75", "95");
     out += percentile_row("width, original", s.original.width);
     out += percentile_row("height, original", s.original.height);
     const std::string rw = "width, resized to " + std::to_string(d.settings.size);
@@ -167,14 +158,14 @@ std::string format_dataset_stats(const DatasetStats& d) {
   }
   if (!d.suggestion_split.empty()) {
     const CoverageSuggestion& g = d.suggestion;
-    const std::string base = printf_str("%g", g.settings.anchor_base);
+    const std::string base = strf("%g", g.settings.anchor_base);
     if (g.found)
-      out += printf_str("suggested (%s split, %s): --size %d --anchor-base %s, the smallest size with >= %.0f%% of the "
+      out += strf("suggested (%s split, %s): --size %d --anchor-base %s, the smallest size with >= %.0f%% of the "
                         "boxes at IoU >= 0.5 (%.1f%%)\n",
                         d.suggestion_split.c_str(), d.settings.model.c_str(), g.settings.size, base.c_str(),
                         100.0 * d.target, 100.0 * g.at50);
     else
-      out += printf_str("suggested (%s split, %s): no size up to %d reaches %.0f%% at IoU >= 0.5; the best is --size %d "
+      out += strf("suggested (%s split, %s): no size up to %d reaches %.0f%% at IoU >= 0.5; the best is --size %d "
                         "--anchor-base %s (%.1f%%)\n",
                         d.suggestion_split.c_str(), d.settings.model.c_str(), default_suggestion_sizes().back(),
                         100.0 * d.target, g.settings.size, base.c_str(), 100.0 * g.at50);
@@ -260,7 +251,7 @@ plot::Canvas box_size_histogram(const std::vector<SplitGeometry>& splits, const 
   const models::AnchorLayout layout = models::detector_anchor_layout(settings.model, settings.anchor_base);
   for (double a : {layout.anchors.sizes.front().front(), layout.anchors.sizes.back().back()}) {
     plot::Series s;
-    s.label = printf_str("anchor %g px", a);
+    s.label = strf("anchor %g px", a);
     s.color = plot::kGrey;
     s.dashed = true;
     s.x = {std::log2(a), std::log2(a)};

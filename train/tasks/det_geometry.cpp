@@ -3,28 +3,19 @@
 
 #include <cmath>
 #include <algorithm>
-#include <cstdarg>
 #include <map>
 #include <utility>
 
 #include "io/transforms.h"
+#include "train/eval/text.h"
 #include "train/tasks/det_train.h"
 
 namespace sx::train {
 
 namespace {
 
-std::string printf_str(const char* f, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof buf, f, ap);
-  va_end(ap);
-  return buf;
-}
-
 std::string num(double v) {  // 16, 12.5
-  return v == std::floor(v) ? std::to_string(static_cast<long long>(v)) : printf_str("%g", v);
+  return v == std::floor(v) ? std::to_string(static_cast<long long>(v)) : strf("%g", v);
 }
 
 }  // namespace
@@ -124,17 +115,17 @@ CoverageSuggestion suggest_coverage_settings(const std::vector<ImageGeometry>& i
 std::string format_coverage(const models::AnchorCoverage& c, const CoverageSettings& s) {
   const models::AnchorLayout layout = models::detector_anchor_layout(s.model, s.anchor_base);
   std::string out = "anchor coverage, " + s.str() + " (" + std::to_string(c.boxes) + " boxes):\n";
-  out += printf_str("  %-5s %6s  %-22s %9s %9s %10s\n", "level", "stride", "anchor sizes (px)", "IoU>=0.5", "IoU>=0.4",
+  out += strf("  %-5s %6s  %-22s %9s %9s %10s\n", "level", "stride", "anchor sizes (px)", "IoU>=0.5", "IoU>=0.4",
                     "best here");
   for (int64_t l = 0; l < layout.num_levels(); ++l) {
     std::string sizes;
     for (double v : layout.anchors.sizes[l]) sizes += (sizes.empty() ? "" : ",") + num(v);
     const int k = layout.first_level + static_cast<int>(l);
     const auto pct = [&](const std::vector<double>& v) { return v.empty() ? 0.0 : 100.0 * v[l]; };
-    out += printf_str("  P%-4d %6d  %-22s %8.1f%% %8.1f%% %9.1f%%\n", k, 1 << k, sizes.c_str(), pct(c.level_at50),
+    out += strf("  P%-4d %6d  %-22s %8.1f%% %8.1f%% %9.1f%%\n", k, 1 << k, sizes.c_str(), pct(c.level_at50),
                       pct(c.level_at40), pct(c.best_level_share));
   }
-  out += printf_str("  %-5s %6s  %-22s %8.1f%% %8.1f%%   median best IoU %.3f\n", "all", "", "", 100.0 * c.at50,
+  out += strf("  %-5s %6s  %-22s %8.1f%% %8.1f%%   median best IoU %.3f\n", "all", "", "", 100.0 * c.at50,
                     100.0 * c.at40, c.median_best_iou);
   return out;
 }
@@ -142,16 +133,16 @@ std::string format_coverage(const models::AnchorCoverage& c, const CoverageSetti
 std::string low_coverage_message(const models::AnchorCoverage& c, const CoverageSettings& s,
                                  const CoverageSuggestion& better, double min_share) {
   if (c.boxes == 0 || c.at50 >= min_share) return "";
-  std::string m = printf_str("anchor coverage too low: only %.1f%% of the %lld training boxes have an anchor at "
+  std::string m = strf("anchor coverage too low: only %.1f%% of the %lld training boxes have an anchor at "
                              "IoU >= 0.5 with ",
                              100.0 * c.at50, static_cast<long long>(c.boxes)) +
-                  s.str() + printf_str(" (needs %.0f%%); ", 100.0 * min_share);
+                  s.str() + strf(" (needs %.0f%%); ", 100.0 * min_share);
   // Suggestions resize the longest side: a run that resized the shortest one must turn that off.
   const std::string base = num(better.settings.anchor_base) + (s.min_size > 0 ? " --min-size 0" : "");
   if (better.found)
-    m += printf_str("use --size %d --anchor-base %s (%.1f%%)", better.settings.size, base.c_str(), 100.0 * better.at50);
+    m += strf("use --size %d --anchor-base %s (%.1f%%)", better.settings.size, base.c_str(), 100.0 * better.at50);
   else
-    m += printf_str("the best found is --size %d --anchor-base %s (%.1f%%)", better.settings.size, base.c_str(),
+    m += strf("the best found is --size %d --anchor-base %s (%.1f%%)", better.settings.size, base.c_str(),
                     100.0 * better.at50);
   return m + ", or pass --allow-low-coverage to train anyway";
 }

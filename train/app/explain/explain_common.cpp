@@ -41,14 +41,6 @@ ExplainResult run_explain(const std::string& topic, const ExplainOptions& o) {
   SX_THROW(ValueError, "explain: unknown topic '", topic, "' (", names, ")");
 }
 
-std::string strf(const char* format, ...) {
-  char buf[4096];
-  va_list ap;
-  va_start(ap, format);
-  std::vsnprintf(buf, sizeof buf, format, ap);
-  va_end(ap);
-  return buf;
-}
 
 Scene open_scene(const ExplainOptions& o) {
   SX_CHECK(o.split == "train" || o.split == "test", "explain: --split must be train or test, got '", o.split, "'");

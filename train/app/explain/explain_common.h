@@ -3,7 +3,6 @@
 // ground truth in those pixels, the detector (a checkpoint via train/app/predict.h, or a fresh
 // seeded model), and small drawing and formatting helpers over train/eval/plot.h.
 #pragma once
-#include <cstdarg>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +13,7 @@
 #include "models/detection_model.h"
 #include "train/app/explain/explain.h"
 #include "train/eval/plot.h"
+#include "train/eval/text.h"  // strf
 
 namespace sx::train::explain {
 
@@ -69,7 +69,6 @@ void draw_box(plot::Canvas& cv, double x1, double y1, double x2, double y2, plot
 // "P3" for stride 8.
 std::string level_name(int64_t stride);
 std::string short_class(const std::string& name);  // "Osteophytes" -> "Osteo"
-std::string strf(const char* format, ...);
 
 // Writes OUT/<topic>.png (first canvas), OUT/<topic>-<suffix>.png for the others, and the JSON;
 // records the paths in r.
