@@ -24,6 +24,7 @@
 #include "kernels/roi_align/roi_align.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "bench/bench_data.h"
 #include "bench/bench_timing.h"
 #ifdef SX_WITH_CUDA
 #include <cuda_runtime.h>
@@ -37,28 +38,8 @@ using namespace sx;
 using namespace sx::kernels;
 
 // ---- data (same distributions as scripts/bench_torchvision_ops.py) ---------------------------
-// Boxes: centres uniform in [0, 1024)^2, width/height uniform in [16, 128); scores uniform.
-Tensor make_boxes(int64_t n, uint64_t seed) {
-  Generator g(seed);
-  Tensor b = Tensor::empty({n, 4});
-  float* p = b.data<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    const double cx = g.uniform() * 1024, cy = g.uniform() * 1024;
-    const double w = 16 + g.uniform() * 112, h = 16 + g.uniform() * 112;
-    p[4 * i] = float(cx - w / 2);
-    p[4 * i + 1] = float(cy - h / 2);
-    p[4 * i + 2] = float(cx + w / 2);
-    p[4 * i + 3] = float(cy + h / 2);
-  }
-  return b;
-}
-Tensor make_uniform(const Shape& s, uint64_t seed, double scale = 1.0, double shift = 0.0) {
-  Generator g(seed);
-  Tensor t = Tensor::empty(s);
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(g.uniform() * scale + shift);
-  return t;
-}
+using sx::bench::make_boxes;  // bench/bench_data.h
+using sx::bench::make_uniform;
 
 // RoIs for the FPN benchmark: 256 per image, sizes log-uniform in [32, 512) so all 4 levels are
 // used, clipped to the 1024 x 1024 image.

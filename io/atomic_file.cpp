@@ -94,4 +94,17 @@ std::string read_file(const std::string& path, uint64_t max_bytes) {
   return out;
 }
 
+void make_dirs(const std::string& path) {
+  if (path.empty()) return;
+  // Parents first: every prefix ending before a '/', then the path itself.
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i < path.size() && path[i] != '/') continue;
+    const std::string p = path.substr(0, i);
+    if (::mkdir(p.c_str(), 0755) == 0 || errno == EEXIST) continue;
+    SX_THROW(IOError, "cannot create folder ", p, ": ", std::strerror(errno));
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) SX_THROW(IOError, "cannot create folder ", path, ": a file is in the way");
+}
+
 }  // namespace sx::io

@@ -49,4 +49,8 @@ class AtomicFile {
 // something absurd into memory.
 std::string read_file(const std::string& path, uint64_t max_bytes = (uint64_t(1) << 32));
 
+// Creates a folder and its missing parents (mkdir -p); an existing folder is fine. Throws
+// sx::IOError "cannot create folder P: reason" naming the first one that cannot be made.
+void make_dirs(const std::string& path);
+
 }  // namespace sx::io

@@ -99,6 +99,13 @@ const Sample& Dataset::sample(int64_t i) const {
   return samples_[static_cast<size_t>(i)];
 }
 
+DatasetFiles locate_dataset_files(const std::string& root, const std::string& split) {
+  if (is_file(root + "/spinexr_cache.csv")) return {Layout::Cache, root + "/annotations/" + split + ".csv", ""};
+  if (is_file(root + "/annotations/" + split + ".csv"))
+    return {Layout::Release, root + "/annotations/" + split + ".csv", root + "/" + split + "_images"};
+  return {Layout::Flat, root + "/annotations_" + split + ".csv", root};
+}
+
 Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
   SX_CHECK(opt.split == "train" || opt.split == "test", "Dataset: split must be train or test, got '", opt.split, "'");
   std::string root = root_in;
@@ -110,19 +117,10 @@ Dataset Dataset::open(const std::string& root_in, const DatasetOptions& opt) {
   d.classes_ = opt.classes;
   d.window_ = opt.window;
   d.limits_ = opt.limits;
-  std::string csv, image_dir;
-  if (is_file(root + "/spinexr_cache.csv")) {
-    d.layout_ = Layout::Cache;
-    csv = root + "/annotations/" + opt.split + ".csv";
-  } else if (is_file(root + "/annotations/" + opt.split + ".csv")) {
-    d.layout_ = Layout::Release;
-    csv = root + "/annotations/" + opt.split + ".csv";
-    image_dir = root + "/" + opt.split + "_images";
-  } else {
-    d.layout_ = Layout::Flat;
-    csv = root + "/annotations_" + opt.split + ".csv";
-    image_dir = root;
-  }
+  const DatasetFiles files = locate_dataset_files(root, opt.split);
+  d.layout_ = files.layout;
+  std::string csv = files.csv;
+  const std::string image_dir = files.image_dir;
   if (!opt.annotations.empty()) csv = opt.annotations;
   if (!is_file(csv))
     SX_THROW(IOError, root, ": no annotations for split '", opt.split, "' (looked for ", csv,

@@ -63,6 +63,14 @@ namespace sx::io {
 enum class Layout { Release, Flat, Cache };
 const char* layout_name(Layout l);
 
+// Where a split's files are under root (the layout detection of Dataset::open): the layout, the
+// annotation CSV (which may not exist) and the image folder ("" for a cache).
+struct DatasetFiles {
+  Layout layout = Layout::Release;
+  std::string csv, image_dir;
+};
+DatasetFiles locate_dataset_files(const std::string& root, const std::string& split);
+
 struct DatasetOptions {
   std::string split = "train";             // "train" or "test"
   ClassMap classes = ClassMap::vindr_default();

@@ -55,9 +55,6 @@ PreparedImage prepare_image(const std::string& path, int max_side, const WindowO
 
 namespace {
 
-void make_dir(const std::string& p) {
-  if (::mkdir(p.c_str(), 0755) != 0 && errno != EEXIST) SX_THROW(IOError, "cannot create folder ", p, ": ", std::strerror(errno));
-}
 bool is_file(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -117,9 +114,9 @@ PrepareSummary prepare_cache(const PrepareOptions& opt) {
   SX_CHECK(!opt.data.empty() && !opt.out.empty(), "prepare: --data and --out are required");
   SX_CHECK(opt.size > 0, "prepare: --size must be positive, got ", opt.size);
   auto t0 = std::chrono::steady_clock::now();
-  make_dir(opt.out);
-  make_dir(opt.out + "/images");
-  make_dir(opt.out + "/annotations");
+  make_dirs(opt.out);
+  make_dirs(opt.out + "/images");
+  make_dirs(opt.out + "/annotations");
 
   struct Job {
     std::string image_id, split, src;
@@ -144,7 +141,7 @@ PrepareSummary prepare_cache(const PrepareOptions& opt) {
       continue;
     }
     if (ds.layout() == Layout::Cache) SX_THROW(ValueError, "prepare: ", opt.data, " is already a cache");
-    make_dir(opt.out + "/images/" + split);
+    make_dirs(opt.out + "/images/" + split);
     const std::string csv = ds.layout() == Layout::Release ? opt.data + "/annotations/" + split + ".csv"
                                                            : opt.data + "/annotations_" + split + ".csv";
     write_file_atomic(opt.out + "/annotations/" + split + ".csv", read_file(csv));

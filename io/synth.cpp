@@ -48,9 +48,6 @@ std::string uid_from(uint64_t a, uint64_t b) {
   return buf;
 }
 
-void make_dir(const std::string& p) {
-  if (::mkdir(p.c_str(), 0755) != 0 && errno != EEXIST) SX_THROW(IOError, "cannot create folder ", p, ": ", std::strerror(errno));
-}
 
 std::string fmt_coord(float v) {
   char buf[32];
@@ -89,10 +86,10 @@ SynthSummary synthesize_dataset(const SynthOptions& opt) {
   SX_CHECK(opt.normal_fraction >= 0 && opt.normal_fraction <= 1, "synth: normal fraction must be in [0, 1], got ",
            opt.normal_fraction);
   auto t0 = std::chrono::steady_clock::now();
-  make_dir(opt.out);
-  make_dir(opt.out + "/annotations");
-  make_dir(opt.out + "/train_images");
-  make_dir(opt.out + "/test_images");
+  make_dirs(opt.out);
+  make_dirs(opt.out + "/annotations");
+  make_dirs(opt.out + "/train_images");
+  make_dirs(opt.out + "/test_images");
 
   // Studies, series and ids: decided up front (sequential, cheap), images rendered in parallel.
   // With test_images > 0 the train studies come first, then exactly test_images test images (the

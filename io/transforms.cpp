@@ -115,16 +115,31 @@ float resize_scale(int w, int h, const TransformOptions& opt) {
   return s;
 }
 
+ResizedGeometry resized_geometry(int w, int h, float s, const TransformOptions& opt) {
+  SX_CHECK(w > 0 && h > 0, "transforms: empty image ", w, "x", h);
+  SX_CHECK(opt.pad_multiple >= 1, "transforms: pad_multiple must be >= 1, got ", opt.pad_multiple);
+  ResizedGeometry g;
+  g.width = std::max(1, static_cast<int>(std::lround(w * s)));
+  g.height = std::max(1, static_cast<int>(std::lround(h * s)));
+  // The exact factors realised by the rounding (boxes follow the pixels, not the nominal s).
+  g.scale_x = static_cast<float>(g.width) / w;
+  g.scale_y = static_cast<float>(g.height) / h;
+  int pw = g.width, ph = g.height;
+  if (opt.mode == ResizeMode::Longest && opt.pad_square) pw = ph = std::max({opt.size, g.width, g.height});
+  g.padded_width = (pw + opt.pad_multiple - 1) / opt.pad_multiple * opt.pad_multiple;
+  g.padded_height = (ph + opt.pad_multiple - 1) / opt.pad_multiple * opt.pad_multiple;
+  return g;
+}
+
 Transformed apply_transforms(const GreyF& img, const std::vector<Box>& boxes, const TransformOptions& opt, AugRng* rng) {
   SX_CHECK(img.width > 0 && img.height > 0, "transforms: empty image ", img.width, "x", img.height);
   SX_CHECK(opt.pad_multiple >= 1, "transforms: pad_multiple must be >= 1, got ", opt.pad_multiple);
   Transformed t;
   float s = resize_scale(img.width, img.height, opt);
   if (rng && (opt.scale_min != 1.0 || opt.scale_max != 1.0)) s *= static_cast<float>(rng->uniform(opt.scale_min, opt.scale_max));
-  const int rw = std::max(1, static_cast<int>(std::lround(img.width * s)));
-  const int rh = std::max(1, static_cast<int>(std::lround(img.height * s)));
-  // The exact factors realised by the rounding (boxes follow the pixels, not the nominal s).
-  const float sx = static_cast<float>(rw) / img.width, sy = static_cast<float>(rh) / img.height;
+  const ResizedGeometry g = resized_geometry(img.width, img.height, s, opt);
+  const int rw = g.width, rh = g.height;
+  const float sx = g.scale_x, sy = g.scale_y;
   t.scale = s;
   t.scale_x = sx;
   t.scale_y = sy;
@@ -157,10 +172,7 @@ Transformed apply_transforms(const GreyF& img, const std::vector<Box>& boxes, co
       }
     }
   }
-  int pw = rw, ph = rh;
-  if (opt.mode == ResizeMode::Longest && opt.pad_square) pw = ph = std::max({opt.size, rw, rh});
-  pw = (pw + opt.pad_multiple - 1) / opt.pad_multiple * opt.pad_multiple;
-  ph = (ph + opt.pad_multiple - 1) / opt.pad_multiple * opt.pad_multiple;
+  const int pw = g.padded_width, ph = g.padded_height;
   if (pw == rw && ph == rh) {
     t.image = std::move(r);
   } else {

@@ -75,6 +75,16 @@ struct Transformed {
 // Scale for resizing w x h under the options (without random scale).
 float resize_scale(int w, int h, const TransformOptions& opt);
 
+// The geometry apply_transforms gives a w x h image resized by s (resize_scale, times the random
+// factor when augmenting): the rounded size, the exact factors, and the padded size. Boxes scale by
+// (scale_x, scale_y). Exposed so that geometry-only tools (anchor coverage) follow the loader exactly.
+struct ResizedGeometry {
+  int width = 0, height = 0;              // after resizing, before padding
+  float scale_x = 1.0f, scale_y = 1.0f;   // width / w, height / h
+  int padded_width = 0, padded_height = 0;
+};
+ResizedGeometry resized_geometry(int w, int h, float s, const TransformOptions& opt);
+
 Transformed apply_transforms(const GreyF& img, const std::vector<Box>& boxes, const TransformOptions& opt,
                              AugRng* rng = nullptr);
 

@@ -139,6 +139,7 @@ RetinaNet::HeadOutputs RetinaNet::forward_heads(const ImageList& images) {
   }
   h.anchors = anchor_cache_;
   for (const auto& a : h.anchors) h.level_sizes.push_back(a.size(0));
+  h.grid_sizes = grids;
   if (record_stage_times_) stage_seconds_["heads"] = seconds_since(t0, x.device());
   return h;
 }
@@ -212,43 +213,49 @@ std::map<std::string, Tensor> RetinaNet::losses(const ImageList& images, const s
   return l;
 }
 
+Detections RetinaNet::candidates(const HeadOutputs& h, const ImageList& images, int64_t i) {
+  NoGradGuard ng;
+  const int64_t K = cfg_.base.num_classes;
+  SX_CHECK(i >= 0 && i < images.batch(), "RetinaNet::candidates: image ", i, " of a batch of ", images.batch());
+  auto [ih, iw] = images.image_sizes[i];
+  std::vector<Tensor> boxes_all, scores_all, labels_all;
+  int64_t off = 0;
+  for (size_t l = 0; l < h.anchors.size(); ++l) {
+    const int64_t n = h.level_sizes[l];
+    Tensor logits = h.cls_logits.select(0, i).narrow(0, off, n);   // [n, K]
+    Tensor reg = h.bbox_regression.select(0, i).narrow(0, off, n);  // [n, 4]
+    off += n;
+    Tensor scores = sigmoid(logits).reshape({-1});
+    Tensor keep_idx = nonzero(gt(scores, cfg_.base.score_thresh)).reshape({-1});
+    if (keep_idx.numel() == 0) continue;
+    Tensor s = index_select(scores, 0, keep_idx);
+    const int64_t k = std::min<int64_t>(cfg_.topk_candidates, s.numel());
+    auto [top_scores, top_pos] = topk(s, k, 0, true);
+    Tensor top_idx = index_select(keep_idx, 0, top_pos);
+    // idx = anchor * K + class (exact in float64 for any realistic count).
+    Tensor anchor_idx = div(top_idx.to(DType::Float64), static_cast<double>(K)).to(DType::Int64);
+    Tensor labels = sub(top_idx, mul(anchor_idx, static_cast<double>(K)));
+    Tensor boxes = kernels::decode_boxes(index_select(reg, 0, anchor_idx), index_select(h.anchors[l], 0, anchor_idx));
+    boxes = kernels::clip_boxes_to_image(boxes, ih, iw);
+    boxes_all.push_back(boxes);
+    scores_all.push_back(top_scores);
+    labels_all.push_back(labels);
+  }
+  if (boxes_all.empty()) return empty_detections(h.cls_logits.device());
+  return {cat(boxes_all, 0), cat(scores_all, 0), cat(labels_all, 0)};
+}
+
 std::vector<Detections> RetinaNet::postprocess(const HeadOutputs& h, const ImageList& images) {
   NoGradGuard ng;
-  const int64_t B = images.batch(), K = cfg_.base.num_classes;
-  const Device dev = h.cls_logits.device();
   std::vector<Detections> out;
-  for (int64_t i = 0; i < B; ++i) {
-    auto [ih, iw] = images.image_sizes[i];
-    std::vector<Tensor> boxes_all, scores_all, labels_all;
-    int64_t off = 0;
-    for (size_t l = 0; l < h.anchors.size(); ++l) {
-      const int64_t n = h.level_sizes[l];
-      Tensor logits = h.cls_logits.select(0, i).narrow(0, off, n);   // [n, K]
-      Tensor reg = h.bbox_regression.select(0, i).narrow(0, off, n);  // [n, 4]
-      off += n;
-      Tensor scores = sigmoid(logits).reshape({-1});
-      Tensor keep_idx = nonzero(gt(scores, cfg_.base.score_thresh)).reshape({-1});
-      if (keep_idx.numel() == 0) continue;
-      Tensor s = index_select(scores, 0, keep_idx);
-      const int64_t k = std::min<int64_t>(cfg_.topk_candidates, s.numel());
-      auto [top_scores, top_pos] = topk(s, k, 0, true);
-      Tensor top_idx = index_select(keep_idx, 0, top_pos);
-      // idx = anchor * K + class (exact in float64 for any realistic count).
-      Tensor anchor_idx = div(top_idx.to(DType::Float64), static_cast<double>(K)).to(DType::Int64);
-      Tensor labels = sub(top_idx, mul(anchor_idx, static_cast<double>(K)));
-      Tensor boxes = kernels::decode_boxes(index_select(reg, 0, anchor_idx), index_select(h.anchors[l], 0, anchor_idx));
-      boxes = kernels::clip_boxes_to_image(boxes, ih, iw);
-      boxes_all.push_back(boxes);
-      scores_all.push_back(top_scores);
-      labels_all.push_back(labels);
-    }
-    if (boxes_all.empty()) {
-      out.push_back(empty_detections(dev));
+  for (int64_t i = 0; i < images.batch(); ++i) {
+    Detections c = candidates(h, images, i);
+    if (c.size() == 0) {
+      out.push_back(c);
       continue;
     }
-    Tensor boxes = cat(boxes_all, 0), scores = cat(scores_all, 0), labels = cat(labels_all, 0);
-    Tensor keep = batched_nms_keep(boxes, scores, labels, cfg_.base.nms_thresh, cfg_.base.detections_per_img);
-    out.push_back({index_select(boxes, 0, keep), index_select(scores, 0, keep), index_select(labels, 0, keep)});
+    Tensor keep = batched_nms_keep(c.boxes, c.scores, c.labels, cfg_.base.nms_thresh, cfg_.base.detections_per_img);
+    out.push_back({index_select(c.boxes, 0, keep), index_select(c.scores, 0, keep), index_select(c.labels, 0, keep)});
   }
   return out;
 }

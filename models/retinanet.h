@@ -94,10 +94,16 @@ class RetinaNet : public DetectionModel {
     Tensor bbox_regression;  // [N, sum HWA, 4]
     std::vector<Tensor> anchors;  // per level [HWA_l, 4] (the same for every image)
     std::vector<int64_t> level_sizes;  // HWA_l
+    std::vector<std::pair<int64_t, int64_t>> grid_sizes;  // (H_l, W_l) of each level's feature map
   };
   HeadOutputs forward_heads(const ImageList& images);
-  // Post-processing of head outputs (torchvision's postprocess_detections).
+  // Post-processing of head outputs (torchvision's postprocess_detections): candidates(), then
+  // per-class NMS and the best detections_per_img.
   std::vector<Detections> postprocess(const HeadOutputs& h, const ImageList& images);
+  // The boxes that enter NMS for image i: per level the (anchor, class) scores above score_thresh,
+  // the top topk_candidates of them, decoded and clipped to the image; levels concatenated (not
+  // sorted). Empty detections when no score passes. (`spinexr explain nms` draws them.)
+  Detections candidates(const HeadOutputs& h, const ImageList& images, int64_t i);
   // The losses given head outputs (torchvision's compute_loss).
   std::map<std::string, Tensor> compute_loss(const HeadOutputs& h, const std::vector<ImageTargets>& targets);
 

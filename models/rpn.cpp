@@ -153,6 +153,9 @@ RegionProposalNetwork::Output RegionProposalNetwork::forward(const ImageList& im
       boxes = index_select(boxes, 0, keep);
       sc = index_select(sc, 0, keep);
       lvl = index_select(lvl, 0, keep);
+      out.pre_nms_boxes.push_back(boxes);
+      out.pre_nms_scores.push_back(sc);
+      out.pre_nms_levels.push_back(lvl);
       keep = kernels::batched_nms(boxes, sc, lvl, cfg_.nms_thresh);
       if (keep.size(0) > post_n) keep = keep.narrow(0, 0, post_n);
       out.proposals.push_back(index_select(boxes, 0, keep));

@@ -76,6 +76,9 @@ class RegionProposalNetwork : public nn::Module {
   struct Output {
     std::vector<Tensor> proposals;  // per image [P_i, 4] (score-descending, no gradient)
     std::vector<Tensor> scores;     // per image [P_i] sigmoid objectness
+    // What entered the NMS of step 3, per image (after steps 1-2): boxes [Q_i, 4], sigmoid scores
+    // [Q_i] and FPN level [Q_i] int64 (the NMS runs within each level). For tools (`spinexr explain rpn`).
+    std::vector<Tensor> pre_nms_boxes, pre_nms_scores, pre_nms_levels;
     std::map<std::string, Tensor> losses;  // training only: loss_objectness, loss_rpn_box_reg
   };
   // features: the FPN levels (one per anchor level). targets non-null: also compute the losses

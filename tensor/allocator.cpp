@@ -272,6 +272,21 @@ void reset_peak_stats(int device) {
   (void)device;
 #endif
 }
+int64_t device_total_memory(int device) {
+#ifdef SX_WITH_CUDA
+  int prev = 0;
+  SX_CUDA_CHECK(cudaGetDevice(&prev));
+  SX_CUDA_CHECK(cudaSetDevice(device));
+  size_t free_b = 0, total_b = 0;
+  const cudaError_t e = cudaMemGetInfo(&free_b, &total_b);
+  SX_CUDA_CHECK(cudaSetDevice(prev));
+  SX_CUDA_CHECK(e);
+  return static_cast<int64_t>(total_b);
+#else
+  (void)device;
+  return 0;
+#endif
+}
 void empty_cache() {
 #ifdef SX_WITH_CUDA
   for (int d = 0; d < cuda_device_count(); ++d) {

@@ -62,6 +62,8 @@ namespace cuda {
 // Stats of the caching allocator on one device (all zero in a CPU-only build).
 AllocatorStats allocator_stats(int device = 0);
 void reset_peak_stats(int device = 0);
+// The device's total memory in bytes (cudaMemGetInfo; 0 in a CPU-only build).
+int64_t device_total_memory(int device = 0);
 // Return every cached, unused block to the driver.
 void empty_cache();
 // The pinned host-memory pool (deferred_pool.h): blocks from cudaHostAlloc, reuses, pending.

@@ -208,6 +208,21 @@ TEST(AtomicFile, CommitReplacesAndAbortLeavesNothing) {
   EXPECT_THROW(read_file(dir / "a.txt", 3), IOError);
 }
 
+TEST(AtomicFile, MakeDirsCreatesParentsAndNamesWhatIsInTheWay) {
+  TempDir dir;
+  make_dirs(dir / "a/b/c");
+  make_dirs(dir / "a/b/c");  // existing: fine
+  EXPECT_EQ(test::list_dir(dir / "a/b"), std::vector<std::string>{"c"});
+  write_file_atomic(dir / "f", std::string("x"));
+  try {
+    make_dirs(dir / "f/g");
+    FAIL() << "expected an IOError";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create folder " + (dir / "f/g")), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_dirs(dir / "f"), IOError);
+}
+
 TEST(Progress, LineFormat) {
   std::string l = ProgressBar::format_line("prep", 50, 200, 10.0, "bad=1", false);
   EXPECT_NE(l.find("prep ["), std::string::npos) << l;

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/labs/nms_lab.h"
 #include "kernels/nms/nms.h"
-#include "kernels/nms/nms_math.h"
 #include "tests/common/devices.h"
 #include "tests/kernels/detection_test_util.h"
 #include "tensor/sync_stats.h"
@@ -158,51 +158,11 @@ TEST(Nms, MatchesPlainGreedyReference) {
 }
 
 // The CUDA kernels' per-thread pieces (nms_math.h: mask_word, resolve_group) driven by a host
-// emulation of the grouped device reduction: must give the kept set of the greedy loop.
+// emulation of the grouped device reduction (the NMS lab's v3, kernels/labs/nms_lab.h): must give
+// the kept set of the greedy loop.
 std::vector<int64_t> bitmask_nms_host(const Tensor& boxes, const Tensor& scores, double thr, int64_t max_out,
                                       const Tensor& idxs = Tensor()) {
-  const int64_t n = boxes.size(0);
-  auto bv = boxes.to_vector_as<float>();
-  auto sv = scores.to_vector_as<float>();
-  const std::vector<int64_t> cats = idxs.defined() ? idxs.to_vector_as<int64_t>() : std::vector<int64_t>();
-  std::vector<int64_t> order(n);
-  for (int64_t i = 0; i < n; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return nmsmath::score_before(sv[a], sv[b]); });
-  std::vector<float> sorted(5 * n);
-  for (int64_t r = 0; r < n; ++r) {
-    const float* p = &bv[4 * order[r]];
-    sorted[5 * r] = p[0], sorted[5 * r + 1] = p[1], sorted[5 * r + 2] = p[2], sorted[5 * r + 3] = p[3];
-    sorted[5 * r + 4] = (p[2] - p[0]) * (p[3] - p[1]);
-  }
-  std::vector<int64_t> scat;
-  for (int64_t r = 0; r < n && !cats.empty(); ++r) scat.push_back(cats[order[r]]);
-  const int64_t groups = (n + 63) / 64;
-  std::vector<unsigned long long> mask(n * groups, 0);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t g = r / 64; g < groups; ++g) {
-      const int count = static_cast<int>(std::min<int64_t>(64, n - 64 * g));
-      const int start = g == r / 64 ? static_cast<int>(r % 64) + 1 : 0;
-      const float* q = &sorted[5 * r];
-      mask[r * groups + g] = nmsmath::mask_word(q[0], q[1], q[2], q[3], q[4], &sorted[5 * 64 * g], start, count, thr,
-                                                scat.empty() ? nullptr : &scat[64 * g], scat.empty() ? 0 : scat[r]);
-    }
-  std::vector<unsigned long long> removed(groups, 0);
-  std::vector<int64_t> keep(n);
-  int64_t nk = 0;
-  bool done = false;
-  for (int64_t b = 0; b < groups && !done; ++b) {
-    unsigned long long diag[64] = {};
-    const int rows = static_cast<int>(std::min<int64_t>(64, n - 64 * b));
-    for (int t = 0; t < rows; ++t) diag[t] = mask[(64 * b + t) * groups + b];
-    const unsigned long long kept = nmsmath::resolve_group(removed[b], diag, rows, max_out, &nk, b, keep.data(), &done);
-    for (int64_t w = b + 1; w < groups; ++w)
-      for (int t = 0; t < 64; ++t)
-        if ((kept >> t) & 1ULL) removed[w] |= mask[(64 * b + t) * groups + w];
-  }
-  std::vector<int64_t> out;
-  for (int64_t r = 0; r < nk; ++r) out.push_back(order[keep[r]]);
-  return out;
+  return ints(labs::nms_v3_bitmask(boxes, scores, thr, idxs, max_out));
 }
 
 // The same emulation with categories (the CUDA batched path): per-category NMS, also where

@@ -144,6 +144,15 @@ Tensor focal_composed(const Tensor& x, const Tensor& targets, const nn::FocalLos
   return div(l, fp.normalizer);
 }
 
+kernels::labs::FocalResult focal_composed_step(const Tensor& x, const Tensor& targets,
+                                               const nn::FocalLossParams& fp) {
+  Tensor xg = x.detach().set_requires_grad(true);
+  Tensor l = focal_composed(xg, targets, fp);
+  l.backward(fp.reduction == nn::FocalReduction::None ? Tensor::ones(l.shape(), l.dtype())
+                                                      : Tensor::scalar(1.0, l.dtype()));
+  return {l.detach(), xg.grad()};
+}
+
 // Adaptive average pooling by its definition: cell (i, j) averages rows [floor(iH/OH), ceil((i+1)H/OH)).
 Tensor adaptive_avg_pool2d_composed(const Tensor& x, int64_t oh, int64_t ow) {
   const int64_t H = x.size(2), W = x.size(3);

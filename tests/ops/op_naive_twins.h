@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/conv2d/conv2d.h"
+#include "kernels/labs/focal_loss_lab.h"
 #include "kernels/roi_align/roi_align.h"
 #include "layers/layers.h"
 #include "tensor/tensor.h"
@@ -28,6 +29,10 @@ Tensor batch_norm_train_composed(const Tensor& x, const Tensor& w, const Tensor&
 Tensor batch_norm_eval_composed(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& rm,
                                 const Tensor& rv, double eps);
 Tensor focal_composed(const Tensor& x, const Tensor& targets, const nn::FocalLossParams& fp);
+// The focal-loss lab's v1 (kernels/labs/focal_loss_lab.h): focal_composed, then autograd's
+// backward with an upstream gradient of 1 (all ones for FocalReduction::None).
+kernels::labs::FocalResult focal_composed_step(const Tensor& x, const Tensor& targets,
+                                               const nn::FocalLossParams& fp);
 Tensor adaptive_avg_pool2d_composed(const Tensor& x, int64_t oh, int64_t ow);
 Tensor upsample_composed(const Tensor& x, int64_t oh, int64_t ow, double sh, double sw);
 Tensor max_pool2d_composed(const Tensor& x, int64_t k, int64_t s);

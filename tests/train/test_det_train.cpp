@@ -126,6 +126,7 @@ TEST(DetTrainer, ShortRunWritesFilesAndResumesExactly) {
   EXPECT_EQ(back->model_name(), "retinanet");
   EXPECT_EQ(back->options().fpn_channels, 16);
   EXPECT_EQ(checkpoint_input_size((run.root / "a" / "last.safetensors").string()), 64);
+  EXPECT_EQ(checkpoint_min_size((run.root / "a" / "last.safetensors").string()), 0);  // no config.min_size: longest side
   auto wa = a->state_dict(), wb = back->state_dict();
   ASSERT_EQ(wa.size(), wb.size());
   EXPECT_EQ(wa.at("head.classification_head.cls_logits.bias").to_vector(),
@@ -192,6 +193,20 @@ TEST(DetTrainer, PredictionsAreInOriginalPixels) {
     }
   }
   EXPECT_THROW(make_detector("yolo", tiny_options()), ValueError);
+}
+
+// --min-size (the vindr preset's Detectron2 resizing): the shortest side to min_size, the longest
+// capped at size; without it the longest side is resized to size.
+TEST(DetTrainer, MinSizeResizesTheShortestSideCappedAtTheSize) {
+  const io::LoaderOptions lo = detection_loader_options(1333, 1, 2, false, 0, 1, 1, 0, 0, 0, 800);
+  EXPECT_EQ(lo.transform.mode, io::ResizeMode::Shortest);
+  EXPECT_EQ(lo.transform.size, 800);
+  EXPECT_EQ(lo.transform.max_size, 1333);
+  EXPECT_FLOAT_EQ(io::resize_scale(1172, 1485, lo.transform), 800.0f / 1172);   // long side 1014 < 1333
+  EXPECT_FLOAT_EQ(io::resize_scale(1470, 2949, lo.transform), 1333.0f / 2949);  // capped
+  const io::LoaderOptions longest = detection_loader_options(1333, 1, 2, false, 0, 1, 1, 0, 0, 0);
+  EXPECT_EQ(longest.transform.mode, io::ResizeMode::Longest);
+  EXPECT_FLOAT_EQ(io::resize_scale(1172, 1485, longest.transform), 1333.0f / 1485);
 }
 
 }  // namespace

@@ -199,3 +199,76 @@ TEST(TrainLoop, NonFiniteLossStopsNamingTheStep) {
 }
 
 }  // namespace
+
+// The cost probe (train/loop/cost_probe.h): the first steps are the run's own, timed; a dry run
+// stops after them and writes nothing; a probed run trains exactly like one without the probe.
+TEST(TrainLoop, CostProbeTimesTheFirstStepsAndADryRunWritesNothing) {
+  const std::string out = temp_dir("probe");
+  fs::remove_all(out);
+  LineTask task;
+  LoopConfig c = line_config(out);
+  c.probe_steps = 3;
+  c.dry_run = true;
+  LoopResult r = train_loop(task, c);
+  EXPECT_TRUE(r.dry_run);
+  ASSERT_TRUE(r.probed);
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_FALSE(fs::exists(out)) << "a dry run writes nothing";
+  const CostEstimate& e = r.cost;
+  EXPECT_EQ(e.probe_steps, 3);
+  EXPECT_EQ(e.batch, 8);
+  EXPECT_EQ(e.steps_per_epoch, 4);
+  EXPECT_EQ(e.steps_left, 6 * 4 - 3);
+  EXPECT_GT(e.seconds_per_step, 0);
+  EXPECT_DOUBLE_EQ(e.epoch_seconds, 4 * e.seconds_per_step);
+  EXPECT_DOUBLE_EQ(e.run_seconds, 21 * e.seconds_per_step);
+  EXPECT_DOUBLE_EQ(e.images_per_second, 8 / e.seconds_per_step);
+  EXPECT_GT(e.peak_bytes, 0);
+  EXPECT_GT(e.device_bytes, e.peak_bytes);
+  EXPECT_EQ(e.memory_source, "process peak RSS");
+  // Linear(1, 1): 2 float weights; gradients and SGD's momentum buffer add one copy each.
+  EXPECT_EQ(e.fixed_bytes, 8 + 8 * 2);
+
+  const std::string a = temp_dir("probe_a"), b = temp_dir("probe_b");
+  LineTask ta, tb;
+  LoopConfig ca = line_config(a), cb = line_config(b);
+  cb.probe_steps = 5;
+  LoopResult ra = train_loop(ta, ca), rb = train_loop(tb, cb);
+  EXPECT_FALSE(ra.probed);
+  EXPECT_TRUE(rb.probed);
+  EXPECT_EQ(ra.step_losses, rb.step_losses);
+  EXPECT_NE(read_text(b + "/train.log").find("cost probe (5 steps, batch 8)"), std::string::npos);
+  LoopConfig bad = line_config(a);
+  bad.dry_run = true;
+  EXPECT_THROW(train_loop(ta, bad), ValueError);
+}
+
+TEST(CostProbe, EstimatesFromTheStepsAfterTheFirstAndNamesABatchThatFits) {
+  CostEstimate c = estimate_cost({9.0, 2.0, 4.0}, 4, 100, 1000);
+  EXPECT_DOUBLE_EQ(c.seconds_per_step, 3.0);  // the first (warm-up) step is left out
+  EXPECT_DOUBLE_EQ(c.images_per_second, 4.0 / 3.0);
+  EXPECT_DOUBLE_EQ(c.epoch_seconds, 300.0);
+  EXPECT_DOUBLE_EQ(c.run_seconds, 3000.0);
+  EXPECT_DOUBLE_EQ(estimate_cost({5.0}, 1, 1, 1).seconds_per_step, 5.0);
+  EXPECT_THROW(estimate_cost({}, 1, 1, 1), ValueError);
+
+  EXPECT_EQ(optimizer_state_slots("adamw", 0.9), 2);
+  EXPECT_EQ(optimizer_state_slots("sgd", 0.9), 1);
+  EXPECT_EQ(optimizer_state_slots("sgd", 0.0), 0);
+  EXPECT_EQ(fixed_training_bytes(100, 60, 2), 100 + 60 * 3);
+
+  const int64_t GB = 1000000000;
+  // 2 GB fixed, 8 GB for 4 images = 2 GB per image, x 1.2^2 at the largest scale = 2.88 GB;
+  // 95% of 16 GB leaves 13.2 GB: 4 images fit, 5 do not.
+  EXPECT_EQ(largest_fitting_batch(10 * GB, 2 * GB, 4, 1.2, 16 * GB), 4);
+  EXPECT_EQ(largest_fitting_batch(10 * GB, 2 * GB, 4, 1.0, 80 * GB), 37);  // (76 - 2) / 2
+  EXPECT_EQ(largest_fitting_batch(10 * GB, 2 * GB, 4, 1.0, 4 * GB), 0);    // not even one image
+  EXPECT_THROW(largest_fitting_batch(1 * GB, 2 * GB, 4, 1.0, 4 * GB), ValueError);
+
+  EXPECT_EQ(human_seconds(42), "42.0 s");
+  EXPECT_EQ(human_seconds(90), "1.5 min");
+  EXPECT_EQ(human_seconds(7200), "2.0 h");
+  EXPECT_EQ(human_seconds(86400 * 3), "3.0 days");
+  EXPECT_EQ(human_bytes(1500000000), "1.5 GB");
+  EXPECT_EQ(human_bytes(2500000), "2.5 MB");
+}

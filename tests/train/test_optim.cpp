@@ -222,6 +222,24 @@ TEST(Clip, GlobalNormClosedForm) {
   EXPECT_THROW(clip_grad_norm({a}, 0.0), ValueError);
 }
 
+TEST(Clip, ByValueClampsEachElementAndKeepsNaN) {
+  Tensor a = Tensor::zeros({4}), b = Tensor::zeros({1});
+  for (Tensor* t : {&a, &b}) t->set_requires_grad(true);
+  a.set_grad(Tensor::from_vector({3, -0.5, -2, 1}, {4}));
+  // b has no gradient: ignored
+  clip_grad_value({a, b}, 1.0);
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{1, -0.5, -1, 1}));
+  EXPECT_FALSE(b.grad().defined());
+  Tensor c = Tensor::zeros({2});
+  c.set_requires_grad(true);
+  c.set_grad(Tensor::from_vector({NAN, 7}, {2}));
+  clip_grad_value({c}, 2.0);
+  EXPECT_TRUE(std::isnan(c.grad().to_vector()[0]));
+  EXPECT_EQ(c.grad().to_vector()[1], 2.0);
+  EXPECT_THROW(clip_grad_value({c}, 0.0), ValueError);
+  EXPECT_THROW(clip_grad_value({c}, NAN), ValueError);
+}
+
 // ---- schedulers -----------------------------------------------------------------------------
 
 TEST(Scheduler, MatchesTorchSchedules) {

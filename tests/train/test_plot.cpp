@@ -1,6 +1,7 @@
 // Plot rasteriser: pixels are drawn where the geometry says, and nowhere else that matters.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -223,3 +224,72 @@ TEST(Plot, ReliabilityDiagramDrawsABarPerNonEmptyBin) {
 
 }  // namespace
 }  // namespace sx::plot
+
+namespace {
+
+TEST(PlotPanels, PasteMixAndHeatColours) {
+  Canvas small(3, 2, palette(2)), big(10, 10, kWhite);
+  big.paste(small, 8, 9);  // partly outside: clipped, no throw
+  EXPECT_EQ(big.get(8, 9), palette(2));
+  EXPECT_EQ(big.get(9, 9), palette(2));
+  EXPECT_EQ(big.get(7, 9), kWhite);
+  EXPECT_EQ(big.get(8, 8), kWhite);
+  EXPECT_EQ(mix(kBlack, kWhite, 0.5), (Color{128, 128, 128}));
+  EXPECT_EQ(mix(kBlack, kWhite, 2.0), kWhite);  // clamped
+  EXPECT_EQ(heat_color(0.0), (Color{0, 0, 4}));
+  EXPECT_EQ(heat_color(1.0), (Color{252, 255, 164}));
+  EXPECT_EQ(heat_color(NAN), kGrey);
+  // Brightness grows with t.
+  auto lum = [](Color c) { return 299 * c.r + 587 * c.g + 114 * c.b; };
+  for (int k = 0; k < 20; ++k) EXPECT_LT(lum(heat_color(k / 20.0)), lum(heat_color((k + 1) / 20.0))) << k;
+}
+
+TEST(PlotPanels, GreyCanvasScalesAndTileLaysOut) {
+  const uint8_t grey[6] = {0, 50, 100, 150, 200, 250};  // 3 x 2
+  Canvas g = grey_canvas(grey, 3, 2, 2.0);
+  ASSERT_EQ(g.width(), 6);
+  ASSERT_EQ(g.height(), 4);
+  EXPECT_EQ(g.get(5, 3), (Color{250, 250, 250}));
+  EXPECT_EQ(g.get(2, 0), (Color{50, 50, 50}));
+  Canvas a(10, 20, palette(0)), b(30, 5, palette(1)), c(4, 4, palette(2));
+  Canvas t = tile({a, b, c}, 2, 3);
+  // Columns 10 and 30 wide, rows 20 and 4 high, gaps of 3 around and between.
+  EXPECT_EQ(t.width(), 3 + 10 + 3 + 30 + 3);
+  EXPECT_EQ(t.height(), 3 + 20 + 3 + 4 + 3);
+  EXPECT_EQ(t.get(3, 3), palette(0));
+  EXPECT_EQ(t.get(16, 3), palette(1));
+  EXPECT_EQ(t.get(3, 26), palette(2));
+  EXPECT_EQ(t.get(16, 10), kWhite);  // below b, inside row 0
+  Canvas cap = captioned(a, "hi");
+  EXPECT_GT(cap.height(), a.height());
+  EXPECT_EQ(cap.get(0, cap.height() - 1), palette(0));
+  EXPECT_THROW(tile({}, 2), sx::ValueError);
+}
+
+TEST(PlotPanels, BarChartBarsAreProportional) {
+  BarChart ch;
+  ch.groups = {"a", "b"};
+  ch.series = {{"s0", {10, 40}, palette(0)}, {"s1", {20, 0}, palette(3)}};
+  ch.ymax = 50;
+  ch.value_labels = false;
+  Canvas cv = render_bars(ch);
+  ASSERT_EQ(cv.width(), 720);
+  // Count the pixels of each series' colour in each group's half: heights 10 : 40 and 20 : 0.
+  auto count = [&](Color col, int x0, int x1) {
+    int n = 0;
+    for (int y = 0; y < cv.height(); ++y)
+      for (int x = x0; x < x1; ++x) n += cv.get(x, y) == col;
+    return n;
+  };
+  const int mid = cv.width() / 2;
+  const int a0 = count(palette(0), 0, mid), b0 = count(palette(0), mid, cv.width());
+  const int a1 = count(palette(3), 0, mid), b1 = count(palette(3), mid, cv.width());
+  ASSERT_GT(a0, 0);
+  EXPECT_NEAR(static_cast<double>(b0) / a0, 4.0, 0.5);
+  EXPECT_NEAR(static_cast<double>(a1) / a0, 2.0, 0.3);
+  EXPECT_LT(b1, a1 / 10 + 200);  // a zero bar (and the legend swatch) only
+  ch.series[1].values = {1};
+  EXPECT_THROW(render_bars(ch), sx::ValueError);
+}
+
+}  // namespace

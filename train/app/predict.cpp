@@ -45,15 +45,23 @@ std::string meta(const Metadata& md, const std::string& key, const std::string& 
   return *v;
 }
 
+// config.min_size, 0 when absent (checkpoints that resized the longest side).
+int metadata_min_size(const Metadata& md) {
+  const std::string* v = find_meta(md, "config.min_size");
+  return v ? std::stoi(*v) : 0;
+}
+
 }  // namespace
 
 // Rebuilds the detector from its checkpoint's metadata (det.model and the detector options, stored
 // directly or under "config.") and loads its weights strictly.
-std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device) {
+std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device,
+                                                                 const std::map<std::string, std::string>& overrides) {
   Metadata md = read_checkpoint_metadata(ckpt);
   Metadata flat = md;
   for (const auto& [k, v] : md)
     if (k.rfind("config.", 0) == 0 && !flat.count(k.substr(7))) flat[k.substr(7)] = v;
+  for (const auto& [k, v] : overrides) flat[k] = v;
   auto it = flat.find("det.model");
   SX_CHECK(it != flat.end(), ckpt, ": not a detector checkpoint (no det.model in its metadata)");
   auto model = make_detector(it->second, models::detector_options_from_metadata(flat));
@@ -69,6 +77,8 @@ int checkpoint_input_size(const std::string& ckpt) {
   return std::stoi(meta(md, "config.size", "", ckpt, "the input size (--size)"));
 }
 
+int checkpoint_min_size(const std::string& ckpt) { return metadata_min_size(read_checkpoint_metadata(ckpt)); }
+
 void apply_decision_rule(std::vector<PipelineImage>& images, const eval::DecisionRule& rule) {
   for (auto& im : images) {
     std::vector<double> scores;
@@ -78,13 +88,8 @@ void apply_decision_rule(std::vector<PipelineImage>& images, const eval::Decisio
   }
 }
 
-std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
-                                        const PipelineConfig& cfg, const eval::DecisionRule& rule) {
-  std::vector<PipelineImage> out;
-  if (pool.empty()) return out;
-  // ---- stage 1: the classifier ----
+ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg) {
   SX_CHECK(file_exists(cfg.cls_ckpt), "no classifier checkpoint at '", cfg.cls_ckpt, "'");
-  SX_CHECK(file_exists(cfg.det_ckpt), "no detector checkpoint at '", cfg.det_ckpt, "'");
   Metadata cmd = read_checkpoint_metadata(cfg.cls_ckpt);
   ClsDataOptions d;
   const std::string arch = meta(cmd, "config.arch", cfg.cls_arch, cfg.cls_ckpt, "the classifier's architecture");
@@ -96,14 +101,22 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
   auto cls = make_cls_model(arch, d.channels, 0);
   load_model_weights(cfg.cls_ckpt, *cls, /*strict=*/true);
   cls->to(cfg.device);
-  ClsPredictions cp;
-  {
-    LoaderClsSource src(ds, pool, cls_loader_options(d, /*training=*/false));
-    // A checkpoint trained with --calibrate temperature carries its temperature: p = sigmoid(z / T).
-    cp = predict_cls(*cls, src, cfg.device, cfg.progress, checkpoint_temperature(cfg.cls_ckpt));
-  }
+  LoaderClsSource src(ds, pool, cls_loader_options(d, /*training=*/false));
+  // A checkpoint trained with --calibrate temperature carries its temperature: p = sigmoid(z / T).
+  ClsPredictions cp = predict_cls(*cls, src, cfg.device, cfg.progress, checkpoint_temperature(cfg.cls_ckpt));
   SX_CHECK(cp.probs.size() == pool.size(), "pipeline: the classifier returned ", cp.probs.size(), " results for ",
            pool.size(), " images");
+  return cp;
+}
+
+std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
+                                        const PipelineConfig& cfg, const eval::DecisionRule& rule) {
+  std::vector<PipelineImage> out;
+  if (pool.empty()) return out;
+  // ---- stage 1: the classifier ----
+  SX_CHECK(file_exists(cfg.cls_ckpt), "no classifier checkpoint at '", cfg.cls_ckpt, "'");
+  SX_CHECK(file_exists(cfg.det_ckpt), "no detector checkpoint at '", cfg.det_ckpt, "'");
+  ClsPredictions cp = classify_images(ds, pool, cfg);
 
   // ---- stage 2: the detector ----
   Metadata dmd = read_checkpoint_metadata(cfg.det_ckpt);
@@ -113,8 +126,9 @@ std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector
   DetData dd;
   dd.dataset = &ds;
   dd.pool = pool;
+  const int det_min_size = cfg.det_size > 0 ? 0 : metadata_min_size(dmd);  // an explicit size: the longest side
   dd.loader = detection_loader_options(det_size, static_cast<int>(det->options().in_channels), cfg.batch, false, 0.0,
-                                       1.0, 1.0, 0.0, 0, cfg.workers);
+                                       1.0, 1.0, 0.0, 0, cfg.workers, det_min_size);
   std::vector<DetPrediction> dp = predict_detections(*det, dd, cfg.device, cfg.progress);
   SX_CHECK(dp.size() == pool.size(), "pipeline: the detector returned ", dp.size(), " results for ", pool.size(),
            " images");

@@ -17,6 +17,7 @@
 //                     `max_png_side` px).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "tensor/device.h"
 #include "train/eval/decision_rule.h"
 #include "train/eval/det_eval.h"
+#include "train/tasks/cls_train.h"
 
 namespace sx::train {
 
@@ -55,10 +57,19 @@ struct PipelineImage {
 
 // Rebuilds a detector from a checkpoint's metadata (det.model and the detector options, stored as
 // given or under the checkpoint writer's "config." prefix), loads its weights strictly, moves it to
-// `device`, eval mode.
-std::shared_ptr<models::DetectionModel> load_detector_checkpoint(const std::string& ckpt, Device device);
+// `device`, eval mode. `overrides` replace metadata entries before the model is built (e.g.
+// {"det.score_thresh", "0"} to see the boxes below the stored post-processing threshold).
+std::shared_ptr<models::DetectionModel> load_detector_checkpoint(
+    const std::string& ckpt, Device device, const std::map<std::string, std::string>& overrides = {});
 // The input size (longest side) a detector/classifier checkpoint was trained at (config.size).
 int checkpoint_input_size(const std::string& ckpt);
+// The shortest side a detector checkpoint was trained at (config.min_size; 0 when it resized the
+// longest side: checkpoints without the key).
+int checkpoint_min_size(const std::string& ckpt);
+
+// Stage 1 alone: the classifier checkpoint cfg.cls_ckpt (arch, size, channels from its metadata
+// unless cfg gives them; its calibration temperature) over `pool`, in pool order.
+ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg);
 
 // Runs both stages over the dataset indices `pool` (in pool order) and applies `rule`.
 std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,

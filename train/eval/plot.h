@@ -56,6 +56,8 @@ class Canvas {
 
   // Writes an 8-bit RGB PNG atomically (io::write_png).
   void save_png(const std::string& path) const;
+  // Copies `src` with its top-left corner at (x, y); what falls outside (or the clip) is dropped.
+  void paste(const Canvas& src, int x, int y);
 
  private:
   void brush(int x, int y, Color c, int thickness);
@@ -127,5 +129,38 @@ struct LabeledBox {
 // Grey 8-bit image (width*height bytes) -> RGB canvas with the boxes outlined and labelled.
 Canvas draw_boxes(const uint8_t* grey, int width, int height, const std::vector<LabeledBox>& boxes,
                   int thickness = 2, int text_scale = 1);
+
+// ---- panels, heat maps, bar charts (plot_panels.cpp; the pictures of `spinexr explain`) ---------
+// a + t (b - a) per channel, t clamped to [0, 1].
+Color mix(Color a, Color b, double t);
+// A sequential colour map for t in [0, 1] (clamped; NaN gives grey): black, purple, red, orange,
+// pale yellow, interpolated linearly between those five stops (close to matplotlib's "inferno"),
+// so brightness grows with t and prints readably in grey too.
+Color heat_color(double t);
+// A grey 8-bit image (width*height bytes) as an RGB canvas scaled by `scale` > 0 (nearest pixel;
+// the output is round(width * scale) x round(height * scale), at least 1 x 1).
+Canvas grey_canvas(const uint8_t* grey, int width, int height, double scale = 1.0);
+// The canvas with a white strip above it holding `caption` (several lines allowed) at `scale`.
+Canvas captioned(const Canvas& c, const std::string& caption, int scale = 1);
+// Panels in rows of `columns` (left to right, top to bottom), `gap` px apart and around; each row
+// is as tall as its tallest panel, each column as wide as its widest.
+Canvas tile(const std::vector<Canvas>& panels, int columns, int gap = 8, Color background = kWhite);
+
+// A grouped bar chart: for each group (x axis) one bar per series, side by side, heights in data
+// units from 0 up (negative values are drawn down from 0); y axis with nice ticks, a legend.
+struct BarSeries {
+  std::string label;
+  std::vector<double> values;  // one per group
+  Color color = palette(0);
+};
+struct BarChart {
+  std::string title, ylabel;
+  std::vector<std::string> groups;
+  std::vector<BarSeries> series;
+  double ymax = 0;  // <= 0: from the data (with a little headroom)
+  bool value_labels = true;  // each bar's value above it
+  int width = 720, height = 480;
+};
+Canvas render_bars(const BarChart& chart);
 
 }  // namespace sx::plot

@@ -172,9 +172,6 @@ nn::LoadReport load_model_weights(const std::string& path, nn::Module& model, bo
 
 CheckpointManager::CheckpointManager(std::string dir, int keep_last) : dir_(std::move(dir)), keep_last_(keep_last) {
   SX_CHECK(keep_last >= 1, "CheckpointManager: keep_last must be >= 1, got ", keep_last);
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) SX_THROW(IOError, "cannot create checkpoint folder ", dir_, ": ", ec.message());
 }
 
 std::vector<std::string> CheckpointManager::list() const {
@@ -217,6 +214,9 @@ void CheckpointManager::point(const std::string& target, const std::string& link
 std::string CheckpointManager::save(const nn::Module& model, const optim::Optimizer* opt,
                                     const optim::LRScheduler* sched, const TrainState& state, const Metadata& config,
                                     bool is_best) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);  // here, not at construction: a dry run constructs but never saves
+  if (ec) SX_THROW(IOError, "cannot create checkpoint folder ", dir_, ": ", ec.message());
   char name[64];
   std::snprintf(name, sizeof name, "ckpt-%010lld.safetensors", static_cast<long long>(state.step));
   std::string path = dir_ + "/" + name;

@@ -80,6 +80,7 @@ Metadata read_checkpoint_metadata(const std::string& path);
 class CheckpointManager {
  public:
   // keep_last >= 1: how many ckpt-*.safetensors to keep (best and last are hard links and survive).
+  // The folder is created by the first save.
   CheckpointManager(std::string dir, int keep_last = 3);
   // Saves ckpt-<step>.safetensors, points last.safetensors at it, and also best.safetensors when
   // is_best. Returns the path written.

@@ -53,4 +53,14 @@ ClipResult clip_grad_norm(const std::vector<Tensor>& params, double max_norm, bo
   return r;
 }
 
+void clip_grad_value(const std::vector<Tensor>& params, double clip_value) {
+  SX_CHECK(clip_value > 0 && std::isfinite(clip_value), "clip_grad_value: the value must be positive and finite, got ",
+           clip_value);
+  NoGradGuard ng;
+  for (const auto& p : params) {
+    Tensor g = p.grad();
+    if (g.defined()) g.copy_(clamp(g, -clip_value, clip_value));
+  }
+}
+
 }  // namespace sx::optim

@@ -1,11 +1,14 @@
 // The one training loop; see loop.h for the order of operations and the run folder.
 #include "train/loop/loop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 #include <sstream>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -125,6 +128,34 @@ io::Json history_json(const std::vector<EpochLog>& h, const std::vector<std::str
   return a;
 }
 
+// The probe's estimate (cost_probe.h), printed when the loop shows progress. On CUDA a batch
+// whose biggest version (the largest random scale) would not fit is refused, naming one that fits.
+CostEstimate probe_report(const LoopConfig& cfg, nn::Module& model, const std::vector<double>& times, int64_t batch,
+                          int64_t spe, int64_t steps_left, int64_t epochs_left, bool bar_shown) {
+  CostEstimate c = estimate_cost(times, batch, spe, steps_left);
+  c.peak_bytes = peak_memory_bytes(cfg.device);
+  c.device_bytes = device_memory_bytes(cfg.device);
+  c.memory_source = memory_source(cfg.device);
+  int64_t all_bytes = 0, trainable_bytes = 0;
+  for (const auto& [name, t] : model.state_dict()) all_bytes += t.numel() * static_cast<int64_t>(dtype_size(t.dtype()));
+  for (const Tensor& t : model.trainable_parameters())
+    trainable_bytes += t.numel() * static_cast<int64_t>(dtype_size(t.dtype()));
+  c.fixed_bytes = fixed_training_bytes(all_bytes, trainable_bytes, optimizer_state_slots(cfg.optimizer, cfg.momentum));
+  if (cfg.progress) std::fprintf(stderr, "%s%s\n", bar_shown && isatty(2) ? "\n" : "", format_cost(c, epochs_left).c_str());
+  if (cfg.device.is_cuda() && c.device_bytes > 0 && c.peak_bytes > c.fixed_bytes) {
+    const double s2 = std::max(1.0, cfg.probe_max_scale * cfg.probe_max_scale);
+    const double worst = static_cast<double>(c.fixed_bytes) + static_cast<double>(c.peak_bytes - c.fixed_bytes) * s2;
+    if (worst > 0.95 * static_cast<double>(c.device_bytes)) {
+      const int64_t fits = largest_fitting_batch(c.peak_bytes, c.fixed_bytes, batch, cfg.probe_max_scale, c.device_bytes);
+      SX_THROW(ValueError, cfg.who, ": batch ", batch, " needs about ", human_bytes(static_cast<int64_t>(worst)), " on ",
+               cfg.device.str(), " at the largest random scale ", cfg.probe_max_scale, " (measured ",
+               human_bytes(c.peak_bytes), " in the probe), more than 95% of its ", human_bytes(c.device_bytes),
+               fits > 0 ? "; --batch " + std::to_string(fits) + " fits" : std::string("; not even one image fits: lower --size"));
+    }
+  }
+  return c;
+}
+
 }  // namespace
 
 double EpochLog::get(const std::string& key) const {
@@ -140,6 +171,9 @@ void check_loop_config(const LoopConfig& c) {
            c.nan_policy, "'");
   SX_CHECK(c.val_every >= 1, who, ": val_every must be >= 1, got ", c.val_every);
   SX_CHECK(c.clip_norm >= 0, who, ": clip norm must be >= 0, got ", c.clip_norm);
+  SX_CHECK(c.clip_value >= 0, who, ": clip value must be >= 0, got ", c.clip_value);
+  SX_CHECK(c.probe_steps >= 0, who, ": probe steps must be >= 0, got ", c.probe_steps);
+  SX_CHECK(!c.dry_run || c.probe_steps > 0, who, ": a dry run needs the cost probe (probe steps > 0)");
 }
 
 LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
@@ -147,9 +181,9 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
   const std::string& who = cfg.who;
   const TaskInfo info = task.info();
   nn::Module& model = task.model();
-  run_files::create_run_folder(cfg.out_dir);
+  if (!cfg.dry_run) run_files::create_run_folder(cfg.out_dir);
   const std::string out = cfg.out_dir;
-  run_files::RunLog log(out + "/train.log");
+  run_files::RunLog log(cfg.dry_run ? std::string() : out + "/train.log");  // a dry run writes nothing
 
   const int64_t spe = task.steps_per_epoch();
   SX_CHECK(spe > 0, who, ": the training set yields no batch");
@@ -207,6 +241,11 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
     return finish();
   };
 
+  // The cost probe: the wall time of each of the first steps (data loading included), then the report.
+  std::vector<double> probe_times;
+  if (cfg.probe_steps > 0) reset_peak_memory(cfg.device);
+  const int64_t last_step = cfg.max_steps > 0 ? std::min(total_steps, cfg.max_steps) : total_steps;
+
   for (int64_t epoch = st.epoch; epoch < cfg.epochs; ++epoch) {
     const int64_t left = task.start_epoch(epoch, st.batch_in_epoch);
     model.train();
@@ -217,6 +256,7 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
     double images = 0, lr = opt->lr();
     std::map<std::string, double> term_sum;
     int64_t term_steps = 0;
+    auto t_last = Clock::now();  // the end of the previous step (the probe's clock)
     while (task.next_batch()) {
       lr = sched->apply(*opt, st.step);
       StepLoss sl = task.step();
@@ -241,9 +281,11 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
         res.step_losses.push_back(lv);
         ++st.batch_in_epoch;
         if (bar) bar->update(1, "loss nan (skipped " + std::to_string(res.nan_skipped) + ")");
+        t_last = Clock::now();
         continue;
       }
       sl.total.backward();
+      if (cfg.clip_value > 0) optim::clip_grad_value(opt->params(), cfg.clip_value);
       if (cfg.clip_norm > 0) optim::clip_grad_norm(opt->params(), cfg.clip_norm);
       opt->step();
       opt->zero_grad();
@@ -260,6 +302,21 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
         bar->update(1, "loss " + fmt("%.4f", lv) + " lr " + fmt("%.2e", lr) + " " +
                            fmt(rate >= 10 ? "%.1f" : "%.2f", rate) + " img/s");
       }
+      if (!res.probed && cfg.probe_steps > 0) {
+        probe_times.push_back(seconds_since(t_last));
+        if (static_cast<int64_t>(probe_times.size()) == cfg.probe_steps || st.step >= last_step) {
+          res.cost = probe_report(cfg, model, probe_times, sl.images, spe, last_step - st.step, cfg.epochs - epoch,
+                                  bar != nullptr);
+          res.probed = true;
+          log.line(format_cost(res.cost, cfg.epochs - epoch));
+          if (cfg.dry_run) {
+            if (bar) bar->finish();
+            res.dry_run = true;
+            return finish();
+          }
+        }
+      }
+      t_last = Clock::now();
       // The step hooks: periodic checkpoint, stop signal, step budget.
       if (cfg.ckpt_every > 0 && st.step % cfg.ckpt_every == 0) save(false);
       if (stop_requested()) {

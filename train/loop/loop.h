@@ -8,7 +8,8 @@
 //   lr = schedule(step) -> task.step(): forward and the loss terms -> one host read of the total
 //   and of every term together (the step's only host sync: NaN check, progress line, epoch means)
 //   -> non-finite total? stop naming the step, or skip the step (nan_policy "skip", at most
-//   max_nan_skips) -> backward -> clipping by global norm (clip_norm > 0) -> optimizer step ->
+//   max_nan_skips) -> backward -> clipping by value (clip_value > 0), then by global norm
+//   (clip_norm > 0) -> optimizer step ->
 //   gradients dropped -> step += 1
 // After each step (the hooks, in this order): a periodic checkpoint (every ckpt_every steps); the
 // stop signal (SIGINT/SIGTERM, train/loop/signals.h: checkpoint, exit code 130/143); max_steps
@@ -25,6 +26,10 @@
 // With resume the loop continues from out_dir/last.safetensors (weights, optimizer state, RNG
 // state, position in the epoch, best so far) and history.csv. A task's batches are a function of
 // (seed, epoch, position), so on the CPU a resumed run is bit-identical to an uninterrupted one.
+//
+// The cost probe (cost_probe.h): with probe_steps > 0 the first steps of the call are timed and the
+// estimate printed (and logged); on CUDA a batch that would not fit is refused there. With dry_run
+// the loop returns after the probe and writes nothing.
 //
 // The learning-rate schedule spans epochs x steps_per_epoch() steps; max_steps only stops the run
 // early (a resumed run continues the same schedule).
@@ -43,6 +48,7 @@
 #include "tensor/errors.h"
 #include "tensor/tensor.h"
 #include "train/loop/checkpoint.h"
+#include "train/loop/cost_probe.h"
 
 namespace sx::train {
 
@@ -59,7 +65,8 @@ struct LoopConfig {
   std::string schedule = "cosine";  // cosine | multistep | constant
   int64_t warmup_steps = 0;
   std::string milestones = "0.67,0.89";
-  double clip_norm = 0;             // 0: no clipping
+  double clip_norm = 0;             // clip gradients to this global 2-norm (0: off)
+  double clip_value = 0;            // clip each gradient element to [-v, v] (0: off; before clip_norm)
   int64_t val_every = 1;            // validate every N epochs (and after the last)
   int64_t ckpt_every = 0;           // also checkpoint every N steps (0: epoch ends only)
   int keep_last = 3;
@@ -72,6 +79,13 @@ struct LoopConfig {
   std::string out_dir;
   bool progress = true;             // progress bar and epoch lines on stderr
   Metadata config;                  // the caller's settings, shown in the log's start line
+  // The cost probe (train/loop/cost_probe.h): time the first probe_steps steps of this call and
+  // print the estimated time per epoch and for the run, and the peak memory (0: off). dry_run
+  // stops right after the probe (no checkpoint, no run folder, nothing written). probe_max_scale:
+  // the data's largest random scale (CUDA: the batch check allows for the biggest batches).
+  int64_t probe_steps = 0;
+  bool dry_run = false;
+  double probe_max_scale = 1.0;
 };
 
 // What a task's step returns: the loss to minimise and its named terms (recorded as epoch means).
@@ -153,6 +167,9 @@ struct RunOutcome {
   int64_t epochs_done = 0, nan_skipped = 0;
   double seconds = 0;
   std::vector<double> step_losses;  // the loss of every step this call ran (skipped ones as they were)
+  bool probed = false;              // the cost probe ran (cost holds its estimate)
+  bool dry_run = false;             // stopped after the probe (LoopConfig::dry_run)
+  CostEstimate cost;
 };
 
 struct LoopResult : RunOutcome {

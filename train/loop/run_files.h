@@ -22,6 +22,7 @@ std::string fmt(const char* format, double v);
 void create_run_folder(const std::string& dir);
 
 // train.log: appended (a resumed run continues it); each line is "<utc time>  <text>", flushed.
+// An empty path keeps no file (a dry run writes nothing): line() does nothing.
 class RunLog {
  public:
   explicit RunLog(const std::string& path);

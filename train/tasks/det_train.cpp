@@ -33,7 +33,7 @@ Metadata detector_metadata(const models::DetectionModel& m) {
 
 io::LoaderOptions detection_loader_options(int size, int channels, int batch, bool augment, double hflip,
                                            double scale_min, double scale_max, double rfs_threshold,
-                                           uint64_t seed, int workers) {
+                                           uint64_t seed, int workers, int min_size) {
   io::LoaderOptions lo;
   lo.batch_size = batch;
   lo.workers = workers;
@@ -43,6 +43,11 @@ io::LoaderOptions detection_loader_options(int size, int channels, int batch, bo
                          : (rfs_threshold > 0 ? io::SamplingMode::RepeatFactor : io::SamplingMode::Shuffle);
   lo.rfs_threshold = rfs_threshold > 0 ? rfs_threshold : 0.1;
   lo.transform.size = size;
+  if (min_size > 0) {
+    lo.transform.mode = io::ResizeMode::Shortest;
+    lo.transform.size = min_size;
+    lo.transform.max_size = size;
+  }
   lo.transform.channels = channels;
   lo.transform.hflip_prob = augment ? hflip : 0.0;
   lo.transform.scale_min = augment ? scale_min : 1.0;

@@ -101,8 +101,10 @@ std::vector<eval::ImageEval> to_image_evals(const std::vector<DetPrediction>& pr
 
 // The loader options train-det uses: longest side `size`, [0, 1] pixels (mean 0, std 1),
 // `channels`, flip probability, random scale range, repeat-factor sampling when rfs_threshold > 0.
+// With min_size > 0 the shortest side is resized to min_size instead and the longest capped at
+// `size` (Detectron2's ResizeShortestEdge(min_size, max_size=size)).
 io::LoaderOptions detection_loader_options(int size, int channels, int batch, bool augment, double hflip,
                                            double scale_min, double scale_max, double rfs_threshold,
-                                           uint64_t seed, int workers);
+                                           uint64_t seed, int workers, int min_size = 0);
 
 }  // namespace sx::train

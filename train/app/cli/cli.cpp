@@ -38,6 +38,16 @@ const Args::Opt* Args::find(const std::string& name) const {
   return nullptr;
 }
 
+void Args::set_default(const std::string& name, const std::string& value) {
+  for (auto& o : opts_)
+    if (o.name == name) {
+      if (o.is_flag) SX_THROW(ValueError, "internal: --", name, " is a flag and has no default value");
+      o.def = value;
+      return;
+    }
+  SX_THROW(ValueError, "internal: option --", name, " was not declared");
+}
+
 std::string Args::usage() const {
   std::ostringstream os;
   os << "usage: spinexr " << command_ << " [options]";

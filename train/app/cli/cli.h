@@ -29,6 +29,9 @@ class Args {
   int64_t get_int(const std::string& name) const;     // throws ValueError naming the option
   double get_double(const std::string& name) const;
   bool get_flag(const std::string& name) const { return has(name); }
+  // Replaces an option's default after parse() (a preset: train/app/cli/presets.h). A value given on
+  // the command line still wins, and has() stays false. ValueError for an undeclared option or a flag.
+  void set_default(const std::string& name, const std::string& value);
   const std::vector<std::string>& positionals() const { return positional_values_; }
   std::string usage() const;
 

@@ -56,7 +56,11 @@ int run_eval_det(int argc, char** argv) {
   cli::check_missing_images(ds, out, args);
 
   int size = static_cast<int>(args.get_int("size"));
-  if (size <= 0) size = train::checkpoint_input_size(ckpt);
+  int min_size = 0;  // an explicit --size resizes the longest side; the checkpoint's may resize the shortest
+  if (size <= 0) {
+    size = train::checkpoint_input_size(ckpt);
+    min_size = train::checkpoint_min_size(ckpt);
+  }
 
   Device device = Device::parse(args.get("device"));
   auto model = train::load_detector_checkpoint(ckpt, device);
@@ -66,9 +70,11 @@ int run_eval_det(int argc, char** argv) {
   std::iota(data.pool.begin(), data.pool.end(), 0);
   data.loader = train::detection_loader_options(size, static_cast<int>(model->options().in_channels),
                                                 static_cast<int>(args.get_int("batch")), false, 0, 1, 1, 0, 0,
-                                                static_cast<int>(args.get_int("workers")));
-  std::printf("evaluating %s (%s) on %lld %s images of %s at %d px, on %s\n", ckpt.c_str(), model->model_name().c_str(),
-              static_cast<long long>(ds.size()), split.c_str(), ds.root().c_str(), size, device.str().c_str());
+                                                static_cast<int>(args.get_int("workers")), min_size);
+  const std::string at = min_size > 0 ? "shortest side " + std::to_string(min_size) + " px, longest at most " + std::to_string(size)
+                                     : std::to_string(size) + " px";
+  std::printf("evaluating %s (%s) on %lld %s images of %s at %s, on %s\n", ckpt.c_str(), model->model_name().c_str(),
+              static_cast<long long>(ds.size()), split.c_str(), ds.root().c_str(), at.c_str(), device.str().c_str());
   auto preds = train::predict_detections(*model, data, device, !args.get_flag("quiet"), args.get_int("limit"));
 
   eval::DetEvalConfig cfg;
@@ -78,6 +84,7 @@ int run_eval_det(int argc, char** argv) {
                        {"split", split},
                        {"model", model->model_name()},
                        {"size", size},
+                       {"min_size", min_size},
                        {"detection", eval::det_eval_json(r)}};
   io::write_json_atomic(out + "/metrics.json", js);
   eval::write_pr_curves_png(r, out + "/pr_curves.png", "Precision-recall at IoU 0.5, " + split + " split");

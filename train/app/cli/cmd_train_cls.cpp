@@ -18,6 +18,7 @@
 #include "train/loop/checkpoint.h"
 #include "train/app/cli/cli.h"
 #include "train/app/cli/common_options.h"
+#include "train/app/cli/presets.h"
 #include "train/tasks/cls_data.h"
 #include "train/tasks/cls_train.h"
 
@@ -49,6 +50,7 @@ int run_train_cls(int argc, char** argv) {
       .option("warmup", "100", "linear warmup steps")
       .option("milestones", "0.67,0.89", "multistep: steps, or fractions of all steps, where lr drops 10x")
       .option("clip", "0", "clip gradients to this global norm (0: off)")
+      .option("clip-value", "0", "clip each gradient element to [-v, v], before --clip (0: off)")
       .option("pos-weight", "1", "BCE weight of abnormal samples")
       .option("sampling", "shuffle", "shuffle | balanced (normal and abnormal equally likely)")
       .option("hflip", "0.5", "horizontal flip probability")
@@ -75,8 +77,12 @@ int run_train_cls(int argc, char** argv) {
       .flag("skip-bad-rows", "skip (and count) bad annotation rows instead of stopping");
   sx::cli::add_allow_missing_option(args).flag("quiet", "no progress bar");
   sx::cli::add_precision_options(args);
+  sx::cli::add_cost_probe_options(args);
+  sx::cli::add_preset_option(args);
   if (!args.parse(argc, argv)) return 0;
   sx::cli::apply_precision_options(args);
+  const cli::Preset preset = cli::find_preset(args.get("preset"), "train-cls");
+  std::string preset_report = cli::apply_preset(preset, args);
 
   if (args.get_int("threads") > 0) omp_set_num_threads(static_cast<int>(args.get_int("threads")));
   ClsDataOptions d;
@@ -124,6 +130,10 @@ int run_train_cls(int argc, char** argv) {
 
   ClsData data = open_cls_data(d, /*split_validation=*/true);
   cli::print_missing_note(data.missing_note, out);
+  preset_report += cli::apply_preset_epochs(preset, args, static_cast<double>(data.split.train.size()));
+  if (!preset_report.empty()) std::printf("%s", preset_report.c_str());
+  config["epochs"] = args.get("epochs");
+  for (const auto& [k, v] : cli::preset_config(preset, args)) config[k] = v;
   int64_t pos_train = 0, pos_val = 0;
   for (int64_t i : data.split.train) pos_train += data.dataset->sample(i).label;
   for (int64_t i : data.split.val) pos_val += data.dataset->sample(i).label;
@@ -160,6 +170,7 @@ int run_train_cls(int argc, char** argv) {
   c.warmup_steps = args.get_int("warmup");
   c.milestones = args.get("milestones");
   c.clip_norm = args.get_double("clip");
+  c.clip_value = args.get_double("clip-value");
   c.pos_weight = args.get_double("pos-weight");
   c.val_every = args.get_int("val-every");
   c.ckpt_every = args.get_int("ckpt-every");
@@ -178,9 +189,10 @@ int run_train_cls(int argc, char** argv) {
   c.out_dir = out;
   c.progress = !args.get_flag("quiet");
   c.config = config;
+  cli::apply_cost_probe_options(args, c);
 
-  std::filesystem::create_directories(out);
-  if (!resume) {
+  if (!c.dry_run) std::filesystem::create_directories(out);
+  if (!resume && !c.dry_run) {
     io::Json w = io::Json::object();
     for (const auto& [k, v] : config) w[k] = v;
     w["command"] = std::vector<std::string>(argv, argv + argc);
@@ -191,6 +203,10 @@ int run_train_cls(int argc, char** argv) {
   // Precise BN reads training images in the training order and augmentation of each epoch.
   LoaderClsSource bn_batches(*data.dataset, data.split.train, cls_loader_options(d, true));
   ClsTrainResult r = trainer.fit(train, &val, resume, &bn_batches);
+  if (r.dry_run) {
+    std::printf("dry run: stopped after the cost probe (%lld steps); nothing written\n", static_cast<long long>(r.steps));
+    return 0;
+  }
   if (r.interrupted) {
     std::printf("interrupted at step %lld; continue with: spinexr train-cls ... --out %s --resume\n",
                 static_cast<long long>(r.steps), out.c_str());

@@ -1,11 +1,14 @@
 // spinexr train-det: train a lesion detector (RetinaNet or Faster R-CNN) on a VinDr-SpineXR dataset.
 #include <cstdio>
+#include <string>
 
 #include "io/dataset.h"
 #include "models/detection_model.h"
 #include "train/app/cli/cli.h"
 #include "train/app/cli/common_options.h"
 #include "train/app/cli/det_cli_common.h"
+#include "train/app/cli/presets.h"
+#include "train/tasks/det_geometry.h"
 #include "train/tasks/det_train.h"
 
 namespace {
@@ -18,20 +21,26 @@ int run_train_det(int argc, char** argv) {
   args.required("data", "dataset root (release or flat layout)")
       .option("cache", "", "a `spinexr prepare` cache to read instead of the DICOM files")
       .option("model", "retinanet", "retinanet | faster_rcnn")
-      .option("size", "512", "longest image side after resizing")
+      .option("size", std::to_string(sx::train::kDefaultDetectorSize),
+              "longest image side after resizing (with --min-size: the cap on the longest side)")
+      .option("min-size", "0", "resize the shortest side to this instead, the longest capped at --size (0: off)")
       .option("epochs", "12", "epochs")
       .option("batch", "4", "images per batch")
       .option("lr", "0.01", "base learning rate")
       .option("optimizer", "sgd", "sgd | adamw")
       .option("weight-decay", "0.0001", "weight decay (not on norm weights and biases)")
       .option("schedule", "cosine", "cosine | multistep | constant")
+      .option("milestones", "0.67,0.89", "multistep: steps, or fractions of all steps, where lr drops 10x")
       .option("warmup", "100", "linear warm-up steps")
       .option("clip", "0", "clip gradients to this global norm (0: off)")
+      .option("clip-value", "0", "clip each gradient element to [-v, v], before --clip (0: off)")
       .option("device", "cpu", "cpu | cuda | cuda:N")
       .required("out", "run folder")
       .option("weights", "", "initial weights (.safetensors): a detector or a ResNet (ImageNet) checkpoint")
       .flag("resume", "continue from OUT/last.safetensors")
       .option("repeat-factor", "0", "repeat-factor sampling threshold t (0: off; the paper uses 0.1)")
+      .option("normal-images", "keep", "keep | skip: train on the images without a box too, or leave them out\n"
+              "      (validation keeps them: boxes on normal images are false positives)")
       .option("hflip", "0.5", "horizontal flip probability")
       .option("scale-min", "0.8", "scale jitter: smallest factor on --size")
       .option("scale-max", "1.2", "scale jitter: largest factor on --size")
@@ -44,12 +53,22 @@ int run_train_det(int argc, char** argv) {
               "with --norm batchnorm: at each epoch end recompute BatchNorm statistics with the current\n"
               "      weights over this many training batches before validating and checkpointing (0: off)")
       .option("ckpt-every", "0", "also checkpoint every N steps")
-      .option("nan", "stop", "on a non-finite loss: stop | skip");
+      .option("nan", "stop", "on a non-finite loss: stop | skip")
+      .flag("allow-low-coverage", "train even when under 90% of the boxes have an anchor at IoU >= 0.5");
   sx::cli::add_allow_missing_option(args);
-  sx::cli::add_detector_options(args);
+  sx::cli::DetectorOptionDefaults det_defaults;
+  det_defaults.anchor_base = std::to_string(static_cast<int>(sx::train::kDefaultAnchorBase));
+  sx::cli::add_detector_options(args, det_defaults);
   sx::cli::add_precision_options(args);
+  sx::cli::add_cost_probe_options(args);
+  sx::cli::add_preset_option(args);
   if (!args.parse(argc, argv)) return 0;
   sx::cli::apply_precision_options(args);
+  const sx::cli::Preset preset = sx::cli::find_preset(args.get("preset"), "train-det");
+  std::string preset_report = sx::cli::apply_preset(preset, args);
+  const std::string normal_images = args.get("normal-images");
+  SX_CHECK(normal_images == "keep" || normal_images == "skip", "--normal-images must be keep or skip, got '",
+           normal_images, "'");
 
   const std::string root = args.get("cache").empty() ? args.get("data") : args.get("cache");
   sx::io::DatasetOptions dopt;
@@ -59,6 +78,28 @@ int run_train_det(int argc, char** argv) {
   sx::cli::check_missing_images(ds, args.get("out"), args);
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed"));
   auto split = sx::io::split_by_study(ds, args.get_double("val-fraction"), seed);
+  if (normal_images == "skip") {
+    std::vector<int64_t> with_boxes;
+    for (int64_t i : split.train)
+      if (!ds.sample(i).boxes.empty()) with_boxes.push_back(i);
+    std::fprintf(stderr, "train-det: %zu training images without a box left out (--normal-images skip)\n",
+                 split.train.size() - with_boxes.size());
+    split.train = std::move(with_boxes);
+  }
+  SX_CHECK(!split.train.empty(), "no training image left (", ds.size(), " images in ", root, ")");
+  // An epoch's images: with repeat-factor sampling, rare-class images count their repeat factor.
+  double epoch_images = static_cast<double>(split.train.size());
+  if (args.get_double("repeat-factor") > 0) {
+    epoch_images = 0;
+    for (double f : sx::io::repeat_factors(ds, split.train, args.get_double("repeat-factor"))) epoch_images += f;
+  }
+  preset_report += sx::cli::apply_preset_epochs(preset, args, epoch_images);
+  if (!preset_report.empty()) std::fprintf(stderr, "%s", preset_report.c_str());
+  // The anchors must reach the training boxes (train/tasks/det_geometry.h): printed, and a stop below 90%.
+  sx::train::check_anchor_coverage(ds, split.train,
+                                   {args.get("model"), args.get_double("anchor-base"), static_cast<int>(args.get_int("size")),
+                                    static_cast<int>(args.get_int("min-size"))},
+                                   args.get_flag("allow-low-coverage"));
 
   sx::models::DetectorOptions o = sx::cli::detector_options_from_args(args, args.get("model"));
   o.num_classes = ds.classes().num_classes();
@@ -71,16 +112,19 @@ int run_train_det(int argc, char** argv) {
   }
 
   const int size = static_cast<int>(args.get_int("size"));
+  const int min_size = static_cast<int>(args.get_int("min-size"));
+  SX_CHECK(min_size >= 0, "--min-size must be >= 0, got ", min_size);
   const int batch = static_cast<int>(args.get_int("batch"));
   const int workers = static_cast<int>(args.get_int("workers"));
   sx::train::DetData train{&ds, split.train,
                            sx::train::detection_loader_options(size, static_cast<int>(o.in_channels), batch, true,
                                                                args.get_double("hflip"), args.get_double("scale-min"),
                                                                args.get_double("scale-max"),
-                                                               args.get_double("repeat-factor"), seed, workers)};
+                                                               args.get_double("repeat-factor"), seed, workers,
+                                                               min_size)};
   sx::train::DetData val{&ds, split.val,
                          sx::train::detection_loader_options(size, static_cast<int>(o.in_channels), batch, false, 0,
-                                                             1, 1, 0, seed, workers)};
+                                                             1, 1, 0, seed, workers, min_size)};
 
   sx::train::DetTrainConfig cfg;
   cfg.epochs = args.get_int("epochs");
@@ -88,8 +132,10 @@ int run_train_det(int argc, char** argv) {
   cfg.optimizer = args.get("optimizer");
   cfg.weight_decay = args.get_double("weight-decay");
   cfg.schedule = args.get("schedule");
+  cfg.milestones = args.get("milestones");
   cfg.warmup_steps = args.get_int("warmup");
   cfg.clip_norm = args.get_double("clip");
+  cfg.clip_value = args.get_double("clip-value");
   cfg.val_every = args.get_int("val-every");
   cfg.ckpt_every = args.get_int("ckpt-every");
   cfg.max_steps = args.get_int("max-steps");
@@ -101,11 +147,21 @@ int run_train_det(int argc, char** argv) {
   cfg.out_dir = args.get("out");
   cfg.class_names = ds.classes().class_names();
   cfg.config = {{"size", std::to_string(size)}, {"data", args.get("data")}, {"channels", std::to_string(o.in_channels)}};  // stored as config.*
-  std::fprintf(stderr, "train-det: %s/%s, %zu training and %zu validation images, %d px, device %s\n",
-               args.get("model").c_str(), o.arch.c_str(), split.train.size(), split.val.size(), size,
+  if (min_size > 0) cfg.config["min_size"] = std::to_string(min_size);
+  for (const auto& [k, v] : sx::cli::preset_config(preset, args)) cfg.config[k] = v;
+  sx::cli::apply_cost_probe_options(args, cfg);
+  cfg.probe_max_scale = args.get_double("scale-max");
+  std::fprintf(stderr, "train-det: %s/%s, %zu training and %zu validation images, %s, device %s\n",
+               args.get("model").c_str(), o.arch.c_str(), split.train.size(), split.val.size(),
+               (min_size > 0 ? "shortest side " + std::to_string(min_size) + " px, longest at most " + std::to_string(size)
+                             : std::to_string(size) + " px").c_str(),
                cfg.device.str().c_str());
   sx::train::DetTrainer trainer(*model, cfg);
   auto res = trainer.fit(train, split.val.empty() ? nullptr : &val, args.get_flag("resume"));
+  if (res.dry_run) {
+    std::printf("dry run: stopped after the cost probe (%lld steps); nothing written\n", static_cast<long long>(res.steps));
+    return 0;
+  }
   std::printf("%s: %lld steps in %.1f s%s; checkpoints in %s\n", res.interrupted ? "interrupted" : "done",
               static_cast<long long>(res.steps), res.seconds,
               res.best_map50 >= 0 ? (", best val mAP@0.5 " + std::to_string(res.best_map50)).c_str() : "",

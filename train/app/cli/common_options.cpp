@@ -60,6 +60,19 @@ void apply_precision_options(const Args& args) {
 #endif
 }
 
+Args& add_cost_probe_options(Args& args) {
+  return args
+      .option("probe-steps", "5",
+              "time the first N steps and print the estimated time per epoch and for the run, and the peak\n"
+              "      memory against the device's (0: off; on CUDA a batch that would not fit is refused)")
+      .flag("dry-run", "stop after the cost probe, writing nothing");
+}
+
+void apply_cost_probe_options(const Args& args, train::LoopConfig& cfg) {
+  cfg.probe_steps = args.get_int("probe-steps");
+  cfg.dry_run = args.get_flag("dry-run");
+}
+
 void check_eval_split(const std::string& split) {
   SX_CHECK(split == "test" || split == "train", "--split must be test or train, got '", split, "'");
 }

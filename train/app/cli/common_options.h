@@ -6,6 +6,7 @@
 
 #include "io/dataset.h"
 #include "train/app/cli/cli.h"
+#include "train/loop/loop.h"
 
 namespace sx::cli {
 
@@ -28,6 +29,10 @@ Args& add_precision_options(Args& args);
 // After parsing: applies them (ValueError for an unknown --precision). No effect on the CPU, which
 // always computes in full float32.
 void apply_precision_options(const Args& args);
+// Declares --probe-steps (5) and --dry-run: the training commands' cost probe (train/loop/cost_probe.h).
+Args& add_cost_probe_options(Args& args);
+// Reads them into the loop's settings (a dry run with --probe-steps 0 is refused by the loop).
+void apply_cost_probe_options(const Args& args, train::LoopConfig& cfg);
 // ValueError unless the split is "test" or "train".
 void check_eval_split(const std::string& split);
 // --out, or when it is empty <checkpoint folder>/<folder_name> ("." when the checkpoint path has no

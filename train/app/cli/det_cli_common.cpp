@@ -1,8 +1,7 @@
 #include "train/app/cli/det_cli_common.h"
 
-#include <cmath>
 
-#include "models/anchors.h"
+#include "models/anchor_coverage.h"
 #include "models/detection_backbone.h"
 #include "train/loop/checkpoint.h"
 
@@ -33,13 +32,7 @@ models::DetectorOptions detector_options_from_args(const Args& args, const std::
   else SX_THROW(ValueError, "--norm must be frozen or batchnorm, got '", norm, "'");
   const double base = args.get_double("anchor-base");
   SX_CHECK(base >= 0, "--anchor-base must be >= 0, got ", base);
-  if (base > 0) {
-    if (model == "retinanet") {
-      o.anchor_sizes = models::retinanet_anchors(base).sizes;
-    } else {
-      for (int l = 0; l < 5; ++l) o.anchor_sizes.push_back({base * std::pow(2.0, l)});
-    }
-  }
+  if (base > 0) o.anchor_sizes = models::detector_anchor_layout(model, base).anchors.sizes;  // per model
   o.score_thresh = args.get_double("score-thresh");
   o.nms_thresh = args.get_double("nms-thresh");
   o.detections_per_img = args.get_int("detections");
