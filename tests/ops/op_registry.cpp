@@ -354,14 +354,18 @@ std::vector<OpCase> build_registry() {
               return S{G(add(t, away(g, {4, 5}, -1, 1, {0.0}))), C(t)};
             },
             [](const V& in) { return nn::l1_loss(in[0], in[1], nn::Reduction::Sum); }, {}, kReduce});
-  add_case({"giou_loss", {"minimum", "maximum", "relu", "div", "slice", "squeeze", "rsub"},
-            [](Generator& g) {
-              // Overlapping and disjoint pairs, every coordinate pair distinct (no min/max ties).
-              Tensor b1 = Tensor::from_vector({0, 0, 4, 3, 1, 1, 3, 5, 0, 0, 2, 2}, {3, 4}, DType::Float64);
-              Tensor b2 = Tensor::from_vector({1, 0.5, 5, 2.5, 0.5, 2, 4, 6, 3, 3.5, 5, 6}, {3, 4}, DType::Float64);
-              return S{G(add(b1, uniform(g, {3, 4}, -0.1, 0.1))), G(add(b2, uniform(g, {3, 4}, -0.1, 0.1)))};
-            },
-            [](const V& in) { return nn::giou_loss(in[0], in[1], nn::Reduction::None); }});
+  // giou_loss (layers/loss.cpp over kernels/box_ops/giou_loss): fused forward, explicit backward.
+  c = {"giou_loss", {"giou_loss"},
+       [](Generator& g) {
+         // Overlapping and disjoint pairs, every coordinate pair distinct (no min/max ties).
+         Tensor b1 = Tensor::from_vector({0, 0, 4, 3, 1, 1, 3, 5, 0, 0, 2, 2}, {3, 4}, DType::Float64);
+         Tensor b2 = Tensor::from_vector({1, 0.5, 5, 2.5, 0.5, 2, 4, 6, 3, 3.5, 5, 6}, {3, 4}, DType::Float64);
+         return S{G(add(b1, uniform(g, {3, 4}, -0.1, 0.1))), G(add(b2, uniform(g, {3, 4}, -0.1, 0.1)))};
+       },
+       [](const V& in) { return nn::giou_loss(in[0], in[1], nn::Reduction::None); }};
+  c.naive = [](const V& in) { return giou_loss_composed(in[0], in[1], 1e-7); };
+  c.naive_what = "composed: torchvision's formula from minimum/maximum/relu/div";
+  add_case(c);
 
   // sigmoid_focal_loss (layers/loss.cpp over kernels/focal_loss): targets positive, background, ignored.
   auto focal_inputs = [](Generator& g) {
