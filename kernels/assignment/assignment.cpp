@@ -27,6 +27,7 @@
 // Ties are broken by the first column with the smallest minv (deterministic).
 #include "kernels/assignment/assignment.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>

@@ -14,6 +14,9 @@
 // too. A CUDA tensor is refused with a clear error rather than copied silently (no hidden syncs).
 // The algorithm (O(n^2 m), shortest augmenting paths with potentials) is explained in assignment.cpp.
 #pragma once
+#include <cstdint>
+#include <vector>
+
 #include "tensor/tensor.h"
 
 namespace sx::kernels {
