@@ -1,7 +1,8 @@
 // Loss functions composed from differentiable ops (the gradients come from autograd), and the
-// focal loss's autograd node over its fused kernels.
+// autograd nodes of the fused focal and GIoU losses over their kernels.
 #include "layers/loss.h"
 
+#include "kernels/box_ops/giou_loss.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 
@@ -108,20 +109,13 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
 }
 
 Tensor giou_loss(const Tensor& b1, const Tensor& b2, Reduction reduction, double eps) {
-  SX_CHECK(b1.dim() >= 1 && b1.size(-1) == 4, "giou_loss: boxes must be [..., 4], got ", shape_str(b1.shape()));
-  check_same(b1, b2, "giou_loss");
-  Tensor x1 = b1.select(-1, 0), y1 = b1.select(-1, 1), x2 = b1.select(-1, 2), y2 = b1.select(-1, 3);
-  Tensor x1g = b2.select(-1, 0), y1g = b2.select(-1, 1), x2g = b2.select(-1, 2), y2g = b2.select(-1, 3);
-  // Intersection: zero unless both extents are positive.
-  Tensor iw = relu(sub(minimum(x2, x2g), maximum(x1, x1g)));
-  Tensor ih = relu(sub(minimum(y2, y2g), maximum(y1, y1g)));
-  Tensor inter = mul(iw, ih);
-  Tensor uni = sub(add(mul(sub(x2, x1), sub(y2, y1)), mul(sub(x2g, x1g), sub(y2g, y1g))), inter);
-  Tensor iou = div(inter, add(uni, eps));
-  // Smallest enclosing box.
-  Tensor area_c = mul(sub(maximum(x2, x2g), minimum(x1, x1g)), sub(maximum(y2, y2g), minimum(y1, y1g)));
-  Tensor giou = sub(iou, div(sub(area_c, uni), add(area_c, eps)));
-  Tensor l = rsub(1.0, giou);
+  // The fused kernel (kernels/box_ops/giou_loss.h) per pair; the reduction composes on top of it.
+  Tensor x1 = b1.detach(), x2 = b2.detach();
+  Tensor l = kernels::giou_loss_forward(x1, x2, eps);
+  l = attach_grad(l, "giou_loss", {b1, b2}, [x1, x2, eps](const Tensor& g) {
+    auto [g1, g2] = kernels::giou_loss_backward(g, x1, x2, eps);
+    return std::vector<Tensor>{g1, g2};
+  });
   if (reduction == Reduction::Mean && l.numel() == 0) return mul(sum(l), 0.0);
   return reduce(l, reduction);
 }

@@ -10,8 +10,9 @@
 //   label_smoothing eps mixes in the uniform distribution like torch.
 // smooth_l1_loss (torch's, beta): |d| < beta ? 0.5 d^2 / beta : |d| - 0.5 beta; beta == 0 is L1.
 // l1_loss: |input - target|.
-// giou_loss (torchvision.ops.generalized_box_iou_loss): boxes [N, 4] as (x1, y1, x2, y2),
-//   1 - GIoU, with eps in the divisions.
+// giou_loss (torchvision.ops.generalized_box_iou_loss): boxes [..., 4] as (x1, y1, x2, y2),
+//   1 - GIoU, with eps in the divisions: the autograd binding of kernels/box_ops/giou_loss (fused
+//   per-pair forward and explicit backward, math in giou_loss_math.h), reductions on top.
 // sigmoid_focal_loss (torchvision.ops.sigmoid_focal_loss, RetinaNet's classification loss): the
 //   autograd binding of kernels/focal_loss (fused forward and backward; formula, target coding
 //   and reductions documented there).

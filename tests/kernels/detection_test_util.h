@@ -17,9 +17,11 @@ namespace sx::test {
 class DetectionFixture {
  public:
   // group: roi, ms, nms, fl, box, coder, anchors, match, edge -> tests/data/<dir>/detection_<group>.txt
-  // (dir "models" for losses: scripts/fixtures/models_detection_losses.py)
+  // (dir "models" for losses: scripts/fixtures/models_detection_losses.py). A group with a dot is a
+  // file name of its own in that dir (same format, e.g. "transformer.txt" of layers_transformer.py).
   explicit DetectionFixture(const std::string& group, const std::string& dir = "kernels") {
-    const std::string path = std::string(SX_TEST_DATA_DIR) + "/" + dir + "/detection_" + group + ".txt";
+    const std::string file = group.find('.') != std::string::npos ? group : "detection_" + group + ".txt";
+    const std::string path = std::string(SX_TEST_DATA_DIR) + "/" + dir + "/" + file;
     std::ifstream f(path);
     if (!f) throw std::runtime_error("cannot open fixture " + path);
     std::string header, body;

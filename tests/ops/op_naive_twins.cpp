@@ -192,4 +192,16 @@ Tensor max_pool2d_composed(const Tensor& x, int64_t k, int64_t s) {
   return sx::max(stack(taps, 0), 0).first;
 }
 
+Tensor giou_loss_composed(const Tensor& b1, const Tensor& b2, double eps) {
+  Tensor x1 = b1.select(-1, 0), y1 = b1.select(-1, 1), x2 = b1.select(-1, 2), y2 = b1.select(-1, 3);
+  Tensor x1g = b2.select(-1, 0), y1g = b2.select(-1, 1), x2g = b2.select(-1, 2), y2g = b2.select(-1, 3);
+  Tensor iw = relu(sub(minimum(x2, x2g), maximum(x1, x1g)));  // intersection: 0 unless both > 0
+  Tensor ih = relu(sub(minimum(y2, y2g), maximum(y1, y1g)));
+  Tensor inter = mul(iw, ih);
+  Tensor uni = sub(add(mul(sub(x2, x1), sub(y2, y1)), mul(sub(x2g, x1g), sub(y2g, y1g))), inter);
+  Tensor iou = div(inter, add(uni, eps));
+  Tensor area_c = mul(sub(maximum(x2, x2g), minimum(x1, x1g)), sub(maximum(y2, y2g), minimum(y1, y1g)));
+  return rsub(1.0, sub(iou, div(sub(area_c, uni), add(area_c, eps))));
+}
+
 }  // namespace sx::test::twins

@@ -36,5 +36,8 @@ kernels::labs::FocalResult focal_composed_step(const Tensor& x, const Tensor& ta
 Tensor adaptive_avg_pool2d_composed(const Tensor& x, int64_t oh, int64_t ow);
 Tensor upsample_composed(const Tensor& x, int64_t oh, int64_t ow, double sh, double sw);
 Tensor max_pool2d_composed(const Tensor& x, int64_t k, int64_t s);
+// torchvision.ops.generalized_box_iou_loss (reduction none) written with primitive ops: the GIoU
+// kernel's twin (kernels/box_ops/giou_loss fuses it).
+Tensor giou_loss_composed(const Tensor& b1, const Tensor& b2, double eps);
 
 }  // namespace sx::test::twins

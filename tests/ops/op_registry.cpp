@@ -354,14 +354,18 @@ std::vector<OpCase> build_registry() {
               return S{G(add(t, away(g, {4, 5}, -1, 1, {0.0}))), C(t)};
             },
             [](const V& in) { return nn::l1_loss(in[0], in[1], nn::Reduction::Sum); }, {}, kReduce});
-  add_case({"giou_loss", {"minimum", "maximum", "relu", "div", "slice", "squeeze", "rsub"},
-            [](Generator& g) {
-              // Overlapping and disjoint pairs, every coordinate pair distinct (no min/max ties).
-              Tensor b1 = Tensor::from_vector({0, 0, 4, 3, 1, 1, 3, 5, 0, 0, 2, 2}, {3, 4}, DType::Float64);
-              Tensor b2 = Tensor::from_vector({1, 0.5, 5, 2.5, 0.5, 2, 4, 6, 3, 3.5, 5, 6}, {3, 4}, DType::Float64);
-              return S{G(add(b1, uniform(g, {3, 4}, -0.1, 0.1))), G(add(b2, uniform(g, {3, 4}, -0.1, 0.1)))};
-            },
-            [](const V& in) { return nn::giou_loss(in[0], in[1], nn::Reduction::None); }});
+  // giou_loss (layers/loss.cpp over kernels/box_ops/giou_loss): fused forward, explicit backward.
+  c = {"giou_loss", {"giou_loss"},
+       [](Generator& g) {
+         // Overlapping and disjoint pairs, every coordinate pair distinct (no min/max ties).
+         Tensor b1 = Tensor::from_vector({0, 0, 4, 3, 1, 1, 3, 5, 0, 0, 2, 2}, {3, 4}, DType::Float64);
+         Tensor b2 = Tensor::from_vector({1, 0.5, 5, 2.5, 0.5, 2, 4, 6, 3, 3.5, 5, 6}, {3, 4}, DType::Float64);
+         return S{G(add(b1, uniform(g, {3, 4}, -0.1, 0.1))), G(add(b2, uniform(g, {3, 4}, -0.1, 0.1)))};
+       },
+       [](const V& in) { return nn::giou_loss(in[0], in[1], nn::Reduction::None); }};
+  c.naive = [](const V& in) { return giou_loss_composed(in[0], in[1], 1e-7); };
+  c.naive_what = "composed: torchvision's formula from minimum/maximum/relu/div";
+  add_case(c);
 
   // sigmoid_focal_loss (layers/loss.cpp over kernels/focal_loss): targets positive, background, ignored.
   auto focal_inputs = [](Generator& g) {
@@ -488,6 +492,32 @@ std::vector<OpCase> build_registry() {
   c.naive = [](const V& in) { return multiscale_roi_align_naive({in[0], in[1]}, in[2]); };
   c.naive_what = "product naive loops: multilevel RoiAlignAlgo::Naive vs Fast";
   add_case(c);
+
+  // ---- layers/layer_norm.cpp, layers/attention.cpp (composed; Sparse R-CNN's transformer parts) ----
+  c = {"layer_norm_affine", {"sum", "div", "sub", "mul", "sqrt", "add"},
+       [](Generator& g) {
+         return S{G(uniform(g, {2, 3, 6}, -2, 2)), G(positive(g, {6})), G(uniform(g, {6}, -1, 1))};
+       },
+       [](const V& in) { return nn::layer_norm(in[0], in[1], in[2], 1e-5); }, {}, kReduce};
+  add_case(c);
+  // Multi-head attention, parameters as inputs: in_proj_weight [3E, E], in_proj_bias, out_proj
+  // weight and bias, loaded into an nn::MultiheadAttention(4, 2) whose parameters the inputs then are.
+  auto mha = [](const V& in, bool masked) {
+    nn::MultiheadAttention m(4, 2);
+    m.in_proj_weight = in[3], m.in_proj_bias = in[4], m.out_proj->weight = in[5], m.out_proj->bias = in[6];
+    if (!masked) return m.forward(in[0], in[1], in[2], Tensor(), Tensor(), false).output;
+    const Tensor kpm = Tensor::from_vector({0, 1, 0, 0, 0, 0, 0, 1}, {2, 4}, DType::Bool).to(in[0].device());
+    return m.forward(in[0], in[1], in[2], kpm, Tensor(), false).output;
+  };
+  auto mha_inputs = [](Generator& g) {
+    return S{G(uniform(g, {3, 2, 4}, -1, 1)), G(uniform(g, {4, 2, 4}, -1, 1)), G(uniform(g, {4, 2, 4}, -1, 1)),
+             G(uniform(g, {12, 4}, -0.8, 0.8)), G(uniform(g, {12}, -0.3, 0.3)), G(uniform(g, {4, 4}, -0.8, 0.8)),
+             G(uniform(g, {4}, -0.3, 0.3))};
+  };
+  add_case({"multihead_attention", {"matmul", "softmax", "permute", "view", "slice", "div", "add"}, mha_inputs,
+            [mha](const V& in) { return mha(in, false); }, {}, kReduce});
+  add_case({"multihead_attention_key_padding_mask", {"matmul", "softmax", "where"}, mha_inputs,
+            [mha](const V& in) { return mha(in, true); }, {}, kReduce});
 
   return R;
 }
