@@ -107,4 +107,11 @@ io::LoaderOptions detection_loader_options(int size, int channels, int batch, bo
                                            double scale_min, double scale_max, double rfs_threshold,
                                            uint64_t seed, int workers, int min_size = 0);
 
+// train-det's --augment on a training loader's options: "none" (no flip, no random scale),
+// "flip-scale" (flip with probability hflip, random scale in [scale_min, scale_max]: the default), or
+// "autoaugment-v2" (AutoAugment policy v2 after the resize, io/autoaugment.h, plus the flip, without
+// random scale: the VinDr-SpineXR authors' SpineAutoAugmentMapper). Throws ValueError on another mode.
+void set_detection_augment(io::LoaderOptions& lo, const std::string& mode, double hflip, double scale_min,
+                           double scale_max);
+
 }  // namespace sx::train
