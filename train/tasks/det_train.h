@@ -5,8 +5,8 @@
 //
 // Data: io::Dataset + io::DataLoader (io/dataset.h), whose batch order and augmentation (horizontal
 // flip, random scale or AutoAugment v2, repeat-factor sampling) are pure functions of (seed, epoch,
-// position): so a resumed run sees the same batches. The loader is asked for [0, 1] pixels (mean 0, std 1): the
-// models normalise inside (models/image_list.h).
+// position): so a resumed run sees the same batches. The loader is asked for [0, 1] pixels (mean 0,
+// std 1): the models normalise inside (models/image_list.h).
 //
 // What the task adds to the loop: the step's loss is the sum of the model's loss terms (recorded
 // one by one per epoch); the validation is the mAP@0.5 with the paper's protocol (train/eval/det_eval.h)
