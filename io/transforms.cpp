@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "io/autoaugment.h"
 #include "tensor/errors.h"
 #include "tensor/random_math.h"
 
@@ -160,6 +161,8 @@ Transformed apply_transforms(const GreyF& img, const std::vector<Box>& boxes, co
         b.x1 = x1, b.x2 = x2;
       }
     }
+    if (opt.autoaugment != AutoAugmentPolicy::None)
+      apply_autoaugment(opt.autoaugment, r, t.boxes, *rng, autoaugment_pixel_scale(rw, rh));
     const float bright = opt.brightness > 0 ? static_cast<float>(rng->uniform(-opt.brightness, opt.brightness)) : 0.0f;
     const float contrast = opt.contrast > 0 ? static_cast<float>(rng->uniform(1 - opt.contrast, 1 + opt.contrast)) : 1.0f;
     const float gamma = opt.gamma > 0 ? static_cast<float>(std::exp(rng->uniform(-opt.gamma, opt.gamma))) : 1.0f;

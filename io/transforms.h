@@ -8,9 +8,9 @@
 //
 // Pipeline of apply_transforms (augmentations only when an Rng is given):
 //   resize (longest or shortest side to `size`, aspect kept; times a random scale when asked)
-//   -> horizontal flip (p = hflip_prob) -> brightness / contrast / gamma -> pad to a multiple of
-//   pad_multiple (with 0 = air, before normalisation) -> the loader normalises ((v - mean) / std)
-//   and repeats the grey plane to `channels`.
+//   -> horizontal flip (p = hflip_prob) -> an AutoAugment sub-policy (io/autoaugment.h)
+//   -> brightness / contrast / gamma -> pad to a multiple of pad_multiple (with 0 = air, before
+//   normalisation) -> the loader normalises ((v - mean) / std) and repeats the grey plane to `channels`.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -36,6 +36,11 @@ GreyF resize_image(const GreyF& src, int new_w, int new_h);
 void resize_image(const float* src, int w, int h, float* dst, int new_w, int new_h);
 
 enum class ResizeMode { Longest, Shortest };
+
+// AutoAugment-for-detection policies (io/autoaugment.h).
+enum class AutoAugmentPolicy { None, V2 };
+AutoAugmentPolicy parse_autoaugment_policy(const std::string& s);  // "none" | "v2"
+const char* autoaugment_policy_name(AutoAugmentPolicy p);
 ResizeMode parse_resize_mode(const std::string& s);  // "longest" | "shortest"
 
 struct TransformOptions {
@@ -50,6 +55,7 @@ struct TransformOptions {
   double brightness = 0.0;                // add U(-b, b)
   double contrast = 0.0;                  // (v - 0.5) * U(1 - c, 1 + c) + 0.5
   double gamma = 0.0;                     // v ^ exp(U(-g, g))
+  AutoAugmentPolicy autoaugment = AutoAugmentPolicy::None;  // after resize and flip, as the reference
   // Output (used by the loader):
   int channels = 1;                       // grey repeated to 1 or 3 channels
   float mean = 0.5f, std = 0.25f;         // normalisation of the [0, 1] values

@@ -209,6 +209,27 @@ TEST(DetTrainer, MinSizeResizesTheShortestSideCappedAtTheSize) {
   EXPECT_FLOAT_EQ(io::resize_scale(1172, 1485, longest.transform), 1333.0f / 1485);
 }
 
+// --augment: none, flip-scale (the default: flip and random scale) and autoaugment-v2 (the policy
+// plus the flip, no random scale, as the VinDr-SpineXR authors' mapper).
+TEST(DetTrainer, AugmentModesSetTheLoaderAugmentation) {
+  io::LoaderOptions lo = detection_loader_options(64, 1, 2, true, 0.5, 0.8, 1.2, 0, 0, 0);
+  set_detection_augment(lo, "flip-scale", 0.5, 0.8, 1.2);
+  EXPECT_EQ(lo.transform.hflip_prob, 0.5);
+  EXPECT_EQ(lo.transform.scale_min, 0.8);
+  EXPECT_EQ(lo.transform.scale_max, 1.2);
+  EXPECT_EQ(lo.transform.autoaugment, io::AutoAugmentPolicy::None);
+  set_detection_augment(lo, "autoaugment-v2", 0.5, 0.8, 1.2);
+  EXPECT_EQ(lo.transform.hflip_prob, 0.5);
+  EXPECT_EQ(lo.transform.scale_min, 1.0);
+  EXPECT_EQ(lo.transform.scale_max, 1.0);
+  EXPECT_EQ(lo.transform.autoaugment, io::AutoAugmentPolicy::V2);
+  set_detection_augment(lo, "none", 0.5, 0.8, 1.2);
+  EXPECT_EQ(lo.transform.hflip_prob, 0.0);
+  EXPECT_EQ(lo.transform.scale_max, 1.0);
+  EXPECT_EQ(lo.transform.autoaugment, io::AutoAugmentPolicy::None);
+  EXPECT_THROW(set_detection_augment(lo, "autoaugment-v0", 0.5, 1, 1), ValueError);
+}
+
 }  // namespace
 }  // namespace sx::train
 

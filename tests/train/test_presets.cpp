@@ -93,6 +93,7 @@ TEST(Presets, VindrDetectorMatchesThePublishedConfiguration) {
   EXPECT_EQ(m.at("milestones"), fractions(pub.at("SOLVER.STEPS"), num(pub.at("SOLVER.MAX_ITER"))));
   EXPECT_EQ(p.iterations, num(pub.at("SOLVER.MAX_ITER")));
   EXPECT_EQ(num(m.at("repeat-factor")), num(pub.at("DATALOADER.REPEAT_THRESHOLD")));
+  EXPECT_EQ(m.at("augment"), "autoaugment-" + pub.at("SPINE.AUTO_AUGMENT"));
   EXPECT_EQ(m.at("normal-images"), pub.at("DATALOADER.FILTER_EMPTY_ANNOTATIONS") == "True" ? "skip" : "keep");
   EXPECT_EQ(pub.at("SOLVER.CLIP_GRADIENTS.CLIP_TYPE"), "value");
   EXPECT_EQ(num(m.at("clip-value")), num(pub.at("SOLVER.CLIP_GRADIENTS.CLIP_VALUE")));

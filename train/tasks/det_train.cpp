@@ -57,6 +57,24 @@ io::LoaderOptions detection_loader_options(int size, int channels, int batch, bo
   return lo;
 }
 
+void set_detection_augment(io::LoaderOptions& lo, const std::string& mode, double hflip, double scale_min,
+                           double scale_max) {
+  io::TransformOptions& t = lo.transform;
+  t.autoaugment = io::AutoAugmentPolicy::None;
+  t.hflip_prob = hflip;
+  t.scale_min = t.scale_max = 1.0;
+  if (mode == "none") {
+    t.hflip_prob = 0.0;
+  } else if (mode == "flip-scale") {
+    t.scale_min = scale_min;
+    t.scale_max = scale_max;
+  } else if (mode == "autoaugment-v2") {
+    t.autoaugment = io::AutoAugmentPolicy::V2;
+  } else {
+    SX_THROW(ValueError, "--augment: unknown mode '", mode, "' (expected none, flip-scale or autoaugment-v2)");
+  }
+}
+
 models::ImageList to_image_list(const io::Batch& b, Device device) {
   models::ImageList il;
   il.tensor = b.images.to(device);

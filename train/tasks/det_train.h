@@ -4,9 +4,9 @@
 // commands.
 //
 // Data: io::Dataset + io::DataLoader (io/dataset.h), whose batch order and augmentation (horizontal
-// flip, random scale, repeat-factor sampling) are pure functions of (seed, epoch, position): so a
-// resumed run sees the same batches. The loader is asked for [0, 1] pixels (mean 0, std 1): the
-// models normalise inside (models/image_list.h).
+// flip, random scale or AutoAugment v2, repeat-factor sampling) are pure functions of (seed, epoch,
+// position): so a resumed run sees the same batches. The loader is asked for [0, 1] pixels (mean 0,
+// std 1): the models normalise inside (models/image_list.h).
 //
 // What the task adds to the loop: the step's loss is the sum of the model's loss terms (recorded
 // one by one per epoch); the validation is the mAP@0.5 with the paper's protocol (train/eval/det_eval.h)
@@ -106,5 +106,12 @@ std::vector<eval::ImageEval> to_image_evals(const std::vector<DetPrediction>& pr
 io::LoaderOptions detection_loader_options(int size, int channels, int batch, bool augment, double hflip,
                                            double scale_min, double scale_max, double rfs_threshold,
                                            uint64_t seed, int workers, int min_size = 0);
+
+// train-det's --augment on a training loader's options: "none" (no flip, no random scale),
+// "flip-scale" (flip with probability hflip, random scale in [scale_min, scale_max]: the default), or
+// "autoaugment-v2" (AutoAugment policy v2 after the resize, io/autoaugment.h, plus the flip, without
+// random scale: the VinDr-SpineXR authors' SpineAutoAugmentMapper). Throws ValueError on another mode.
+void set_detection_augment(io::LoaderOptions& lo, const std::string& mode, double hflip, double scale_min,
+                           double scale_max);
 
 }  // namespace sx::train

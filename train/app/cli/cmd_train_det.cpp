@@ -41,6 +41,8 @@ int run_train_det(int argc, char** argv) {
       .option("repeat-factor", "0", "repeat-factor sampling threshold t (0: off; the paper uses 0.1)")
       .option("normal-images", "keep", "keep | skip: train on the images without a box too, or leave them out\n"
               "      (validation keeps them: boxes on normal images are false positives)")
+      .option("augment", "flip-scale", "none | flip-scale | autoaugment-v2: training augmentation (flip-scale: --hflip\n"
+              "      and --scale-min/max; autoaugment-v2: AutoAugment policy v2 after the resize, plus --hflip)")
       .option("hflip", "0.5", "horizontal flip probability")
       .option("scale-min", "0.8", "scale jitter: smallest factor on --size")
       .option("scale-max", "1.2", "scale jitter: largest factor on --size")
@@ -122,6 +124,8 @@ int run_train_det(int argc, char** argv) {
                                                                args.get_double("scale-max"),
                                                                args.get_double("repeat-factor"), seed, workers,
                                                                min_size)};
+  sx::train::set_detection_augment(train.loader, args.get("augment"), args.get_double("hflip"),
+                                   args.get_double("scale-min"), args.get_double("scale-max"));
   sx::train::DetData val{&ds, split.val,
                          sx::train::detection_loader_options(size, static_cast<int>(o.in_channels), batch, false, 0,
                                                              1, 1, 0, seed, workers, min_size)};
@@ -148,9 +152,10 @@ int run_train_det(int argc, char** argv) {
   cfg.class_names = ds.classes().class_names();
   cfg.config = {{"size", std::to_string(size)}, {"data", args.get("data")}, {"channels", std::to_string(o.in_channels)}};  // stored as config.*
   if (min_size > 0) cfg.config["min_size"] = std::to_string(min_size);
+  cfg.config["augment"] = args.get("augment");
   for (const auto& [k, v] : sx::cli::preset_config(preset, args)) cfg.config[k] = v;
   sx::cli::apply_cost_probe_options(args, cfg);
-  cfg.probe_max_scale = args.get_double("scale-max");
+  cfg.probe_max_scale = train.loader.transform.scale_max;
   std::fprintf(stderr, "train-det: %s/%s, %zu training and %zu validation images, %s, device %s\n",
                args.get("model").c_str(), o.arch.c_str(), split.train.size(), split.val.size(),
                (min_size > 0 ? "shortest side " + std::to_string(min_size) + " px, longest at most " + std::to_string(size)

@@ -54,6 +54,7 @@ Preset vindr_det() {
       {"scale-min", "1", d2 + " (one MIN_SIZE_TRAIN: no scale jitter)"},
       {"scale-max", "1", d2 + " (one MIN_SIZE_TRAIN: no scale jitter)"},
       {"hflip", "0.5", "dataset_mapper.py RandomFlip (" + d2 + " p 0.5, horizontal)"},
+      {"augment", "autoaugment-v2", c + " SPINE.AUTO_AUGMENT v2 (SPINE.DATA_MAPPER SpineAutoAugmentMapper)"},
       {"repeat-factor", "0.1", c + " DATALOADER.REPEAT_THRESHOLD (RepeatFactorTrainingSampler)"},
       {"normal-images", "skip", c + " DATALOADER.FILTER_EMPTY_ANNOTATIONS"},
       {"batch", "4", c + " SOLVER.IMS_PER_BATCH"},

@@ -12,7 +12,7 @@
 //              value), horizontal flip, 3-channel input (they read PNGs with cv2.imread), 10,000
 //              bootstrap samples, seed 1999; 10,000 iterations turned into epochs.
 //   train-det  Detectron2's default resizing (shortest side 800, longest at most 1,333, no scale
-//              jitter), horizontal flip, repeat-factor sampling 0.1, images without a box left out
+//              jitter), horizontal flip, AutoAugment policy v2, repeat-factor sampling 0.1, images without a box left out
 //              of training (FILTER_EMPTY_ANNOTATIONS), batch 4, AdamW, base lr 0.001, weight decay
 //              1e-4, lr x0.1 at 60% (STEPS 30000 of MAX_ITER 50000), 1,000 warm-up steps, gradients
 //              clipped by value at 1.0 (their config has no _BASE_: CLIP_GRADIENTS takes Detectron2's
