@@ -21,6 +21,10 @@ namespace sx::dist {
 namespace {
 
 constexpr int kFailTag = 77;
+// Set once a collective failed here (timeout, another rank's failure, or this rank's): the
+// outstanding collectives will never complete, so at exit the job is aborted instead of finalized
+// (MPI_Finalize would wait for them).
+bool g_failed = false;
 
 MPI_Datatype mpi_type(DType d) {
   switch (d) {
@@ -124,6 +128,7 @@ class MpiGroup : public ProcessGroup {
   }
 
   void report_failure(const std::string& what) override {
+    g_failed = true;
     if (reported_) return;
     reported_ = true;
     std::vector<MPI_Request> reqs;
@@ -154,6 +159,7 @@ class MpiGroup : public ProcessGroup {
     std::string msg(static_cast<size_t>(n), '\0');
     MPI_Recv(msg.data(), n, MPI_CHAR, st.MPI_SOURCE, kFailTag, notice_comm_, MPI_STATUS_IGNORE);
     reported_ = true;  // this rank stops because of another: it reports nothing itself
+    g_failed = true;
     SX_THROW(DistError, "dist: rank ", st.MPI_SOURCE, " failed: ", msg, " (rank ", rank_, " stops)");
   }
 
@@ -165,7 +171,7 @@ class MpiGroup : public ProcessGroup {
       if (done) return;
       check_notices();
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (waited > timeout_s_)
+      if (waited > timeout_s_ && (g_failed = true))
         SX_THROW(DistError, "dist: rank ", rank_, ": ", what, " got no answer from the other ranks within ", timeout_s_,
                  " s (--dist-timeout): a rank died, hangs, or runs a different step");
       if (polls > 100) std::this_thread::sleep_for(std::chrono::microseconds(polls > 10000 ? 1000 : 50));
@@ -176,7 +182,9 @@ class MpiGroup : public ProcessGroup {
   static void finalize_at_exit() {
     int fin = 0;
     MPI_Finalized(&fin);
-    if (!fin) MPI_Finalize();
+    if (fin) return;
+    if (g_failed) MPI_Abort(MPI_COMM_WORLD, 1);
+    else MPI_Finalize();
   }
   DeviceComm& device_comm(const char* what) {
     SX_CHECK(device_ != nullptr, "dist: ", what, " of a CUDA tensor, but the group was made for the CPU");
