@@ -5,6 +5,9 @@
 // between polls the group looks for failure notices (a message on a communicator of their own,
 // sent by report_failure) and checks the deadline. So a rank that raised is named by the others at
 // once, and one that died or hangs makes them throw after timeout_s, never block forever.
+// The C API only (no deprecated C++ bindings, which would need libmpi_cxx).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #include <unistd.h>
 
