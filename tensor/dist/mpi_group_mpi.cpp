@@ -168,7 +168,7 @@ class MpiGroup : public ProcessGroup {
 
   void wait(MPI_Request& req, const char* what) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int polls = 0;; ++polls) {
+    for (;;) {
       int done = 0;
       MPI_Test(&req, &done, MPI_STATUS_IGNORE);
       if (done) return;
@@ -177,7 +177,10 @@ class MpiGroup : public ProcessGroup {
       if (waited > timeout_s_ && (g_failed = true))
         SX_THROW(DistError, "dist: rank ", rank_, ": ", what, " got no answer from the other ranks within ", timeout_s_,
                  " s (--dist-timeout): a rank died, hangs, or runs a different step");
-      if (polls > 100) std::this_thread::sleep_for(std::chrono::microseconds(polls > 10000 ? 1000 : 50));
+      // OpenMPI moves a large all-reduce only inside MPI calls: poll without sleeping while a
+      // transfer is likely under way (the first second), then back off (a slow or dead peer).
+      if (waited < 1.0) std::this_thread::yield();
+      else std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
 
