@@ -8,6 +8,9 @@
 //   DistTrain     : 2 ranks x batch B == 1 rank x batch 2B after N steps of the one training loop
 //                   (parameters to 1e-5 relative, loss histories), SGD and AdamW; rank 1 starts from
 //                   other weights, which the loop's broadcast replaces by rank 0's.
+//   DistTrain.RetinaNet...: the same for a small RetinaNet (FrozenBatchNorm: exact) on synthetic
+//                   radiographs, through the detector task's sharded loader (repeat-factor sampling
+//                   and flips included).
 //   DistFailure.* : (their own mpirun each, selected by --gtest_filter) a rank that throws mid-epoch
 //                   or hangs: the other stops within the timeout with a DistError naming the rank or
 //                   the timeout. Each prints a DIST-FAILURE-OK line that CTest looks for.
@@ -22,6 +25,8 @@
 #include <thread>
 
 #include "io/dataset.h"
+#include "io/synth.h"
+#include "models/anchors.h"
 #include "layers/linear.h"
 #include "tensor/autograd.h"
 #include "tensor/dist/bucketer.h"
@@ -29,6 +34,7 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "train/loop/loop.h"
+#include "train/tasks/det_train.h"
 
 using namespace sx;
 using namespace sx::train;
@@ -260,6 +266,69 @@ void expect_same_training(const std::string& optimizer) {
 
 TEST(DistTrain, TwoRanksOfBatchBEqualOneRankOfBatch2B_SGD) { expect_same_training("sgd"); }
 TEST(DistTrain, TwoRanksOfBatchBEqualOneRankOfBatch2B_AdamW) { expect_same_training("adamw"); }
+
+TEST(DistTrain, RetinaNetTwoRanksOfBatch1EqualOneRankOfBatch2) {
+  auto g = world();
+  const int W = g->size();
+  const fs::path root = temp_dir("retina_" + std::to_string(g->rank()));
+  io::SynthOptions so;
+  so.out = (root / "data").string();
+  so.images = 8;
+  so.size = 128;
+  so.seed = 5;
+  so.threads = 1;
+  so.progress = false;
+  so.normal_fraction = 0.25;
+  io::synthesize_dataset(so);  // the same bytes on every rank
+  io::DatasetOptions dopt;
+  dopt.split = "train";
+  io::Dataset ds = io::Dataset::open(so.out, dopt);
+  std::vector<int64_t> pool;
+  for (int64_t i = 0; i < ds.size(); ++i) pool.push_back(i);
+  models::DetectorOptions o;
+  o.arch = "resnet18";
+  o.in_channels = 1;
+  o.fpn_channels = 16;
+  o.trainable_layers = 1;
+  o.anchor_sizes = models::retinanet_anchors(16).sizes;
+  o.image_mean = {0.5};
+  o.image_std = {0.25};
+  o.seed = 2;
+  auto run = [&](int per_rank_batch, std::shared_ptr<dist::ProcessGroup> group, const std::string& name) {
+    auto m = make_detector("retinanet", o);
+    DetTrainConfig c;
+    c.epochs = 2;
+    c.lr = 0.005;
+    c.warmup_steps = 1;
+    c.max_steps = 3;
+    c.out_dir = (root / name).string();
+    c.progress = false;
+    c.seed = 4;
+    c.config = {{"size", "64"}};
+    c.group = group;
+    // Longest side 64, no scale jitter (the batch's padded size then does not depend on the split),
+    // flips and repeat-factor sampling on.
+    DetData data{&ds, pool, detection_loader_options(64, 1, per_rank_batch, true, 0.5, 1.0, 1.0, 0.5, 7, 0)};
+    if (group) {
+      data.loader.shard_rank = group->rank();
+      data.loader.shard_count = group->size();
+    }
+    DetTrainResult r = DetTrainer(*m, c).fit(data, nullptr, false);
+    return std::make_pair(m, r);
+  };
+  auto [dm, dr] = run(1, g, "dist");
+  auto [rm, rr] = run(W, nullptr, "ref");
+  ASSERT_EQ(dr.steps, 3);
+  ASSERT_EQ(dr.step_losses.size(), rr.step_losses.size());
+  for (size_t s = 0; s < rr.step_losses.size(); ++s)
+    EXPECT_NEAR(dr.step_losses[s], rr.step_losses[s], 1e-5 * std::abs(rr.step_losses[s])) << "step " << s;
+  auto dp = dm->trainable_parameters(), rp = rm->trainable_parameters();
+  ASSERT_EQ(dp.size(), rp.size());
+  for (size_t i = 0; i < dp.size(); ++i) {
+    const double diff = max(abs(sub(dp[i], rp[i]))).item(), scale = max(abs(rp[i])).item();
+    EXPECT_LE(diff, 1e-5 * scale + 1e-8) << "parameter " << i;
+  }
+}
 
 // ---- faults (each in its own mpirun: the job ends with them) -------------------------------------
 TEST(DistFailure, ARankThatThrowsIsNamedByTheOthers) {
