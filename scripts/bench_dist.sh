@@ -17,7 +17,7 @@ echo "== all-reduce through MPI, 2 ranks =="
 OMP_NUM_THREADS=1 "${MPIRUN[@]}" "$BUILD/bench/dist_allreduce" --repeats 10
 
 echo "== train-det steps/s, effective batch 4 =="
-"$BUILD/train/spinexr" synth --out "$WORK/data" --images 48 --size "$SIZE" --seed 1 >/dev/null
+"$BUILD/train/spinexr" synth --out "$WORK/data" --images 48 --size "$SIZE" --seed 1 >/dev/null 2>&1
 COMMON=(train-det --data "$WORK/data" --model retinanet --arch resnet18 --fpn-channels 64 --size "$SIZE"
         --epochs 1 --max-steps "$STEPS" --val-fraction 0 --precise-bn 0 --warmup 0 --workers 1
         --probe-steps 0 --seed 3)
