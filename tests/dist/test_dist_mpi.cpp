@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -157,8 +158,9 @@ class Mlp : public nn::Module {
 class ShardTask : public Task {
  public:
   static constexpr int64_t kPoints = 48;  // per epoch
-  ShardTask(int64_t batch, int rank, int world, int64_t throw_at = -1, int64_t hang_at = -1)
-      : gen_(11), model_(&gen_), batch_(batch), rank_(rank), world_(world), throw_at_(throw_at), hang_at_(hang_at) {}
+  ShardTask(int64_t batch, int rank, int world, int64_t throw_at = -1, int64_t hang_at = -1, int64_t signal_at = -1)
+      : gen_(11), model_(&gen_), batch_(batch), rank_(rank), world_(world), throw_at_(throw_at), hang_at_(hang_at),
+        signal_at_(signal_at) {}
   nn::Module& model() override { return model_; }
   TaskInfo info() const override {
     TaskInfo i;
@@ -196,6 +198,7 @@ class ShardTask : public Task {
     ++steps_;
     if (steps_ == throw_at_) SX_THROW(ValueError, "injected failure at step ", steps_);
     if (steps_ == hang_at_) std::this_thread::sleep_for(std::chrono::seconds(4));
+    if (steps_ == signal_at_) std::raise(SIGINT);  // the loop's handler records it
     Tensor err = sub(model_.forward(x_), y_);
     return {mean(mul(err, err)), {}, batch_};
   }
@@ -211,7 +214,7 @@ class ShardTask : public Task {
   Mlp model_;
   int64_t batch_;
   int rank_, world_;
-  int64_t throw_at_, hang_at_, steps_ = 0, epoch_ = 0, k_ = 0;
+  int64_t throw_at_, hang_at_, signal_at_, steps_ = 0, epoch_ = 0, k_ = 0;
   std::vector<int64_t> ids_;
   Tensor x_, y_;
 };
@@ -328,6 +331,19 @@ TEST(DistTrain, RetinaNetTwoRanksOfBatch1EqualOneRankOfBatch2) {
     const double diff = max(abs(sub(dp[i], rp[i]))).item(), scale = max(abs(rp[i])).item();
     EXPECT_LE(diff, 1e-5 * scale + 1e-8) << "parameter " << i;
   }
+}
+
+// SIGINT on rank 1 only: both ranks stop after the same step, rank 0 writes the one checkpoint.
+TEST(DistTrain, SigintOnOneRankStopsAllWithOneCheckpoint) {
+  auto g = world();
+  ShardTask task(4, g->rank(), g->size(), -1, -1, g->rank() == g->size() - 1 ? 3 : -1);
+  LoopConfig c = shard_config(temp_dir("sigint" + std::to_string(g->rank())), "sgd");
+  c.group = g;
+  LoopResult r = train_loop(task, c);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_EQ(r.exit_code, 130);
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_EQ(fs::exists(c.out_dir + "/last.safetensors"), g->rank() == 0);
 }
 
 // ---- faults (each in its own mpirun: the job ends with them) -------------------------------------

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -242,12 +243,25 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
     for (auto& [name, t] : model.state_dict()) group->broadcast(t, 0);
     buckets = std::make_unique<dist::Bucketer>(*group, opt->params(), cfg.dist_bucket_bytes);
   }
-  // Whether any rank was asked to stop (SIGINT/SIGTERM on one rank stops all).
-  auto any_stop = [&](double flag) {
-    if (!group) return flag > 0;
-    Tensor t = Tensor::full({1}, flag, DType::Float64);
-    group->all_reduce(t, dist::ReduceOp::Sum);
-    return t.item() > 0;
+  // Stop signals (SIGINT/SIGTERM on one rank stops all): two slots of an all-reduce, "a rank was
+  // asked to stop" and "by SIGTERM"; a rank that got no signal itself takes the agreed one, so every
+  // rank stops at the same step with the same exit code.
+  auto stop_slots = [&](double* out) {
+    const int sig = stop_requested() ? stop_signal() : 0;
+    out[0] = sig != 0 ? world : 0.0;
+    out[1] = sig == SIGTERM ? world : 0.0;
+  };
+  auto agree_stop = [&](const double* avg) {
+    if (avg[0] <= 0) return false;
+    if (!stop_requested()) request_stop(avg[1] > 0 ? SIGTERM : SIGINT);
+    return true;
+  };
+  auto any_stop = [&]() {
+    if (!group) return stop_requested();
+    Tensor t = Tensor::empty({2}, DType::Float64);
+    stop_slots(t.data<double>());
+    group->all_reduce(t, dist::ReduceOp::Avg);
+    return agree_stop(t.data<double>());
   };
 
   StopSignals signals;
@@ -299,13 +313,14 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
       if (group) {
         // The ranks' mean loss and terms (what one process with the whole batch would log) and the
         // stop flag, in one small all-reduce: every rank takes the same NaN and stop decisions.
-        Tensor v = Tensor::empty({static_cast<int64_t>(values.size()) + 1}, DType::Float64);
-        for (size_t k = 0; k < values.size(); ++k) v.data<double>()[k] = values[k];
-        v.data<double>()[values.size()] = stop_requested() ? static_cast<double>(world) : 0.0;
+        const size_t n = values.size();
+        Tensor v = Tensor::empty({static_cast<int64_t>(n) + 2}, DType::Float64);
+        for (size_t k = 0; k < n; ++k) v.data<double>()[k] = values[k];
+        stop_slots(v.data<double>() + n);
         group->all_reduce(v, dist::ReduceOp::Avg);
         values = v.to_vector();
-        stop_now = values.back() > 0;
-        values.pop_back();
+        stop_now = agree_stop(values.data() + n);
+        values.resize(n);
       } else {
         stop_now = stop_requested();
       }
@@ -429,7 +444,7 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
 
     if (!writes) {
       ++res.epochs_done;
-      if (any_stop(stop_requested() ? 1.0 : 0.0)) return stop_for_signal();
+      if (any_stop()) return stop_for_signal();
       continue;
     }
     io::Json js = task.metrics_head();
@@ -452,7 +467,7 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
                                info.plot_min_points);
 
     ++res.epochs_done;
-    if (any_stop(stop_requested() ? 1.0 : 0.0)) return stop_for_signal();
+    if (any_stop()) return stop_for_signal();
   }
   finish();
   log.line("done: " + std::to_string(st.step) + " steps in " + fmt("%.1fs", res.seconds) +
