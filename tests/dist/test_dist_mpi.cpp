@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include <thread>
 
 #include "io/dataset.h"
+#include "io/safetensors.h"
 #include "io/synth.h"
 #include "models/anchors.h"
 #include "layers/linear.h"
@@ -234,7 +236,7 @@ LoopConfig shard_config(const std::string& out, const std::string& optimizer) {
   return c;
 }
 
-void expect_same_training(const std::string& optimizer) {
+void expect_same_training(const std::string& optimizer, int zero = 0) {
   auto g = world();
   const int W = g->size();
   const int64_t B = 4;
@@ -244,12 +246,14 @@ void expect_same_training(const std::string& optimizer) {
     NoGradGuard ng;
     for (Tensor& p : dist_task.model().trainable_parameters()) p.copy_(add(p, 0.25));
   }
-  LoopConfig dc = shard_config(temp_dir("dist_" + optimizer + std::to_string(g->rank())), optimizer);
+  LoopConfig dc = shard_config(temp_dir("dist_" + optimizer + std::to_string(zero) + std::to_string(g->rank())), optimizer);
   dc.group = g;
+  dc.zero = zero;
   LoopResult dr = train_loop(dist_task, dc);
   // The reference, in this process alone: one rank x W*B.
   ShardTask ref_task(B * W, 0, 1);
-  LoopResult rr = train_loop(ref_task, shard_config(temp_dir("ref_" + optimizer), optimizer));
+  const LoopConfig rc = shard_config(temp_dir("ref_" + optimizer + std::to_string(zero)), optimizer);
+  LoopResult rr = train_loop(ref_task, rc);
 
   ASSERT_EQ(dr.steps, rr.steps);
   ASSERT_EQ(dr.step_losses.size(), rr.step_losses.size());
@@ -265,10 +269,33 @@ void expect_same_training(const std::string& optimizer) {
     for (int r = 1; r < W; ++r) EXPECT_EQ(max(abs(sub(all.select(0, r), all.select(0, 0)))).item(), 0.0);
   }
   EXPECT_EQ(fs::exists(dc.out_dir + "/last.safetensors"), g->rank() == 0) << "only rank 0 writes";
+  if (zero == 1 && W > 1) {
+    // Each rank kept a shard of the state (together the whole), yet the checkpoint holds all of it,
+    // equal to the single run's.
+    EXPECT_LT(dr.optimizer_state_numel, rr.optimizer_state_numel);
+    Tensor n = Tensor::full({1}, static_cast<double>(dr.optimizer_state_numel), DType::Int64);
+    g->all_reduce(n, dist::ReduceOp::Sum);
+    EXPECT_EQ(static_cast<int64_t>(n.to_vector()[0]), rr.optimizer_state_numel);
+    if (g->rank() == 0) {
+      auto mine = safetensors::load(dc.out_dir + "/last.safetensors"), ref = safetensors::load(rc.out_dir + "/last.safetensors");
+      int64_t compared = 0;
+      for (const auto& [name, t] : ref.tensors) {
+        if (name.rfind("optim.", 0) != 0) continue;
+        auto it = std::find_if(mine.tensors.begin(), mine.tensors.end(), [&](const auto& e) { return e.first == name; });
+        ASSERT_TRUE(it != mine.tensors.end()) << name << " missing from the ZeRO-1 checkpoint";
+        const double diff = max(abs(sub(it->second.to(DType::Float64), t.to(DType::Float64)))).item();
+        EXPECT_LE(diff, 1e-5 * (max(abs(t.to(DType::Float64))).item() + 1e-6)) << name;
+        ++compared;
+      }
+      EXPECT_GT(compared, 0);
+    }
+  }
 }
 
 TEST(DistTrain, TwoRanksOfBatchBEqualOneRankOfBatch2B_SGD) { expect_same_training("sgd"); }
 TEST(DistTrain, TwoRanksOfBatchBEqualOneRankOfBatch2B_AdamW) { expect_same_training("adamw"); }
+TEST(DistTrain, Zero1ShardsTheStateAndStillTrainsTheSame_SGD) { expect_same_training("sgd", 1); }
+TEST(DistTrain, Zero1ShardsTheStateAndStillTrainsTheSame_AdamW) { expect_same_training("adamw", 1); }
 
 TEST(DistTrain, RetinaNetTwoRanksOfBatch1EqualOneRankOfBatch2) {
   auto g = world();

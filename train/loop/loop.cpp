@@ -25,6 +25,7 @@
 #include "train/loop/run_files.h"
 #include "train/loop/scheduler.h"
 #include "train/loop/signals.h"
+#include "train/loop/zero.h"
 
 namespace sx::train {
 namespace {
@@ -176,6 +177,7 @@ void check_loop_config(const LoopConfig& c) {
   SX_CHECK(c.clip_value >= 0, who, ": clip value must be >= 0, got ", c.clip_value);
   SX_CHECK(c.probe_steps >= 0, who, ": probe steps must be >= 0, got ", c.probe_steps);
   SX_CHECK(!c.dry_run || c.probe_steps > 0, who, ": a dry run needs the cost probe (probe steps > 0)");
+  SX_CHECK(c.zero == 0 || c.zero == 1, who, ": zero must be 0 or 1 (ZeRO stage 1), got ", c.zero);
 }
 
 namespace {
@@ -211,6 +213,7 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
   std::vector<EpochLog> history;
   Metadata config_json = task.checkpoint_metadata();
   if (group) config_json["world_size"] = std::to_string(world);
+  if (group && cfg.zero == 1) config_json["zero"] = "1";
   Metadata ckpt_meta = config_json;  // grows with what validations add (Validation::checkpoint)
   if (resume) {
     SX_CHECK(file_exists(mgr.last_path()), "--resume: no checkpoint at ", mgr.last_path());
@@ -243,6 +246,11 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
     for (auto& [name, t] : model.state_dict()) group->broadcast(t, 0);
     buckets = std::make_unique<dist::Bucketer>(*group, opt->params(), cfg.dist_bucket_bytes);
   }
+  std::unique_ptr<ZeroShard> zero;  // ZeRO-1: this rank keeps and updates only its shard of the state
+  if (group && cfg.zero == 1) {
+    zero = std::make_unique<ZeroShard>(*group, *opt);
+    zero->keep_own_state();
+  }
   // Stop signals (SIGINT/SIGTERM on one rank stops all): two slots of an all-reduce, "a rank was
   // asked to stop" and "by SIGTERM"; a rank that got no signal itself takes the agreed one, so every
   // rank stops at the same step with the same exit code.
@@ -268,13 +276,17 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
   LoopResult res;
   const auto t_start = Clock::now();
   auto save = [&](bool is_best) {
+    if (zero) zero->gather_state();  // checkpoints hold the whole state (every rank takes part)
     if (writes) mgr.save(model, opt.get(), sched.get(), st, ckpt_meta, is_best);
+    if (zero) zero->keep_own_state();
   };
   auto finish = [&]() {
     res.steps = st.step;
     res.history = history;
     res.best_metric = st.best_metric > -1e299 ? st.best_metric : NAN;
     res.seconds = seconds_since(t_start);
+    res.optimizer_state_numel = 0;
+    for (const auto& [name, t] : opt->state_tensors()) res.optimizer_state_numel += t.numel();
     return res;
   };
   auto stop_for_signal = [&]() {
@@ -348,7 +360,9 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
       if (buckets) buckets->finish();  // the averaged gradients, before clipping and the step
       if (cfg.clip_value > 0) optim::clip_grad_value(opt->params(), cfg.clip_value);
       if (cfg.clip_norm > 0) optim::clip_grad_norm(opt->params(), cfg.clip_norm);
+      if (zero) zero->drop_foreign_grads();
       opt->step();
+      if (zero) zero->broadcast_params();
       opt->zero_grad();
       for (size_t k = 0; k < sl.terms.size(); ++k) term_sum[sl.terms[k].first] += values[k + 1];
       ++term_steps;

@@ -102,6 +102,7 @@ struct LoopConfig {
   // averages the logged losses, agrees on stopping, and writes files and progress on rank 0 only.
   std::shared_ptr<dist::ProcessGroup> group;
   int64_t dist_bucket_bytes = 25LL << 20;
+  int zero = 0;  // 1: ZeRO stage 1, the optimizer state sharded across the ranks (train/loop/zero.h)
 };
 
 // What a task's step returns: the loss to minimise and its named terms (recorded as epoch means).
@@ -186,6 +187,7 @@ struct RunOutcome {
   bool probed = false;              // the cost probe ran (cost holds its estimate)
   bool dry_run = false;             // stopped after the probe (LoopConfig::dry_run)
   CostEstimate cost;
+  int64_t optimizer_state_numel = 0;  // elements of this rank's optimizer state at the end (ZeRO-1: its shard)
 };
 
 struct LoopResult : RunOutcome {

@@ -195,6 +195,7 @@ int run_train_cls(int argc, char** argv) {
   c.progress = !args.get_flag("quiet");
   c.config = config;
   c.group = group;
+  c.zero = static_cast<int>(args.get_int("zero"));
   cli::apply_cost_probe_options(args, c);
 
   if (!c.dry_run) std::filesystem::create_directories(out);

@@ -130,6 +130,7 @@ int run_train_det(int argc, char** argv) {
   sx::train::DetTrainConfig cfg;
   cfg.device = sx::Device::parse(args.get("device"));
   cfg.group = sx::cli::start_dist(args, cfg.device);
+  cfg.zero = static_cast<int>(args.get_int("zero"));
   cfg.epochs = args.get_int("epochs");
   cfg.lr = args.get_double("lr");
   cfg.optimizer = args.get("optimizer");

@@ -80,7 +80,10 @@ Args& add_dist_options(Args& args) {
               "      CPU share), gradients averaged across the ranks; off: this process trains alone")
       .option("dist-timeout", "300",
               "seconds a rank waits in a collective before it stops with an error naming the cause (a rank\n"
-              "      that died or hangs)");
+              "      that died or hangs)")
+      .option("zero", "0",
+              "0 | 1: with several ranks, 1 shards the optimizer state across them (ZeRO stage 1: each rank\n"
+              "      keeps and updates its part, parameters broadcast after the step; checkpoints hold it all)");
 }
 
 std::shared_ptr<dist::ProcessGroup> start_dist(const Args& args, Device& device) {
