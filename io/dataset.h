@@ -210,8 +210,10 @@ struct LoaderOptions {
 // would take at that step, with the same per-position augmentation. Every rank takes
 // ceil(G / W) batches (G global ones, all ranks must step together); when W does not divide G the
 // last ranks' final batches wrap to the epoch's first batches (as torch's DistributedSampler pads),
-// otherwise each image of the epoch is seen exactly once across the ranks.
-std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count);
+// otherwise each image of the epoch is seen exactly once across the ranks. With drop_last the ranks
+// take floor(G / W) batches instead (the incomplete last step is dropped, as one process with
+// W x batch_size would drop its incomplete batch).
+std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, bool drop_last = false);
 
 struct Target {
   Tensor boxes;               // float32 [n, 4], xyxy in batch image pixels
