@@ -30,6 +30,9 @@
 // whose step throws tells the others (ProcessGroup::report_failure), which stop naming it.
 // Validation runs whole on every rank (same weights, same result); rank 0 records it. A resumed run
 // must have the world size of the checkpoint (metadata "world_size"); another one is refused.
+// ZeRO-1 (LoopConfig::zero = 1, train/loop/zero.h): around the optimizer step each rank drops the
+// gradients it does not own, steps its shard, and the parameters are broadcast from their owners;
+// saves gather the whole optimizer state first.
 //
 // With resume the loop continues from out_dir/last.safetensors (weights, optimizer state, RNG
 // state, position in the epoch, best so far) and history.csv. A task's batches are a function of
