@@ -460,14 +460,26 @@ DataLoader::DataLoader(const Dataset& ds, std::vector<int64_t> pool, LoaderOptio
   SX_CHECK(opt_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", opt_.batch_size);
   SX_CHECK(opt_.workers >= 0, "DataLoader: workers must be >= 0, got ", opt_.workers);
   SX_CHECK(opt_.prefetch >= 1, "DataLoader: prefetch must be >= 1, got ", opt_.prefetch);
+  SX_CHECK(opt_.shard_count >= 1 && opt_.shard_rank >= 0 && opt_.shard_rank < opt_.shard_count, "DataLoader: shard ",
+           opt_.shard_rank, " of ", opt_.shard_count, " is out of range");
   for (int64_t i : pool_) SX_CHECK(i >= 0 && i < ds.size(), "DataLoader: pool index ", i, " out of range [0, ", ds.size(), ")");
 }
 
 DataLoader::~DataLoader() { stop(); }
 
+std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, bool drop_last) {
+  SX_CHECK(count >= 1 && rank >= 0 && rank < count, "DataLoader: shard ", rank, " of ", count, " is out of range");
+  std::vector<int64_t> out;
+  if (global_batches <= 0) return out;
+  const int64_t per_rank = drop_last ? global_batches / count : (global_batches + count - 1) / count;
+  for (int64_t k = 0; k < per_rank; ++k) out.push_back((k * count + rank) % global_batches);
+  return out;
+}
+
 int64_t DataLoader::num_batches() const {
   int64_t n = static_cast<int64_t>(order_.empty() ? pool_.size() : order_.size());
-  return opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+  const int64_t global = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+  return opt_.drop_last ? global / opt_.shard_count : (global + opt_.shard_count - 1) / opt_.shard_count;
 }
 
 void DataLoader::stop() {
@@ -490,7 +502,9 @@ void DataLoader::start_epoch(int64_t epoch) {
   epoch_ = epoch;
   order_ = epoch_order(*ds_, pool_, opt_.sampling, opt_.seed, epoch, opt_.rfs_threshold);
   const int64_t n = static_cast<int64_t>(order_.size());
-  n_batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+  batch_ids_ = shard_batches(opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size,
+                             opt_.shard_rank, opt_.shard_count, opt_.drop_last);
+  n_batches_ = static_cast<int64_t>(batch_ids_.size());
   next_task_ = 0;
   next_out_ = 0;
   for (int w = 0; w < opt_.workers; ++w) threads_.emplace_back(&DataLoader::worker, this);
@@ -509,7 +523,8 @@ void DataLoader::worker() {
     Batch b;
     std::exception_ptr err;
     try {
-      b = make_batch(*ds_, order_, k, epoch_, opt_);
+      b = make_batch(*ds_, order_, batch_ids_[static_cast<size_t>(k)], epoch_, opt_);
+      b.batch_index = k;
     } catch (...) {
       err = std::current_exception();
     }
@@ -530,7 +545,8 @@ bool DataLoader::next(Batch& out) {
   if (next_out_ >= n_batches_) return false;
   const int64_t k = next_out_;
   if (opt_.workers == 0) {
-    out = make_batch(*ds_, order_, k, epoch_, opt_);
+    out = make_batch(*ds_, order_, batch_ids_[static_cast<size_t>(k)], epoch_, opt_);
+    out.batch_index = k;
     ++next_out_;
     return true;
   }

@@ -198,7 +198,22 @@ struct LoaderOptions {
   bool augment = true;        // apply the random parts of `transform`
   bool pin_memory = true;     // pinned batch buffers (CUDA builds with a GPU only)
   TransformOptions transform;
+  // Data-parallel shard (distributed sampler): this loader yields the global batches
+  // shard_batches(...) of each epoch's order, batch_size being the per-rank batch.
+  int shard_rank = 0, shard_count = 1;
 };
+
+// The distributed sampler. Every rank computes the same epoch order (a function of seed and epoch,
+// repeat-factor sampling included) and cuts it into the same global batches of batch_size; rank r of
+// W takes global batches r, r + W, r + 2W, ... So the ranks' batches of step s are the consecutive
+// global batches sW .. sW + W - 1: together exactly the batch of W x batch_size a single process
+// would take at that step, with the same per-position augmentation. Every rank takes
+// ceil(G / W) batches (G global ones, all ranks must step together); when W does not divide G the
+// last ranks' final batches wrap to the epoch's first batches (as torch's DistributedSampler pads),
+// otherwise each image of the epoch is seen exactly once across the ranks. With drop_last the ranks
+// take floor(G / W) batches instead (the incomplete last step is dropped, as one process with
+// W x batch_size would drop its incomplete batch).
+std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, bool drop_last = false);
 
 struct Target {
   Tensor boxes;               // float32 [n, 4], xyxy in batch image pixels
@@ -242,6 +257,7 @@ class DataLoader {
   void worker();
   const Dataset* ds_;
   std::vector<int64_t> pool_, order_;
+  std::vector<int64_t> batch_ids_;  // the epoch's global batch of each of this loader's batches
   LoaderOptions opt_;
   int64_t epoch_ = 0, n_batches_ = 0;
   int64_t next_task_ = 0, next_out_ = 0;

@@ -2,7 +2,7 @@
 # Usage: source scripts/common.sh; sx_install_deps; sx_build BUILD_DIR [cmake args...]
 set -euo pipefail
 SX_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SX_PACKAGES=(build-essential cmake pkg-config libgdcm-dev libopenjp2-7-dev libstb-dev libopenblas-dev libdnnl-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev)
+SX_PACKAGES=(build-essential cmake pkg-config libgdcm-dev libopenjp2-7-dev libstb-dev libopenblas-dev libdnnl-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
 
 sx_install_deps() {
   local missing=()

@@ -1,9 +1,12 @@
 // The backward pass (see autograd.h for the rules it implements).
 #include "tensor/autograd.h"
 
+#include <map>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "tensor/grad_hooks.h"
 #include "tensor/ops.h"
 
 namespace sx {
@@ -23,7 +26,69 @@ void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
     m.grad = add(Tensor(m.grad), g).impl_ptr();
   }
 }
+// The post-accumulate-grad hooks (grad_hooks.h), by leaf.
+struct HookEntry {
+  int64_t handle;
+  GradHook fn;
+};
+std::mutex g_hooks_mu;
+std::unordered_map<TensorImpl*, std::vector<HookEntry>> g_hooks;
+int64_t g_next_hook = 1;
+
+bool has_hooks(TensorImpl* leaf) {
+  std::lock_guard<std::mutex> lk(g_hooks_mu);
+  return g_hooks.count(leaf) > 0;
+}
+
+void run_hooks(const Tensor& leaf) {
+  std::vector<GradHook> fns;
+  {
+    std::lock_guard<std::mutex> lk(g_hooks_mu);
+    auto it = g_hooks.find(leaf.impl());
+    if (it == g_hooks.end()) return;
+    for (const auto& e : it->second) fns.push_back(e.fn);
+  }
+  for (const auto& fn : fns) fn(leaf);
+}
+
+// Per pass: the edges still to come into each hooked leaf, and whether a gradient arrived.
+struct LeafHookCounts {
+  std::unordered_map<TensorImpl*, std::pair<int64_t, bool>> pending;
+  // One edge into `leaf` is done (got: a gradient was accumulated through it).
+  void edge_done(const Tensor& leaf, bool got) {
+    auto it = pending.find(leaf.impl());
+    if (it == pending.end()) return;
+    it->second.second = it->second.second || got;
+    if (--it->second.first == 0) {
+      const bool fire = it->second.second;
+      pending.erase(it);
+      if (fire) run_hooks(leaf);
+    }
+  }
+};
 }  // namespace
+
+int64_t add_post_accumulate_grad_hook(const Tensor& leaf, GradHook fn) {
+  SX_CHECK(leaf.defined() && leaf.is_leaf() && leaf.requires_grad(),
+           "add_post_accumulate_grad_hook: the tensor must be a leaf that requires grad");
+  std::lock_guard<std::mutex> lk(g_hooks_mu);
+  const int64_t h = g_next_hook++;
+  g_hooks[leaf.impl()].push_back({h, std::move(fn)});
+  return h;
+}
+
+void remove_post_accumulate_grad_hook(int64_t handle) {
+  std::lock_guard<std::mutex> lk(g_hooks_mu);
+  for (auto it = g_hooks.begin(); it != g_hooks.end(); ++it) {
+    auto& v = it->second;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i].handle == handle) {
+        v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
+        if (v.empty()) g_hooks.erase(it);
+        return;
+      }
+  }
+}
 
 bool GradMode::is_enabled() { return g_grad_enabled; }
 void GradMode::set_enabled(bool e) { g_grad_enabled = e; }
@@ -69,6 +134,7 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
   NoGradGuard no_grad;  // backward closures are not themselves recorded
   if (is_leaf()) {
     accumulate_leaf(impl(), seed);
+    run_hooks(*this);
     return;
   }
 
@@ -101,12 +167,35 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     stack.pop_back();
   }
 
+  // The hooked leaves' edges of this pass (grad_hooks.h); nothing to count when no leaf is hooked.
+  LeafHookCounts hooks;
+  bool any_hooks;
+  {
+    std::lock_guard<std::mutex> lk(g_hooks_mu);
+    any_hooks = !g_hooks.empty();
+  }
+  if (any_hooks)
+    for (Node* node : post)
+      for (const Tensor& in : node->inputs)
+        if (in.defined() && in.is_leaf() && has_hooks(in.impl())) {
+          auto& p = hooks.pending[in.impl()];
+          ++p.first;
+        }
+  auto skip_leaf_edges = [&](Node* node) {
+    if (hooks.pending.empty()) return;
+    for (const Tensor& in : node->inputs)
+      if (in.defined() && in.is_leaf()) hooks.edge_done(in, false);
+  };
+
   std::unordered_map<Node*, Tensor> grads;
   grads[root] = seed;
   for (auto it = post.rbegin(); it != post.rend(); ++it) {
     Node* node = *it;
     auto git = grads.find(node);
-    if (git == grads.end()) continue;
+    if (git == grads.end()) {
+      skip_leaf_edges(node);
+      continue;
+    }
     Tensor g = git->second;
     grads.erase(git);
     if (auto out = node->retained_output.lock()) {
@@ -125,11 +214,16 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     for (size_t i = 0; i < node->inputs.size(); ++i) {
       const Tensor& in = node->inputs[i];
       const Tensor& gi = in_grads[i];
-      if (!in.defined() || !gi.defined()) continue;
+      if (!in.defined()) continue;
+      if (!gi.defined()) {
+        if (in.is_leaf() && !hooks.pending.empty()) hooks.edge_done(in, false);
+        continue;
+      }
       SX_CHECK(gi.shape() == in.shape(), "autograd: '", node->name, "' returned a gradient of shape ",
                shape_str(gi.shape()), " for input ", i, " of shape ", shape_str(in.shape()));
       if (in.is_leaf()) {
         accumulate_leaf(in.impl(), gi);
+        if (!hooks.pending.empty()) hooks.edge_done(in, true);
       } else {
         Node* child = in.grad_fn().get();
         auto cit = grads.find(child);

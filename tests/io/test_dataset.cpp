@@ -423,6 +423,45 @@ TEST_F(DatasetTest, LoaderIsDeterministicWhateverTheWorkers) {
   EXPECT_FALSE(same);
 }
 
+// The distributed sampler through the loader: the shards of W ranks with batch B, step by step,
+// are the single loader's batches of W x B (same images, same augmentation), repeat-factor
+// sampling included; every image of the epoch once when W divides the batches.
+TEST_F(DatasetTest, ShardedLoadersTogetherAreTheWholeBatch) {
+  Dataset ds = Dataset::open(root());
+  SplitIndices sp = split_by_study(ds, 0.25, 1);
+  LoaderOptions o;
+  o.seed = 5;
+  o.workers = 1;
+  o.sampling = SamplingMode::RepeatFactor;
+  o.rfs_threshold = 0.3;
+  o.transform.size = 48;
+  o.transform.channels = 1;
+  o.transform.hflip_prob = 0.5;
+  o.batch_size = 4;
+  o.drop_last = true;  // whole global batches: the shards cover them exactly
+  const std::vector<Batch> whole = run_epoch(ds, sp.train, o, 1);
+  o.batch_size = 2;
+  std::vector<std::vector<Batch>> shards;
+  for (int r = 0; r < 2; ++r) {
+    o.shard_rank = r;
+    o.shard_count = 2;
+    shards.push_back(run_epoch(ds, sp.train, o, 1));
+  }
+  ASSERT_FALSE(whole.empty());
+  ASSERT_EQ(shards[0].size(), whole.size());
+  ASSERT_EQ(shards[1].size(), whole.size());
+  for (size_t k = 0; k < whole.size(); ++k)
+    for (int r = 0; r < 2; ++r)
+      for (size_t i = 0; i < 2; ++i) {
+        const Target &a = shards[r][k].targets[i], &b = whole[k].targets[2 * r + i];
+        EXPECT_EQ(a.index, b.index) << "step " << k << " rank " << r;
+        EXPECT_EQ(a.flipped, b.flipped);
+        EXPECT_EQ(a.boxes.to_vector(), b.boxes.to_vector());
+      }
+  // Same seed, same shards.
+  EXPECT_EQ(run_epoch(ds, sp.train, o, 1)[0].targets[0].index, shards[1][0].targets[0].index);
+}
+
 TEST_F(DatasetTest, LoaderStopsEarlyAndReportsErrors) {
   Dataset ds = Dataset::open(root());
   std::vector<int64_t> pool;

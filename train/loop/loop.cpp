@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "io/atomic_file.h"
 #include "io/progress.h"
 #include "tensor/autograd.h"
+#include "tensor/dist/bucketer.h"
 #include "tensor/ops.h"
 #include "train/loop/clip.h"
 #include "train/eval/metrics.h"
@@ -23,6 +25,7 @@
 #include "train/loop/run_files.h"
 #include "train/loop/scheduler.h"
 #include "train/loop/signals.h"
+#include "train/loop/zero.h"
 
 namespace sx::train {
 namespace {
@@ -174,16 +177,24 @@ void check_loop_config(const LoopConfig& c) {
   SX_CHECK(c.clip_value >= 0, who, ": clip value must be >= 0, got ", c.clip_value);
   SX_CHECK(c.probe_steps >= 0, who, ": probe steps must be >= 0, got ", c.probe_steps);
   SX_CHECK(!c.dry_run || c.probe_steps > 0, who, ": a dry run needs the cost probe (probe steps > 0)");
+  SX_CHECK(c.zero == 0 || c.zero == 1, who, ": zero must be 0 or 1 (ZeRO stage 1), got ", c.zero);
 }
 
-LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
+namespace {
+
+LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
   check_loop_config(cfg);
   const std::string& who = cfg.who;
   const TaskInfo info = task.info();
   nn::Module& model = task.model();
-  if (!cfg.dry_run) run_files::create_run_folder(cfg.out_dir);
+  dist::ProcessGroup* group = cfg.group && cfg.group->size() > 1 ? cfg.group.get() : nullptr;
+  const int world = group ? group->size() : 1;
+  const bool rank0 = !group || group->rank() == 0;  // the one rank that writes and shows progress
+  const bool writes = rank0 && !cfg.dry_run;
+  const bool progress = cfg.progress && rank0;
+  if (writes) run_files::create_run_folder(cfg.out_dir);
   const std::string out = cfg.out_dir;
-  run_files::RunLog log(cfg.dry_run ? std::string() : out + "/train.log");  // a dry run writes nothing
+  run_files::RunLog log(writes ? out + "/train.log" : std::string());  // a dry run writes nothing
 
   const int64_t spe = task.steps_per_epoch();
   SX_CHECK(spe > 0, who, ": the training set yields no batch");
@@ -200,11 +211,18 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
 
   TrainState st;
   std::vector<EpochLog> history;
-  const Metadata config_json = task.checkpoint_metadata();
+  Metadata config_json = task.checkpoint_metadata();
+  if (group) config_json["world_size"] = std::to_string(world);
+  if (group && cfg.zero == 1) config_json["zero"] = "1";
   Metadata ckpt_meta = config_json;  // grows with what validations add (Validation::checkpoint)
   if (resume) {
     SX_CHECK(file_exists(mgr.last_path()), "--resume: no checkpoint at ", mgr.last_path());
     LoadedCheckpoint lc = load_checkpoint(mgr.last_path(), model, opt.get());
+    auto ws = lc.metadata.find("config.world_size");
+    const int saved_world = ws == lc.metadata.end() ? 1 : std::stoi(ws->second);
+    SX_CHECK(saved_world == world, "--resume: ", mgr.last_path(), " was trained on ", saved_world,
+             " rank(s), this run has ", world, "; resume with the same number of processes (the epoch's shards and "
+             "the position in them depend on it)");
     st = lc.state;
     for (const std::string& k : info.resumed_metadata) {
       auto it = lc.metadata.find("config." + k);
@@ -221,15 +239,54 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
     log.line(line);
   }
 
+  // Data parallelism: rank 0's weights and buffers everywhere, then the gradient buckets.
+  std::unique_ptr<dist::Bucketer> buckets;
+  if (group) {
+    NoGradGuard ng;
+    for (auto& [name, t] : model.state_dict()) group->broadcast(t, 0);
+    buckets = std::make_unique<dist::Bucketer>(*group, opt->params(), cfg.dist_bucket_bytes);
+  }
+  std::unique_ptr<ZeroShard> zero;  // ZeRO-1: this rank keeps and updates only its shard of the state
+  if (group && cfg.zero == 1) {
+    zero = std::make_unique<ZeroShard>(*group, *opt);
+    zero->keep_own_state();
+  }
+  // Stop signals (SIGINT/SIGTERM on one rank stops all): two slots of an all-reduce, "a rank was
+  // asked to stop" and "by SIGTERM"; a rank that got no signal itself takes the agreed one, so every
+  // rank stops at the same step with the same exit code.
+  auto stop_slots = [&](double* out) {
+    const int sig = stop_requested() ? stop_signal() : 0;
+    out[0] = sig != 0 ? world : 0.0;
+    out[1] = sig == SIGTERM ? world : 0.0;
+  };
+  auto agree_stop = [&](const double* avg) {
+    if (avg[0] <= 0) return false;
+    if (!stop_requested()) request_stop(avg[1] > 0 ? SIGTERM : SIGINT);
+    return true;
+  };
+  auto any_stop = [&]() {
+    if (!group) return stop_requested();
+    Tensor t = Tensor::empty({2}, DType::Float64);
+    stop_slots(t.data<double>());
+    group->all_reduce(t, dist::ReduceOp::Avg);
+    return agree_stop(t.data<double>());
+  };
+
   StopSignals signals;
   LoopResult res;
   const auto t_start = Clock::now();
-  auto save = [&](bool is_best) { mgr.save(model, opt.get(), sched.get(), st, ckpt_meta, is_best); };
+  auto save = [&](bool is_best) {
+    if (zero) zero->gather_state();  // checkpoints hold the whole state (every rank takes part)
+    if (writes) mgr.save(model, opt.get(), sched.get(), st, ckpt_meta, is_best);
+    if (zero) zero->keep_own_state();
+  };
   auto finish = [&]() {
     res.steps = st.step;
     res.history = history;
     res.best_metric = st.best_metric > -1e299 ? st.best_metric : NAN;
     res.seconds = seconds_since(t_start);
+    res.optimizer_state_numel = 0;
+    for (const auto& [name, t] : opt->state_tensors()) res.optimizer_state_numel += t.numel();
     return res;
   };
   auto stop_for_signal = [&]() {
@@ -250,7 +307,7 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
     const int64_t left = task.start_epoch(epoch, st.batch_in_epoch);
     model.train();
     std::unique_ptr<io::ProgressBar> bar;
-    if (cfg.progress)
+    if (progress)
       bar = std::make_unique<io::ProgressBar>(left, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.epochs));
     const auto t_epoch = Clock::now();
     double images = 0, lr = opt->lr();
@@ -263,7 +320,22 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
       // The step's one host read: the total and every term, gathered on the device first.
       std::vector<Tensor> scalars = {sl.total.detach().reshape({1})};
       for (const auto& [name, t] : sl.terms) scalars.push_back(t.detach().reshape({1}).to(sl.total.dtype()));
-      const std::vector<double> values = (scalars.size() == 1 ? scalars[0] : cat(scalars, 0)).to_vector();
+      std::vector<double> values = (scalars.size() == 1 ? scalars[0] : cat(scalars, 0)).to_vector();
+      bool stop_now = false;
+      if (group) {
+        // The ranks' mean loss and terms (what one process with the whole batch would log) and the
+        // stop flag, in one small all-reduce: every rank takes the same NaN and stop decisions.
+        const size_t n = values.size();
+        Tensor v = Tensor::empty({static_cast<int64_t>(n) + 2}, DType::Float64);
+        for (size_t k = 0; k < n; ++k) v.data<double>()[k] = values[k];
+        stop_slots(v.data<double>() + n);
+        group->all_reduce(v, dist::ReduceOp::Avg);
+        values = v.to_vector();
+        stop_now = agree_stop(values.data() + n);
+        values.resize(n);
+      } else {
+        stop_now = stop_requested();
+      }
       const double lv = values[0];
       if (!std::isfinite(lv)) {
         const std::string where = step_where(st, epoch);
@@ -285,9 +357,12 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
         continue;
       }
       sl.total.backward();
+      if (buckets) buckets->finish();  // the averaged gradients, before clipping and the step
       if (cfg.clip_value > 0) optim::clip_grad_value(opt->params(), cfg.clip_value);
       if (cfg.clip_norm > 0) optim::clip_grad_norm(opt->params(), cfg.clip_norm);
+      if (zero) zero->drop_foreign_grads();
       opt->step();
+      if (zero) zero->broadcast_params();
       opt->zero_grad();
       for (size_t k = 0; k < sl.terms.size(); ++k) term_sum[sl.terms[k].first] += values[k + 1];
       ++term_steps;
@@ -305,7 +380,9 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
       if (!res.probed && cfg.probe_steps > 0) {
         probe_times.push_back(seconds_since(t_last));
         if (static_cast<int64_t>(probe_times.size()) == cfg.probe_steps || st.step >= last_step) {
-          res.cost = probe_report(cfg, model, probe_times, sl.images, spe, last_step - st.step, cfg.epochs - epoch,
+          LoopConfig shown = cfg;
+          shown.progress = progress;  // rank 0 prints the estimate
+          res.cost = probe_report(shown, model, probe_times, sl.images, spe, last_step - st.step, cfg.epochs - epoch,
                                   bar != nullptr);
           res.probed = true;
           log.line(format_cost(res.cost, cfg.epochs - epoch));
@@ -319,7 +396,7 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
       t_last = Clock::now();
       // The step hooks: periodic checkpoint, stop signal, step budget.
       if (cfg.ckpt_every > 0 && st.step % cfg.ckpt_every == 0) save(false);
-      if (stop_requested()) {
+      if (stop_now) {
         if (bar) bar->finish();
         return stop_for_signal();
       }
@@ -377,8 +454,13 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
     line += " lr " + fmt("%.3e", lr) + " time " + fmt("%.1fs", rec.seconds);
     if (v.scored) line += v.summary + (is_best ? " best" : "");
     log.line(line);
-    if (cfg.progress) std::fprintf(stderr, "%s\n", line.c_str());
+    if (progress) std::fprintf(stderr, "%s\n", line.c_str());
 
+    if (!writes) {
+      ++res.epochs_done;
+      if (any_stop()) return stop_for_signal();
+      continue;
+    }
     io::Json js = task.metrics_head();
     js["epoch"] = st.epoch;
     js["step"] = st.step;
@@ -399,12 +481,27 @@ LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
                                info.plot_min_points);
 
     ++res.epochs_done;
-    if (stop_requested()) return stop_for_signal();
+    if (any_stop()) return stop_for_signal();
   }
   finish();
   log.line("done: " + std::to_string(st.step) + " steps in " + fmt("%.1fs", res.seconds) +
            (!std::isnan(res.best_metric) ? ", best val " + info.metric_name + " " + fmt("%.4f", res.best_metric) : std::string()));
   return res;
+}
+
+}  // namespace
+
+LoopResult train_loop(Task& task, const LoopConfig& cfg, bool resume) {
+  dist::ProcessGroup* group = cfg.group && cfg.group->size() > 1 ? cfg.group.get() : nullptr;
+  if (!group) return run_loop(task, cfg, resume);
+  try {
+    return run_loop(task, cfg, resume);
+  } catch (const DistError&) {
+    throw;  // this rank stops because of another (or a timeout): that one is named already
+  } catch (const std::exception& e) {
+    group->report_failure(e.what());  // the other ranks stop, naming this one
+    throw;
+  }
 }
 
 }  // namespace sx::train

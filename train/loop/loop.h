@@ -23,6 +23,17 @@
 //   history.csv   epoch,step,train_loss,<loss terms>,lr,seconds,<the task's validation columns>
 //   train.log     one line per event, appended (a resumed run continues it)
 //   loss.png      the training loss and the task's validation metric per epoch
+// Data parallelism (LoopConfig::group, docs/distributed.md) enters here and nowhere else: identical
+// initial weights (broadcast from rank 0), gradient buckets all-reduced during backward, losses
+// averaged across the ranks before the NaN check (so every rank takes the same decision), stop
+// signals agreed on (SIGINT on any rank: rank 0 checkpoints once, all stop), rank-0 writes. A rank
+// whose step throws tells the others (ProcessGroup::report_failure), which stop naming it.
+// Validation runs whole on every rank (same weights, same result); rank 0 records it. A resumed run
+// must have the world size of the checkpoint (metadata "world_size"); another one is refused.
+// ZeRO-1 (LoopConfig::zero = 1, train/loop/zero.h): around the optimizer step each rank drops the
+// gradients it does not own, steps its shard, and the parameters are broadcast from their owners;
+// saves gather the whole optimizer state first.
+//
 // With resume the loop continues from out_dir/last.safetensors (weights, optimizer state, RNG
 // state, position in the epoch, best so far) and history.csv. A task's batches are a function of
 // (seed, epoch, position), so on the CPU a resumed run is bit-identical to an uninterrupted one.
@@ -45,6 +56,7 @@
 #include "io/json.h"
 #include "layers/module.h"
 #include "tensor/device.h"
+#include "tensor/dist/process_group.h"
 #include "tensor/errors.h"
 #include "tensor/tensor.h"
 #include "train/loop/checkpoint.h"
@@ -86,6 +98,14 @@ struct LoopConfig {
   int64_t probe_steps = 0;
   bool dry_run = false;
   double probe_max_scale = 1.0;
+  // Data parallelism (docs/distributed.md): the process group of the run (null or one rank: a
+  // single process). With several ranks each runs this loop on its shard of every epoch (the task's
+  // loader shards, io::shard_batches); the loop broadcasts rank 0's weights at the start, averages
+  // the gradients in buckets of dist_bucket_bytes launched during backward (tensor/dist/bucketer.h),
+  // averages the logged losses, agrees on stopping, and writes files and progress on rank 0 only.
+  std::shared_ptr<dist::ProcessGroup> group;
+  int64_t dist_bucket_bytes = 25LL << 20;
+  int zero = 0;  // 1: ZeRO stage 1, the optimizer state sharded across the ranks (train/loop/zero.h)
 };
 
 // What a task's step returns: the loss to minimise and its named terms (recorded as epoch means).
@@ -170,6 +190,7 @@ struct RunOutcome {
   bool probed = false;              // the cost probe ran (cost holds its estimate)
   bool dry_run = false;             // stopped after the probe (LoopConfig::dry_run)
   CostEstimate cost;
+  int64_t optimizer_state_numel = 0;  // elements of this rank's optimizer state at the end (ZeRO-1: its shard)
 };
 
 struct LoopResult : RunOutcome {

@@ -78,6 +78,7 @@ int run_train_cls(int argc, char** argv) {
   sx::cli::add_allow_missing_option(args).flag("quiet", "no progress bar");
   sx::cli::add_precision_options(args);
   sx::cli::add_cost_probe_options(args);
+  sx::cli::add_dist_options(args);
   sx::cli::add_preset_option(args);
   if (!args.parse(argc, argv)) return 0;
   sx::cli::apply_precision_options(args);
@@ -144,6 +145,8 @@ int run_train_cls(int argc, char** argv) {
     std::printf("skipped %zu bad annotation rows\n", data.dataset->bad_rows().size());
 
   Device device = Device::parse(args.get("device"));
+  auto group = cli::start_dist(args, device);
+  const bool rank0 = group->rank() == 0;
   auto model = make_cls_model(arch, d.channels, d.seed);
   if (!args.get("weights").empty() && !resume) {
     nn::LoadReport rep = load_pretrained_backbone(args.get("weights"), *model);
@@ -156,7 +159,9 @@ int run_train_cls(int argc, char** argv) {
               static_cast<long long>(model->num_parameters()), device.str().c_str());
   std::fflush(stdout);  // before the progress bar starts writing to stderr
 
-  LoaderClsSource train(*data.dataset, data.split.train, cls_loader_options(d, true));
+  io::LoaderOptions train_options = cls_loader_options(d, true);
+  cli::apply_dist(*group, train_options, config, args.get_double("lr"), "train-cls");
+  LoaderClsSource train(*data.dataset, data.split.train, train_options);
   LoaderClsSource val(*data.dataset, data.split.val, cls_loader_options(d, false));
 
   ClsTrainConfig c;
@@ -189,10 +194,12 @@ int run_train_cls(int argc, char** argv) {
   c.out_dir = out;
   c.progress = !args.get_flag("quiet");
   c.config = config;
+  c.group = group;
+  c.zero = static_cast<int>(args.get_int("zero"));
   cli::apply_cost_probe_options(args, c);
 
   if (!c.dry_run) std::filesystem::create_directories(out);
-  if (!resume && !c.dry_run) {
+  if (!resume && !c.dry_run && rank0) {
     io::Json w = io::Json::object();
     for (const auto& [k, v] : config) w[k] = v;
     w["command"] = std::vector<std::string>(argv, argv + argc);
@@ -203,6 +210,7 @@ int run_train_cls(int argc, char** argv) {
   // Precise BN reads training images in the training order and augmentation of each epoch.
   LoaderClsSource bn_batches(*data.dataset, data.split.train, cls_loader_options(d, true));
   ClsTrainResult r = trainer.fit(train, &val, resume, &bn_batches);
+  if (!rank0) return r.exit_code;  // rank 0 evaluates and reports
   if (r.dry_run) {
     std::printf("dry run: stopped after the cost probe (%lld steps); nothing written\n", static_cast<long long>(r.steps));
     return 0;

@@ -63,6 +63,7 @@ int run_train_det(int argc, char** argv) {
   sx::cli::add_detector_options(args, det_defaults);
   sx::cli::add_precision_options(args);
   sx::cli::add_cost_probe_options(args);
+  sx::cli::add_dist_options(args);
   sx::cli::add_preset_option(args);
   if (!args.parse(argc, argv)) return 0;
   sx::cli::apply_precision_options(args);
@@ -131,6 +132,9 @@ int run_train_det(int argc, char** argv) {
                                                              1, 1, 0, seed, workers, min_size)};
 
   sx::train::DetTrainConfig cfg;
+  cfg.device = sx::Device::parse(args.get("device"));
+  cfg.group = sx::cli::start_dist(args, cfg.device);
+  cfg.zero = static_cast<int>(args.get_int("zero"));
   cfg.epochs = args.get_int("epochs");
   cfg.lr = args.get_double("lr");
   cfg.optimizer = args.get("optimizer");
@@ -147,7 +151,6 @@ int run_train_det(int argc, char** argv) {
   SX_CHECK(cfg.precise_bn_batches >= 0, "--precise-bn must be >= 0, got ", cfg.precise_bn_batches);
   cfg.nan_policy = args.get("nan");
   cfg.seed = seed;
-  cfg.device = sx::Device::parse(args.get("device"));
   cfg.out_dir = args.get("out");
   cfg.class_names = ds.classes().class_names();
   cfg.config = {{"size", std::to_string(size)}, {"data", args.get("data")}, {"channels", std::to_string(o.in_channels)}};  // stored as config.*
@@ -156,13 +159,17 @@ int run_train_det(int argc, char** argv) {
   for (const auto& [k, v] : sx::cli::preset_config(preset, args)) cfg.config[k] = v;
   sx::cli::apply_cost_probe_options(args, cfg);
   cfg.probe_max_scale = train.loader.transform.scale_max;
-  std::fprintf(stderr, "train-det: %s/%s, %zu training and %zu validation images, %s, device %s\n",
+  sx::cli::apply_dist(*cfg.group, train.loader, cfg.config, cfg.lr, "train-det");
+  const bool rank0 = cfg.group->rank() == 0;
+  if (rank0)
+    std::fprintf(stderr, "train-det: %s/%s, %zu training and %zu validation images, %s, device %s\n",
                args.get("model").c_str(), o.arch.c_str(), split.train.size(), split.val.size(),
                (min_size > 0 ? "shortest side " + std::to_string(min_size) + " px, longest at most " + std::to_string(size)
                              : std::to_string(size) + " px").c_str(),
                cfg.device.str().c_str());
   sx::train::DetTrainer trainer(*model, cfg);
   auto res = trainer.fit(train, split.val.empty() ? nullptr : &val, args.get_flag("resume"));
+  if (!rank0) return res.exit_code;  // rank 0 reports
   if (res.dry_run) {
     std::printf("dry run: stopped after the cost probe (%lld steps); nothing written\n", static_cast<long long>(res.steps));
     return 0;

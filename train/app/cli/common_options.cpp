@@ -73,6 +73,40 @@ void apply_cost_probe_options(const Args& args, train::LoopConfig& cfg) {
   cfg.dry_run = args.get_flag("dry-run");
 }
 
+Args& add_dist_options(Args& args) {
+  return args
+      .option("dist", "auto",
+              "auto | off: data-parallel training when started by mpirun/srun (one process per GPU, or per\n"
+              "      CPU share), gradients averaged across the ranks; off: this process trains alone")
+      .option("dist-timeout", "300",
+              "seconds a rank waits in a collective before it stops with an error naming the cause (a rank\n"
+              "      that died or hangs)")
+      .option("zero", "0",
+              "0 | 1: with several ranks, 1 shards the optimizer state across them (ZeRO stage 1: each rank\n"
+              "      keeps and updates its part, parameters broadcast after the step; checkpoints hold it all)");
+}
+
+std::shared_ptr<dist::ProcessGroup> start_dist(const Args& args, Device& device) {
+  auto g = dist::init_process_group(args.get("dist"), args.get_double("dist-timeout"), device);
+  device = dist::rank_device(*g, device);
+  return g;
+}
+
+void apply_dist(const dist::ProcessGroup& group, io::LoaderOptions& train_loader, train::Metadata& config, double lr,
+                const std::string& who) {
+  if (group.size() == 1) return;
+  train_loader.shard_rank = group.rank();
+  train_loader.shard_count = group.size();
+  config["world_size"] = std::to_string(group.size());
+  config["batch_per_rank"] = std::to_string(train_loader.batch_size);
+  if (group.rank() != 0) return;
+  std::fprintf(stderr,
+               "%s: data parallel on %d ranks (%s): %d images per rank x %d = effective batch %d; lr %g as given "
+               "(no automatic linear scaling: scale it with the effective batch yourself)\n",
+               who.c_str(), group.size(), group.backend().c_str(), train_loader.batch_size, group.size(),
+               train_loader.batch_size * group.size(), lr);
+}
+
 void check_eval_split(const std::string& split) {
   SX_CHECK(split == "test" || split == "train", "--split must be test or train, got '", split, "'");
 }

@@ -33,6 +33,15 @@ void apply_precision_options(const Args& args);
 Args& add_cost_probe_options(Args& args);
 // Reads them into the loop's settings (a dry run with --probe-steps 0 is refused by the loop).
 void apply_cost_probe_options(const Args& args, train::LoopConfig& cfg);
+// Declares --dist (auto) and --dist-timeout (300): data-parallel training (docs/distributed.md).
+Args& add_dist_options(Args& args);
+// Starts the process group (tensor/dist/process_group.h) for --device; with several ranks and a CUDA
+// device, `device` becomes cuda:LOCAL_RANK (one process per GPU).
+std::shared_ptr<dist::ProcessGroup> start_dist(const Args& args, Device& device);
+// With several ranks: shards the training loader (io::shard_batches), records world_size and
+// batch_per_rank in `config`, and prints (rank 0) the effective batch and the learning-rate rule.
+void apply_dist(const dist::ProcessGroup& group, io::LoaderOptions& train_loader, train::Metadata& config, double lr,
+                const std::string& who);
 // ValueError unless the split is "test" or "train".
 void check_eval_split(const std::string& split);
 // --out, or when it is empty <checkpoint folder>/<folder_name> ("." when the checkpoint path has no
