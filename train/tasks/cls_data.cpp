@@ -76,8 +76,17 @@ io::LoaderOptions cls_loader_options(const ClsDataOptions& opt, bool training) {
 const char* const kClsArchChoices =
     "resnet18 | resnet34 | resnet50 | resnet101 | densenet121 | densenet169 | densenet201";
 
+void check_cls_arch(const std::string& arch) {
+  static const char* const known[] = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "18", "34", "50",
+                                      "101", "152", "densenet121", "densenet169", "densenet201"};
+  for (const char* k : known)
+    if (arch == k) return;
+  SX_THROW(ValueError, "unknown classifier architecture '", arch, "' (", kClsArchChoices, ")");
+}
+
 std::shared_ptr<nn::Module> make_cls_model(const std::string& arch, int channels, uint64_t seed) {
   SX_CHECK(channels == 1 || channels == 3, "--channels must be 1 or 3, got ", channels);
+  check_cls_arch(arch);
   if (models::is_densenet_arch(arch)) {
     models::DenseNetConfig c;
     c.in_channels = channels;
@@ -85,8 +94,6 @@ std::shared_ptr<nn::Module> make_cls_model(const std::string& arch, int channels
     c.seed = seed;
     return models::make_densenet(arch, c);
   }
-  const bool resnet = arch.rfind("resnet", 0) == 0 || arch == "18" || arch == "34" || arch == "50" || arch == "101";
-  SX_CHECK(resnet, "unknown classifier architecture '", arch, "' (", kClsArchChoices, ")");
   models::ResNetConfig c;
   c.in_channels = channels;
   c.num_classes = 1;

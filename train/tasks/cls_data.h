@@ -64,8 +64,10 @@ io::LoaderOptions cls_loader_options(const ClsDataOptions& opt, bool training);
 // "densenet169" | "densenet201", the VinDr-SpineXR authors' classifiers). ValueError naming the
 // choices for anything else.
 std::shared_ptr<nn::Module> make_cls_model(const std::string& arch, int channels, uint64_t seed);
-// The --arch choices of make_cls_model, for help texts and errors.
+// The --arch choices of make_cls_model, for help texts and errors; check_cls_arch throws ValueError
+// naming them for anything else (without building a model).
 extern const char* const kClsArchChoices;
+void check_cls_arch(const std::string& arch);
 
 // Loads ImageNet weights (a torchvision state dict saved as safetensors) into a stage-1 model:
 // the first conv folded to one channel when needed, the 1000-class head (fc.* / classifier.*)

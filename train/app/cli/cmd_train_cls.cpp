@@ -106,8 +106,7 @@ int run_train_cls(int argc, char** argv) {
 
   const std::string out = args.get("out");
   const std::string arch = args.get("arch");
-  SX_CHECK(arch == "resnet18" || arch == "resnet34" || arch == "resnet50", "--arch must be resnet18, resnet34 or resnet50, got '",
-           arch, "'");
+  check_cls_arch(arch);
   const bool resume = args.get_flag("resume");
   Metadata config = {{"arch", arch},
                      {"size", std::to_string(d.size)},
