@@ -1,7 +1,10 @@
 // Layer benchmarks: Conv2d forward / backward-data / backward-filter on ResNet shapes (FLOP/s
 // counters; on the CPU both the default algorithm, Conv2d_CPU, and the im2col + GEMM reference,
-// Conv2d_CPU_im2col), and a whole ResNet training step (forward, cross-entropy, backward, SGD update) in
-// images/s, on the CPU and, in CUDA builds with a GPU, on CUDA (timed with cudaEvents, manual time).
+// Conv2d_CPU_im2col), and a whole ResNet-18/50 or DenseNet-121 training step (forward,
+// cross-entropy, backward, SGD update) in images/s, on the CPU and, in CUDA builds with a GPU, on
+// CUDA (timed with cudaEvents, manual time). The CPU training steps also report the process's peak
+// resident memory so far (counter peak_rss_MiB, getrusage; run one step benchmark per process to
+// read it as that model's peak: scripts/bench_compare.sh does).
 //
 // CPU runs: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./bench_layers --benchmark_filter=CPU
 // The training steps report the median step (counter step_ms_median) besides the mean time;
@@ -11,6 +14,7 @@
 // precision PyTorch's cuDNN convolutions use by default; pass --no_tf32 first to measure full FP32.
 // The PyTorch side of the comparison: scripts/bench_torch_resnet.py (same shapes, same step).
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +25,7 @@
 #include "bench/bench_timing.h"
 #include "kernels/conv2d/conv2d.h"
 #include "layers/loss.h"
+#include "models/densenet.h"
 #include "models/resnet.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -97,16 +102,19 @@ void BM_Conv(benchmark::State& st, ConvShape s, Dir dir, Device dev, CpuAlgo alg
   st.counters["FLOP/s"] = benchmark::Counter(conv_flops(s), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// One training step: forward, cross-entropy, backward, plain SGD update (p -= lr * grad).
-void BM_ResNetTrainStep(benchmark::State& st, int depth, int64_t batch, Device dev) {
+// One training step: forward, cross-entropy, backward, plain SGD update (p -= lr * grad), of a
+// 1000-class model named by `arch` ("resnet18", "resnet50", "densenet121").
+void BM_TrainStep(benchmark::State& st, const std::string& arch, int64_t batch, Device dev) {
   if (dev.is_cuda() && !cuda_available()) {
     st.SkipWithError("no CUDA GPU");
     return;
   }
-  models::ResNetConfig cfg;
-  cfg.depth = depth;
-  cfg.num_classes = 1000;
-  models::ResNet m(cfg);
+  struct rusage ru0 {};
+  getrusage(RUSAGE_SELF, &ru0);  // the peak before the model exists
+  std::shared_ptr<nn::Module> model;
+  if (models::is_densenet_arch(arch)) model = models::make_densenet(arch);
+  else model = models::make_resnet(arch);
+  nn::Module& m = *model;
   m.to(dev);
   m.train();
   Tensor x = randn_cpu({batch, 3, 224, 224}, 4).to(dev);
@@ -153,6 +161,10 @@ void BM_ResNetTrainStep(benchmark::State& st, int depth, int64_t batch, Device d
     // when other jobs share the machine)
     std::sort(ms.begin(), ms.end());
     if (!ms.empty()) st.counters["step_ms_median"] = ms[ms.size() / 2];
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    st.counters["peak_rss_MiB"] = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: ru_maxrss in KiB
+    st.counters["start_rss_MiB"] = static_cast<double>(ru0.ru_maxrss) / 1024.0;
   }
   st.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -176,11 +188,18 @@ void register_all() {
           else b->UseRealTime();  // wall time: the work runs on several threads
         }
     }
-    for (int depth : {18, 50}) {
-      const int64_t batch = dev.is_cpu() ? 8 : 64;
+    // ResNet-18/50 at batch 8 on the CPU; DenseNet-121 at the VinDr-SpineXR authors' batch 32
+    struct StepCase {
+      const char* name;
+      const char* arch;
+      int64_t cpu_batch;
+    };
+    for (const StepCase& c : {StepCase{"ResNet18", "resnet18", 8}, StepCase{"ResNet50", "resnet50", 8},
+                              StepCase{"DenseNet121", "densenet121", 32}}) {
+      const int64_t batch = dev.is_cpu() ? c.cpu_batch : 64;
       auto* b = benchmark::RegisterBenchmark(
-          ("ResNet" + std::to_string(depth) + "_TrainStep_" + dn + "/batch" + std::to_string(batch) + "_224px").c_str(),
-          BM_ResNetTrainStep, depth, batch, dev);
+          (std::string(c.name) + "_TrainStep_" + dn + "/batch" + std::to_string(batch) + "_224px").c_str(),
+          BM_TrainStep, std::string(c.arch), batch, dev);
       // SX_BENCH_STEPS=N times exactly N steps (scripts/bench_compare.sh), else at least 5 s (CPU)
       if (const char* steps = std::getenv("SX_BENCH_STEPS")) b->Iterations(std::max(1, std::atoi(steps)));
       else b->MinTime(dev.is_cpu() ? 5.0 : 2.0);

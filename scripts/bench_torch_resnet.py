@@ -1,13 +1,16 @@
 #!/usr/bin/python3
-"""PyTorch side of bench/bench_layers.cpp: the same ResNet training step (forward, cross-entropy,
+"""PyTorch side of bench/bench_layers.cpp: the same ResNet (or DenseNet: --arch densenet121) training step (forward, cross-entropy,
 backward, plain SGD update p -= 0.01 * grad) on the same shapes, timed the same way.
 
 CPU (Debian's python3-torch, 2 threads to match OMP_NUM_THREADS=2 for bench_layers):
     /usr/bin/python3 scripts/bench_torch_resnet.py --device cpu --threads 2 --batch 8
 GPU machine (its PyTorch):
     python3 scripts/bench_torch_resnet.py --device cuda --batch 64
-Prints one line per model: ms per step and images/s (median of the timed steps)."""
+Prints one line per model: ms per step and images/s (median of the timed steps), and on the CPU the
+process's peak resident memory (getrusage) before the model was built and after the timed steps
+(run one model per process to read the second as that model's peak)."""
 import argparse
+import resource
 import statistics
 import time
 
@@ -15,7 +18,12 @@ import torch
 import torchvision
 
 
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
 def bench(arch, device, batch, steps, warmup):
+    rss0 = peak_rss_mib()
     torch.manual_seed(0)
     m = getattr(torchvision.models, arch)(weights=None, num_classes=1000).to(device).train()
     x = torch.randn(batch, 3, 224, 224, device=device)
@@ -43,8 +51,9 @@ def bench(arch, device, batch, steps, warmup):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
+    mem = f", peak RSS {peak_rss_mib():.0f} MiB (before the model {rss0:.0f} MiB)" if device == "cpu" else ""
     print(f"torch {torch.__version__} {arch} {device} batch {batch}: {med * 1000:.1f} ms/step, "
-          f"{batch / med:.1f} images/s (median of {steps}, threads {torch.get_num_threads()})", flush=True)
+          f"{batch / med:.1f} images/s (median of {steps}, threads {torch.get_num_threads()}){mem}", flush=True)
 
 
 def main():

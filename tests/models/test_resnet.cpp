@@ -13,6 +13,7 @@
 // (blank line keeps include sorting from moving it)
 
 #include "common/devices.h"
+#include "common/formula.h"
 #include "io/safetensors.h"
 #include "models/resnet.h"
 #include "tensor/ops.h"
@@ -24,45 +25,9 @@ using models::ResNetConfig;
 
 std::string data_path(const std::string& f) { return std::string(SX_TEST_DATA_DIR) + "/layers/" + f; }
 
-// The fixture's formula: v(k, i) = 2 * u(k, i) - 1 with u sx's counter-based uniform (the script
-// reproduces it bit-exactly), computed in double and rounded to float32 once, as the script does.
-Tensor formula(const Shape& s, int64_t k, double scale = 1.0, double shift = 0.0) {
-  Tensor t = Tensor::empty(s, DType::Float32);
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i)
-    p[i] = static_cast<float>((2.0 * rng::uniform(static_cast<uint64_t>(k), static_cast<uint64_t>(i)) - 1.0) * scale +
-                              shift);
-  return t;
-}
-
+using test::formula;
 // Fill a ResNet's state the way scripts/fixtures/layers_resnet.py fills torchvision's.
-void fill_formula(models::ResNet& m) {
-  int64_t k = 0;
-  NoGradGuard ng;
-  for (const auto& [name, t0] : m.state_dict()) {
-    Tensor t = t0;
-    auto ends = [&](const std::string& suf) {
-      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
-    };
-    if (ends("num_batches_tracked")) {
-      t.zero_();
-      ++k;
-      continue;
-    }
-    double scale = 0.1, shift = 0.0;  // norm bias, running_mean
-    if (t.dim() == 4) {
-      scale = std::sqrt(6.0 / static_cast<double>(t.size(1) * t.size(2) * t.size(3)));
-    } else if (name.rfind("fc.", 0) == 0) {
-      scale = ends("weight") ? 1.0 / std::sqrt(512.0) : 0.1;
-    } else if (ends("running_var")) {
-      scale = 0.5, shift = 1.0;
-    } else if (ends("weight")) {
-      scale = 0.1, shift = 1.0;
-    }
-    t.copy_(formula(t.shape(), k, scale, shift));
-    ++k;
-  }
-}
+void fill_formula(models::ResNet& m) { test::fill_formula(m, "fc.", 512.0); }
 
 std::map<std::string, Tensor> load_golden() {
   std::map<std::string, Tensor> m;

@@ -11,6 +11,7 @@
 #include "kernels/conv2d/conv2d.h"
 #include "kernels/roi_align/roi_align.h"
 #include "layers/layers.h"
+#include "models/densenet.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 #include "tests/ops/op_naive_twins.h"
@@ -268,6 +269,19 @@ std::vector<OpCase> build_registry() {
   add_case({"stack", {"cat", "unsqueeze"},
             [](Generator& g) { return S{G(uniform(g, {3, 4}, -2, 2)), G(uniform(g, {3, 4}, -2, 2), true)}; },
             [](const V& in) { return stack({in[0], in[1]}, 1); }});
+
+  // ---- models/densenet.cpp: the dense block's shared-buffer prefix (a view with cat's backward) ---------
+  add_case({"dense_prefix", {"dense_prefix"},
+            [](Generator& g) { return S{G(uniform(g, {2, 3, 2, 3}, -2, 2)), G(uniform(g, {2, 2, 2, 3}, -2, 2))}; },
+            [](const V& in) {
+              Tensor buf = Tensor::zeros({2, 7, 2, 3}, in[0].dtype());
+              {
+                NoGradGuard ng;
+                buf.narrow(1, 0, 3).copy_(in[0].detach());
+                buf.narrow(1, 3, 2).copy_(in[1].detach());
+              }
+              return models::dense_prefix(buf, 5, {in[0], in[1]});
+            }});
 
   // ---- tensor/index.cpp ---------------------------------------------------------------------------
   add_case({"index_select_repeats", {"index_select"},

@@ -88,35 +88,65 @@ void apply_decision_rule(std::vector<PipelineImage>& images, const eval::Decisio
   }
 }
 
-ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg) {
-  SX_CHECK(file_exists(cfg.cls_ckpt), "no classifier checkpoint at '", cfg.cls_ckpt, "'");
-  Metadata cmd = read_checkpoint_metadata(cfg.cls_ckpt);
+std::vector<std::string> parse_cls_checkpoints(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = list.find(',', start);
+    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    SX_CHECK(!item.empty(), "classifier checkpoints: empty entry in '", list, "' (give A or A,B,C)");
+    if (!file_exists(item)) SX_THROW(IOError, "no classifier checkpoint at '", item, "'");
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+namespace {
+
+// One classifier checkpoint over the pool.
+ClsPredictions classify_one(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg,
+                            const std::string& ckpt) {
+  Metadata cmd = read_checkpoint_metadata(ckpt);
   ClsDataOptions d;
-  const std::string arch = meta(cmd, "config.arch", cfg.cls_arch, cfg.cls_ckpt, "the classifier's architecture");
-  d.size = std::stoi(meta(cmd, "config.size", std::to_string(cfg.cls_size), cfg.cls_ckpt, "the classifier's input size"));
-  d.channels = std::stoi(
-      meta(cmd, "config.channels", std::to_string(cfg.cls_channels), cfg.cls_ckpt, "the classifier's channels"));
+  const std::string arch = meta(cmd, "config.arch", cfg.cls_arch, ckpt, "the classifier's architecture");
+  d.size = std::stoi(meta(cmd, "config.size", std::to_string(cfg.cls_size), ckpt, "the classifier's input size"));
+  d.channels =
+      std::stoi(meta(cmd, "config.channels", std::to_string(cfg.cls_channels), ckpt, "the classifier's channels"));
   d.batch = cfg.batch;
   d.workers = cfg.workers;
   auto cls = make_cls_model(arch, d.channels, 0);
-  load_model_weights(cfg.cls_ckpt, *cls, /*strict=*/true);
+  load_model_weights(ckpt, *cls, /*strict=*/true);
   cls->to(cfg.device);
   LoaderClsSource src(ds, pool, cls_loader_options(d, /*training=*/false));
   // A checkpoint trained with --calibrate temperature carries its temperature: p = sigmoid(z / T).
-  ClsPredictions cp = predict_cls(*cls, src, cfg.device, cfg.progress, checkpoint_temperature(cfg.cls_ckpt));
-  SX_CHECK(cp.probs.size() == pool.size(), "pipeline: the classifier returned ", cp.probs.size(), " results for ",
-           pool.size(), " images");
+  ClsPredictions cp = predict_cls(*cls, src, cfg.device, cfg.progress, checkpoint_temperature(ckpt));
+  SX_CHECK(cp.probs.size() == pool.size(), "pipeline: the classifier ", ckpt, " returned ", cp.probs.size(),
+           " results for ", pool.size(), " images");
   return cp;
 }
 
+}  // namespace
+
+ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg,
+                               std::vector<ClsPredictions>* members) {
+  std::vector<ClsPredictions> preds;
+  for (const std::string& ckpt : parse_cls_checkpoints(cfg.cls_ckpt)) preds.push_back(classify_one(ds, pool, cfg, ckpt));
+  ClsPredictions e = ensemble_cls_predictions(preds);
+  if (members) *members = std::move(preds);
+  return e;
+}
+
 std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
-                                        const PipelineConfig& cfg, const eval::DecisionRule& rule) {
+                                        const PipelineConfig& cfg, const eval::DecisionRule& rule,
+                                        std::vector<ClsPredictions>* cls_members) {
   std::vector<PipelineImage> out;
   if (pool.empty()) return out;
-  // ---- stage 1: the classifier ----
-  SX_CHECK(file_exists(cfg.cls_ckpt), "no classifier checkpoint at '", cfg.cls_ckpt, "'");
+  // ---- stage 1: the classifier (or an ensemble) ----
+  parse_cls_checkpoints(cfg.cls_ckpt);  // every file there before anything runs
   SX_CHECK(file_exists(cfg.det_ckpt), "no detector checkpoint at '", cfg.det_ckpt, "'");
-  ClsPredictions cp = classify_images(ds, pool, cfg);
+  ClsPredictions cp = classify_images(ds, pool, cfg, cls_members);
 
   // ---- stage 2: the detector ----
   Metadata dmd = read_checkpoint_metadata(cfg.det_ckpt);

@@ -31,6 +31,8 @@
 namespace sx::train {
 
 struct PipelineConfig {
+  // cls_ckpt: one classifier checkpoint, or several separated by commas ("a,b,c"): an ensemble
+  // (ensemble_cls_predictions: the mean of the members' logits, then the sigmoid).
   std::string cls_ckpt, det_ckpt;
   // Classifier input; empty/0 = from the checkpoint's metadata (config.arch, config.size, config.channels).
   std::string cls_arch;
@@ -67,13 +69,21 @@ int checkpoint_input_size(const std::string& ckpt);
 // longest side: checkpoints without the key).
 int checkpoint_min_size(const std::string& ckpt);
 
-// Stage 1 alone: the classifier checkpoint cfg.cls_ckpt (arch, size, channels from its metadata
-// unless cfg gives them; its calibration temperature) over `pool`, in pool order.
-ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg);
+// The checkpoints of a comma-separated list ("a.safetensors,b.safetensors"), in order. Throws
+// ValueError for an empty list or entry, IOError naming the first one that does not exist.
+std::vector<std::string> parse_cls_checkpoints(const std::string& list);
+
+// Stage 1 alone: the classifier checkpoint(s) cfg.cls_ckpt (each one's arch, size, channels from its
+// metadata unless cfg gives them; its calibration temperature) over `pool`, in pool order; several
+// checkpoints give their ensemble, and each member's own predictions in `members` when not null.
+ClsPredictions classify_images(const io::Dataset& ds, const std::vector<int64_t>& pool, const PipelineConfig& cfg,
+                               std::vector<ClsPredictions>* members = nullptr);
 
 // Runs both stages over the dataset indices `pool` (in pool order) and applies `rule`.
+// `cls_members`: as for classify_images.
 std::vector<PipelineImage> run_pipeline(const io::Dataset& ds, const std::vector<int64_t>& pool,
-                                        const PipelineConfig& cfg, const eval::DecisionRule& rule);
+                                        const PipelineConfig& cfg, const eval::DecisionRule& rule,
+                                        std::vector<ClsPredictions>* cls_members = nullptr);
 
 // (Re)applies a rule: fills `kept` from `dets` and p_abnormal.
 void apply_decision_rule(std::vector<PipelineImage>& images, const eval::DecisionRule& rule);

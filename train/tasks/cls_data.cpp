@@ -2,7 +2,9 @@
 #include "train/tasks/cls_data.h"
 
 #include <filesystem>
+#include <functional>
 
+#include "models/densenet.h"
 #include "tensor/errors.h"
 #include "train/loop/checkpoint.h"
 
@@ -71,8 +73,27 @@ io::LoaderOptions cls_loader_options(const ClsDataOptions& opt, bool training) {
   return lo;
 }
 
-std::shared_ptr<models::ResNet> make_cls_model(const std::string& arch, int channels, uint64_t seed) {
+const char* const kClsArchChoices =
+    "resnet18 | resnet34 | resnet50 | resnet101 | densenet121 | densenet169 | densenet201";
+
+void check_cls_arch(const std::string& arch) {
+  static const char* const known[] = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "18", "34", "50",
+                                      "101", "152", "densenet121", "densenet169", "densenet201"};
+  for (const char* k : known)
+    if (arch == k) return;
+  SX_THROW(ValueError, "unknown classifier architecture '", arch, "' (", kClsArchChoices, ")");
+}
+
+std::shared_ptr<nn::Module> make_cls_model(const std::string& arch, int channels, uint64_t seed) {
   SX_CHECK(channels == 1 || channels == 3, "--channels must be 1 or 3, got ", channels);
+  check_cls_arch(arch);
+  if (models::is_densenet_arch(arch)) {
+    models::DenseNetConfig c;
+    c.in_channels = channels;
+    c.num_classes = 1;
+    c.seed = seed;
+    return models::make_densenet(arch, c);
+  }
   models::ResNetConfig c;
   c.in_channels = channels;
   c.num_classes = 1;
@@ -80,14 +101,27 @@ std::shared_ptr<models::ResNet> make_cls_model(const std::string& arch, int chan
   return models::make_resnet(arch, c);
 }
 
-nn::LoadReport load_pretrained_backbone(const std::string& path, models::ResNet& model) {
-  int64_t ch = model.config().in_channels;
-  nn::LoadReport rep = load_model_weights(path, model, /*strict=*/false, [ch](const nn::StateDict& sd) {
-    return models::adapt_resnet_state_dict(sd, ch, /*drop_fc=*/true);
-  });
+nn::LoadReport load_pretrained_backbone(const std::string& path, nn::Module& model) {
+  std::function<nn::StateDict(const nn::StateDict&)> adapt;
+  std::string what;
+  if (auto* r = dynamic_cast<models::ResNet*>(&model)) {
+    const int64_t ch = r->config().in_channels;
+    adapt = [ch](const nn::StateDict& sd) { return models::adapt_resnet_state_dict(sd, ch, /*drop_fc=*/true); };
+    what = std::to_string(r->config().depth) + "-layer ResNet";
+  } else if (auto* d = dynamic_cast<models::DenseNet*>(&model)) {
+    const int64_t ch = d->config().in_channels;
+    adapt = [ch](const nn::StateDict& sd) { return models::adapt_densenet_state_dict(sd, ch, /*drop_classifier=*/true); };
+    what = "DenseNet with blocks of";
+    for (int64_t n : d->config().block_config) what += " " + std::to_string(n);
+    what += " layers";
+  } else {
+    SX_THROW(ValueError, "load_pretrained_backbone: the model is neither a ResNet nor a DenseNet");
+  }
+  nn::LoadReport rep = load_model_weights(path, model, /*strict=*/false, adapt);
   bool ok = rep.unexpected.empty() && rep.mismatched.empty();
-  for (const auto& k : rep.missing) ok = ok && (k == "fc.weight" || k == "fc.bias");
-  SX_CHECK(ok, path, ": the weights do not fit a ", model.config().depth, "-layer ResNet:\n", rep.str());
+  for (const auto& k : rep.missing)
+    ok = ok && (k == "fc.weight" || k == "fc.bias" || k == "classifier.weight" || k == "classifier.bias");
+  SX_CHECK(ok, path, ": the weights do not fit a ", what, ":\n", rep.str());
   return rep;
 }
 

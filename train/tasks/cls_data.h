@@ -59,13 +59,20 @@ ClsData open_cls_data(const ClsDataOptions& opt, bool split_validation);
 // Loader options for training (augmentation on) or evaluation (sequential, no augmentation).
 io::LoaderOptions cls_loader_options(const ClsDataOptions& opt, bool training);
 
-// The stage-1 model: a ResNet ("resnet18" | "resnet34" | "resnet50" | "18" ...) with one output
-// (the abnormal logit) and `channels` input channels.
-std::shared_ptr<models::ResNet> make_cls_model(const std::string& arch, int channels, uint64_t seed);
+// The stage-1 model with one output (the abnormal logit) and `channels` input channels: a ResNet
+// ("resnet18" | "resnet34" | "resnet50" | "resnet101" | "18" ...) or a DenseNet ("densenet121" |
+// "densenet169" | "densenet201", the VinDr-SpineXR authors' classifiers). ValueError naming the
+// choices for anything else.
+std::shared_ptr<nn::Module> make_cls_model(const std::string& arch, int channels, uint64_t seed);
+// The --arch choices of make_cls_model, for help texts and errors; check_cls_arch throws ValueError
+// naming them for anything else (without building a model).
+extern const char* const kClsArchChoices;
+void check_cls_arch(const std::string& arch);
 
 // Loads ImageNet weights (a torchvision state dict saved as safetensors) into a stage-1 model:
-// conv1 folded to one channel when needed, the 1000-class fc dropped. Throws ValueError when
-// anything but fc.* is missing, unexpected or mis-shaped; returns the report otherwise.
-nn::LoadReport load_pretrained_backbone(const std::string& path, models::ResNet& model);
+// the first conv folded to one channel when needed, the 1000-class head (fc.* / classifier.*)
+// dropped. Throws ValueError when anything but the head is missing, unexpected or mis-shaped;
+// returns the report otherwise.
+nn::LoadReport load_pretrained_backbone(const std::string& path, nn::Module& model);
 
 }  // namespace sx::train

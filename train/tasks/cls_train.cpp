@@ -65,8 +65,41 @@ ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device dev
   }
   if (bar) bar->finish();
   p.mean_loss = p.probs.empty() ? 0.0 : loss_sum / static_cast<double>(p.probs.size());
+  p.temperature = temperature;
   model.train(was_training);
   return p;
+}
+
+ClsPredictions ensemble_cls_predictions(const std::vector<ClsPredictions>& members) {
+  SX_CHECK(!members.empty(), "ensemble_cls_predictions: no members");
+  if (members.size() == 1) return members[0];
+  const ClsPredictions& first = members[0];
+  const size_t n = first.probs.size();
+  for (size_t m = 0; m < members.size(); ++m) {
+    const ClsPredictions& p = members[m];
+    SX_CHECK(p.logits.size() == n && p.probs.size() == n && p.labels.size() == n && p.ids.size() == n,
+             "ensemble: member ", m + 1, " has ", p.probs.size(), " predictions, member 1 has ", n);
+    SX_CHECK(p.temperature > 0 && std::isfinite(p.temperature), "ensemble: member ", m + 1, " has temperature ",
+             p.temperature);
+    for (size_t i = 0; i < n; ++i)
+      SX_CHECK(p.ids[i] == first.ids[i] && p.labels[i] == first.labels[i], "ensemble: member ", m + 1,
+               " differs from member 1 at image ", i, " ('", p.ids[i], "' vs '", first.ids[i], "')");
+  }
+  ClsPredictions e;
+  e.ids = first.ids;
+  e.labels = first.labels;
+  double loss = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double z = 0;
+    for (const ClsPredictions& p : members) z += p.logits[i] / p.temperature;
+    z /= static_cast<double>(members.size());
+    e.logits.push_back(z);
+    e.probs.push_back(1.0 / (1.0 + std::exp(-z)));
+    // BCE with logits, in the stable form
+    loss += (z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z))) - (e.labels[i] ? z : 0.0);
+  }
+  e.mean_loss = n ? loss / static_cast<double>(n) : 0.0;
+  return e;
 }
 
 ClsMetrics compute_cls_metrics(const ClsPredictions& p, int64_t bootstrap, uint64_t seed, double threshold) {
@@ -152,6 +185,32 @@ void write_calibration_png(const std::string& path, const metrics::Calibration& 
   for (const auto& b : c.bins) bins.push_back({b.lo, b.hi, b.mean_prob, b.frac_positive, b.count});
   plot::render_reliability(bins, "stage 1, ECE " + fmt("%.2f", 100.0 * c.ece) + "%", "Reliability, " + what)
       .save_png(path);
+}
+
+void write_roc_curves_png(const std::string& path, const std::vector<RocEntry>& curves, const std::string& title) {
+  plot::LinePlot lp;
+  lp.title = title;
+  lp.xlabel = "False positive rate";
+  lp.ylabel = "True positive rate";
+  plot::Series chance;
+  chance.x = {0, 1};
+  chance.y = {0, 1};
+  chance.color = plot::kGrey;
+  chance.thickness = 1;
+  chance.dashed = true;
+  lp.series.push_back(chance);
+  for (size_t i = 0; i < curves.size(); ++i) {
+    SX_CHECK(curves[i].preds != nullptr, "write_roc_curves_png: curve ", i, " has no predictions");
+    metrics::RocCurve roc = metrics::roc_curve(curves[i].preds->probs, curves[i].preds->labels);
+    plot::Series s;
+    s.label = curves[i].name + " AUC " + fmt("%.3f", curves[i].auroc);
+    s.x = roc.fpr;
+    s.y = roc.tpr;
+    s.color = plot::palette(static_cast<int>(i));
+    s.thickness = i + 1 == curves.size() ? 3 : 1;
+    lp.series.push_back(s);
+  }
+  plot::render(lp).save_png(path);
 }
 
 namespace {

@@ -75,6 +75,7 @@ struct ClsPredictions {
   std::vector<double> probs;   // sigmoid(logit / temperature)
   std::vector<int> labels;
   double mean_loss = 0;        // BCE of the probabilities over the samples
+  double temperature = 1.0;    // the temperature the probabilities were computed with
 };
 // `temperature` divides the logits before the sigmoid (1: the model as trained).
 ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress = false,
@@ -82,6 +83,13 @@ ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device dev
 // The calibration temperature a classifier checkpoint records (config.temperature), 1 when none.
 // Throws IOError naming the file when the value is not a positive finite number.
 double checkpoint_temperature(const std::string& ckpt_path);
+
+// An ensemble of classifiers as the VinDr-SpineXR authors combine theirs: the mean of the members'
+// logits, then the sigmoid, p = sigmoid(mean_i logit(p_i)), where a temperature-calibrated member
+// contributes its calibrated logit z_i / T_i. The members must cover the same images in the same
+// order with the same labels (ValueError otherwise). The result's `logits` are the mean logits
+// (temperature 1) and mean_loss the BCE of the ensemble's probabilities. One member: returned as is.
+ClsPredictions ensemble_cls_predictions(const std::vector<ClsPredictions>& members);
 
 // AUROC with bootstrap CI, Youden threshold and the metrics at that threshold. `threshold` < 0:
 // choose by Youden's J; otherwise use the given one (e.g. the threshold chosen on validation).
@@ -102,6 +110,14 @@ io::Json cls_metrics_json(const ClsMetrics& m, const Metadata& extra = {});
 void write_cls_metrics_json(const std::string& path, const ClsMetrics& m, const Metadata& extra = {});
 // The reliability diagram of a calibration (plot::render_reliability) with its ECE in the legend.
 void write_calibration_png(const std::string& path, const metrics::Calibration& c, const std::string& what);
+// ROC curves of several classifiers in one plot (e.g. an ensemble's members, thin, and the ensemble,
+// last and thick), each labelled "<name> AUC 0.xxx".
+struct RocEntry {
+  std::string name;
+  const ClsPredictions* preds = nullptr;
+  double auroc = 0;
+};
+void write_roc_curves_png(const std::string& path, const std::vector<RocEntry>& curves, const std::string& title);
 
 class ClsTrainer {
  public:

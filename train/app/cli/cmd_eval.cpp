@@ -42,7 +42,8 @@ int run_eval(int argc, char** argv) {
                  "classifier.json, roc.png, calibration.png and pr_curves{,_rule}.png (interpolated precision\n"
                  "envelopes) into --out.");
   args.required("data", "dataset root (release or flat layout)")
-      .required("cls", "stage-1 classifier checkpoint (train-cls)")
+      .required("cls", "stage-1 classifier checkpoint (train-cls), or several separated by commas (A,B,C): their\n"
+                       "      ensemble, the mean of their logits then the sigmoid (each member's AUROC is reported too)")
       .required("det", "stage-2 detector checkpoint (train-det)")
       .option("split", "test", "split to evaluate: test | train")
       .required("out", "output folder")
@@ -84,7 +85,8 @@ int run_eval(int argc, char** argv) {
   pc.workers = static_cast<int>(args.get_int("workers"));
   pc.device = Device::parse(args.get("device"));
   pc.progress = !args.get_flag("quiet");
-  auto images = train::run_pipeline(ds, pool, pc, rule);
+  std::vector<train::ClsPredictions> members;
+  auto images = train::run_pipeline(ds, pool, pc, rule, &members);
   const train::RuleEffect effect = train::rule_effect(images, rule);
 
   // ---- stage 1 ----
@@ -97,6 +99,8 @@ int run_eval(int argc, char** argv) {
   double thr = -1;
   const std::string tmode = args.get("threshold");
   if (tmode == "val") {
+    SX_CHECK(members.size() == 1, "--threshold val needs one classifier checkpoint (an ensemble has no validation "
+             "threshold); use --threshold youden or a number");
     train::Metadata md = train::read_checkpoint_metadata(pc.cls_ckpt);
     auto it = md.find("config.val_threshold");
     SX_CHECK(it != md.end(), pc.cls_ckpt, " records no validation threshold; use --threshold youden or a number");
@@ -108,10 +112,28 @@ int run_eval(int argc, char** argv) {
   train::ClsMetrics cm = train::compute_cls_metrics(cp, args.get_int("bootstrap"),
                                                     static_cast<uint64_t>(args.get_int("seed")), thr);
   if (tmode == "val") cm.threshold_source = "validation";
-  const io::Json classifier = train::cls_metrics_json(cm, {{"checkpoint", pc.cls_ckpt}, {"split", dopt.split}});
+  io::Json classifier = train::cls_metrics_json(cm, {{"checkpoint", pc.cls_ckpt}, {"split", dopt.split}});
+  // An ensemble: each member's own metrics beside the ensemble's (same bootstrap seed).
+  const std::vector<std::string> ckpts = train::parse_cls_checkpoints(pc.cls_ckpt);
+  std::vector<train::ClsMetrics> member_metrics;
+  if (members.size() > 1) {
+    classifier["members"] = io::Json::array();
+    for (size_t i = 0; i < members.size(); ++i) {
+      member_metrics.push_back(train::compute_cls_metrics(members[i], args.get_int("bootstrap"),
+                                                          static_cast<uint64_t>(args.get_int("seed")), thr));
+      classifier["members"].push_back(train::cls_metrics_json(
+          member_metrics.back(), {{"checkpoint", ckpts[i]}, {"temperature", metrics::json_number(members[i].temperature)}}));
+    }
+  }
   io::write_json_atomic(out + "/classifier.json", classifier);
   train::write_calibration_png(out + "/calibration.png", cm.calibration, "stage 1, " + dopt.split + " split");
-  {
+  if (members.size() > 1) {
+    std::vector<train::RocEntry> curves;
+    for (size_t i = 0; i < members.size(); ++i)
+      curves.push_back({std::filesystem::path(ckpts[i]).filename().string(), &members[i], member_metrics[i].auroc});
+    curves.push_back({"ensemble", &cp, cm.auroc});
+    train::write_roc_curves_png(out + "/roc.png", curves, "Stage 1 ROC, " + dopt.split + " split");
+  } else {
     metrics::RocCurve roc = metrics::roc_curve(cp.probs, cp.labels);
     char label[96];
     std::snprintf(label, sizeof label, "AUC %.3f (95%% CI %.3f-%.3f)", cm.auroc, cm.ci.lo, cm.ci.hi);
@@ -138,12 +160,18 @@ int run_eval(int argc, char** argv) {
   io::write_json_atomic(out + "/metrics.json", js);
 
   const auto& t = cm.at_threshold;
-  std::printf("\nStage 1 (classifier), %lld images, %lld abnormal\n", static_cast<long long>(cm.n),
+  std::printf("\nStage 1 (classifier%s), %lld images, %lld abnormal\n",
+              members.size() > 1 ? (", ensemble of " + std::to_string(members.size())).c_str() : "",
+              static_cast<long long>(cm.n),
               static_cast<long long>(cm.positives));
   std::printf("  AUROC %.2f%% (95%% CI %.2f-%.2f), threshold %s (%s): sensitivity %.2f%%, specificity %.2f%%, "
               "F1 %.2f%%\n",
               100 * cm.auroc, 100 * cm.ci.lo, 100 * cm.ci.hi, metrics::format_probability(cm.threshold).c_str(),
               cm.threshold_source.c_str(), 100 * t.sensitivity, 100 * t.specificity, 100 * t.f1);
+  for (size_t i = 0; i < member_metrics.size(); ++i)
+    std::printf("  member %zu %s: AUROC %.2f%% (95%% CI %.2f-%.2f), ECE %.2f%%\n", i + 1, ckpts[i].c_str(),
+                100 * member_metrics[i].auroc, 100 * member_metrics[i].ci.lo, 100 * member_metrics[i].ci.hi,
+                100 * member_metrics[i].calibration.ece);
   std::printf("  calibration: ECE %.2f%% (15 bins); images with p_abnormal >= c = %s: %lld of %lld normal, %lld of %lld "
               "abnormal\n",
               100 * cm.calibration.ece, metrics::format_probability(rule.classifier_threshold).c_str(),

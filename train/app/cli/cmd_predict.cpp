@@ -27,7 +27,8 @@ int run_predict(int argc, char** argv) {
                  "Writes predictions.csv (study_id,series_id,image_id,rad_id,lesion_type,xmin,ymin,xmax,ymax,score;\n"
                  "boxes in original pixels; an image without boxes gets a `No finding` row scored 1 - p_abnormal),\n"
                  "results.json (COCO-style) and <image_id>.png per image into --out.");
-  args.required("cls", "stage-1 classifier checkpoint (train-cls)")
+  args.required("cls", "stage-1 classifier checkpoint (train-cls), or several separated by commas (A,B,C): their\n"
+                       "      ensemble, p_abnormal = sigmoid(mean of the members' logits)")
       .required("det", "stage-2 detector checkpoint (train-det)")
       .option("data", "", "dataset root: predict every image of --split")
       .option("split", "test", "split of --data: test | train")

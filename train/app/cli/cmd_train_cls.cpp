@@ -36,7 +36,9 @@ int run_train_cls(int argc, char** argv) {
                  "early) go to the lower validation loss. Both are recorded in metrics.json (\"best\").");
   args.required("data", "dataset root (release or flat layout, or a `spinexr prepare` cache)")
       .option("cache", "", "read images from this `spinexr prepare` cache instead of decoding the DICOMs")
-      .option("arch", "resnet18", "resnet18 | resnet34 | resnet50")
+      .option("arch", "resnet18",
+              "resnet18 | resnet34 | resnet50 | resnet101 | densenet121 | densenet169 | densenet201 (the\n"
+              "      VinDr-SpineXR authors' classifiers: an ensemble of the three DenseNets, 224 px; see eval --cls A,B,C)")
       .option("size", "224", "input size in pixels (longest side, padded square)")
       .option("channels", "1", "input channels: 1 (grey) or 3 (grey repeated, e.g. for RGB weights)")
       .option("epochs", "10", "epochs")
@@ -105,8 +107,7 @@ int run_train_cls(int argc, char** argv) {
 
   const std::string out = args.get("out");
   const std::string arch = args.get("arch");
-  SX_CHECK(arch == "resnet18" || arch == "resnet34" || arch == "resnet50", "--arch must be resnet18, resnet34 or resnet50, got '",
-           arch, "'");
+  check_cls_arch(arch);
   const bool resume = args.get_flag("resume");
   Metadata config = {{"arch", arch},
                      {"size", std::to_string(d.size)},

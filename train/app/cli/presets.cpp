@@ -38,8 +38,9 @@ Preset vindr_cls() {
   };
   p.iterations = 10000;
   p.iterations_source = c + " SOLVER.MAX_ITER";
-  p.notes = {"their classifiers are DenseNet-121/169/201 (ImageNet weights); spinexr trains --arch (a ResNet): pass "
-             "--weights for ImageNet initialisation"};
+  p.notes = {"their classifiers are DenseNet-121/169/201 (ImageNet weights), averaged: train each with --arch "
+             "densenet121|densenet169|densenet201 (--weights for ImageNet initialisation) and evaluate them together "
+             "with eval --cls A,B,C"};
   return p;
 }
 

@@ -17,9 +17,10 @@
 //              1e-4, lr x0.1 at 60% (STEPS 30000 of MAX_ITER 50000), 1,000 warm-up steps, gradients
 //              clipped by value at 1.0 (their config has no _BASE_: CLIP_GRADIENTS takes Detectron2's
 //              default type and value), seed 1999; 50,000 iterations turned into epochs.
-// What the preset cannot give: their models (DenseNet-121/169/201 and Sparse R-CNN are not in
-// spinexr yet; the preset trains --arch / --model as chosen) and their ImageNet/COCO weights (pass
-// --weights).
+// What the preset cannot give: their detector (Sparse R-CNN is not in spinexr yet; the preset trains
+// --model as chosen), the choice of classifier (the preset trains --arch: their DenseNet-121/169/201
+// are --arch densenet121|densenet169|densenet201, averaged with --cls A,B,C) and their ImageNet/COCO
+// weights (pass --weights).
 #pragma once
 #include <cstdint>
 #include <string>
