@@ -38,14 +38,17 @@ Tensor attach_grad(Tensor out, const char* name, std::vector<Tensor> inputs, Bac
   versions.reserve(inputs.size());
   for (const auto& t : inputs)
     if (t.defined()) versions.emplace_back(t.storage(), t.storage()->version());
-  for (auto& t : inputs) {
-    if (t.defined() && t.requires_grad()) any = true;
-    else t = Tensor();  // edges that need no gradient are dropped
-  }
-  if (!any) return out;
   auto node = std::make_shared<Node>();
+  node->inputs.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    if (!t.defined() || !t.requires_grad()) continue;  // edges that need no gradient are dropped
+    Edge& e = node->inputs[i];
+    if (t.is_leaf()) e.leaf = t.impl_ptr();
+    else e.fn = t.grad_fn();
+    e.shape = t.shape();
+  }
   node->name = name;
-  node->inputs = std::move(inputs);
   node->backward = std::move(backward);
   node->input_versions = std::move(versions);
   out.set_grad_fn(std::move(node));
@@ -87,11 +90,11 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
       SX_THROW(ValueError, "backward: trying to backward through the graph a second time (node '", node->name,
                "' was freed by an earlier backward); call backward(grad, /*retain_graph=*/true) the first time");
     if (next < node->inputs.size()) {
-      const Tensor& in = node->inputs[next++];
-      if (in.defined() && !in.is_leaf()) {
-        Node* child = in.grad_fn().get();
+      const Edge& in = node->inputs[next++];
+      if (in.fn) {
+        Node* child = in.fn.get();
         if (seen.insert(child).second) {
-          alive.push_back(in.grad_fn());
+          alive.push_back(in.fn);
           stack.push_back({child, 0});
         }
       }
@@ -123,15 +126,15 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     SX_CHECK(in_grads.size() == node->inputs.size(), "autograd: '", node->name, "' returned ", in_grads.size(),
              " gradients for ", node->inputs.size(), " inputs");
     for (size_t i = 0; i < node->inputs.size(); ++i) {
-      const Tensor& in = node->inputs[i];
+      const Edge& in = node->inputs[i];
       const Tensor& gi = in_grads[i];
       if (!in.defined() || !gi.defined()) continue;
-      SX_CHECK(gi.shape() == in.shape(), "autograd: '", node->name, "' returned a gradient of shape ",
-               shape_str(gi.shape()), " for input ", i, " of shape ", shape_str(in.shape()));
-      if (in.is_leaf()) {
-        accumulate_leaf(in.impl(), gi);
+      SX_CHECK(gi.shape() == in.shape, "autograd: '", node->name, "' returned a gradient of shape ",
+               shape_str(gi.shape()), " for input ", i, " of shape ", shape_str(in.shape));
+      if (in.leaf) {
+        accumulate_leaf(in.leaf.get(), gi);
       } else {
-        Node* child = in.grad_fn().get();
+        Node* child = in.fn.get();
         auto cit = grads.find(child);
         if (cit == grads.end()) grads.emplace(child, gi);
         else cit->second = add(cit->second, gi);
