@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "detector_setup.h"
 #include "models/detection_model.h"
 #include "models/retinanet.h"
 #include "tensor/autograd.h"
@@ -49,36 +50,11 @@ void sync(Device d) {
 #endif
 }
 
-struct Setup {
-  std::shared_ptr<models::DetectionModel> model;
-  models::ImageList images;
-  std::vector<models::ImageTargets> targets;
-};
+using Setup = bench::DetectorSetup;
 
 Setup make_setup(const std::string& name, int size, Device dev, bool stages) {
-  const int64_t batch = dev.is_cuda() ? 4 : 2;
-  models::DetectorOptions o;
-  o.arch = "resnet50";
-  o.in_channels = 3;
-  o.num_classes = 7;
-  o.fpn_channels = 256;
-  o.trainable_layers = 3;
-  Setup s;
-  s.model = train::make_detector(name, o);
-  s.model->to(dev);
+  Setup s = bench::make_detector_setup(name, size, dev.is_cuda() ? 4 : 2, dev);
   s.model->set_record_stage_times(stages);
-  Generator g(1);
-  s.images = models::image_list_from_batch(rand({batch, 3, size, size}, g).to(dev));
-  for (int64_t i = 0; i < batch; ++i) {
-    std::vector<double> b;
-    for (int k = 0; k < 4; ++k) {
-      double x = g.uniform() * size * 0.7, y = g.uniform() * size * 0.7;
-      double w = size * (0.05 + 0.2 * g.uniform()), h = size * (0.05 + 0.2 * g.uniform());
-      b.insert(b.end(), {x, y, x + w, y + h});
-    }
-    s.targets.push_back({Tensor::from_vector(b, {4, 4}).to(dev),
-                         Tensor::from_vector({0, 1, 4, 6}, {4}, DType::Int64).to(dev)});
-  }
   return s;
 }
 

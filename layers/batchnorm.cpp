@@ -16,10 +16,13 @@ Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift)
   Tensor y = kernels::channel_affine_forward(x, scale, shift);
   const bool nx = x.requires_grad(), ns = scale.requires_grad(), nt = shift.requires_grad();
   if (!GradMode::is_enabled() || !(nx || ns || nt)) return y;
-  const Tensor xd = x.detach();
+  // x is needed only for the scale's gradient (sum of g * x): a frozen BatchNorm (scale and shift
+  // buffers) saves nothing of it. Without x, g stands in for it: same shape, and the kernels read x
+  // only for the scale's sum, which is then not asked for.
+  const Tensor xd = ns ? x.detach() : Tensor();
   const Tensor sd = scale.detach();
   return attach_grad(y, "channel_affine", {x, scale, shift}, [=](const Tensor& g) {
-    auto r = kernels::channel_affine_backward(g, xd, sd, nx, ns, nt);
+    auto r = kernels::channel_affine_backward(g, ns ? xd : g, sd, nx, ns, nt);
     return std::vector<Tensor>{r.grad_input, r.grad_scale, r.grad_shift};
   });
 }

@@ -13,14 +13,25 @@ import statistics
 
 import torch
 import torchvision
-from torchvision.models.detection import fasterrcnn_resnet50_fpn, retinanet_resnet50_fpn
+from torchvision.models import resnet50
+from torchvision.models.detection import FasterRCNN, RetinaNet
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 
 def make(name, size):
-    kw = dict(weights=None, weights_backbone=None, trainable_backbone_layers=3, min_size=size, max_size=size)
-    if name == "retinanet":
-        return retinanet_resnet50_fpn(num_classes=7, **kw)
-    return fasterrcnn_resnet50_fpn(num_classes=8, **kw)  # + background, as torchvision counts
+    """The detector as bench_detectors builds ours: ResNet-50 with FrozenBatchNorm2d, FPN, 3 trainable
+    backbone stages (layer2-4), 7 classes. Built from torchvision's parts because its
+    retinanet_resnet50_fpn / fasterrcnn_resnet50_fpn, without pretrained weights, silently fall back
+    to 5 trainable stages and plain (trained) BatchNorm2d, which is not this configuration."""
+    backbone = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    kw = dict(min_size=size, max_size=size)
+    if name == "retinanet":  # P3-P7 (LastLevelP6P7 from P5's FPN output, as ours), as retinanet_resnet50_fpn
+        fpn = _resnet_fpn_extractor(backbone, 3, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+        return RetinaNet(fpn, num_classes=7, **kw)
+    fpn = _resnet_fpn_extractor(backbone, 3)  # P2-P6, as fasterrcnn_resnet50_fpn
+    return FasterRCNN(fpn, num_classes=8, **kw)  # + background, as torchvision counts
 
 
 def timed(fn, steps):

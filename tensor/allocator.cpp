@@ -1,6 +1,7 @@
 // Host allocation, and the CUDA caching allocator (see allocator.h for the design).
 #include "tensor/allocator.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <iterator>
 #include <map>
@@ -23,7 +24,32 @@ Storage::~Storage() {
 
 namespace {
 
-void host_free(void* p, size_t, Device) { std::free(p); }
+// Bytes of host memory in live tensors and held (live + cached), with their high-water marks.
+struct HostCounters {
+  std::atomic<int64_t> live{0}, held{0}, peak_live{0}, peak_held{0};
+};
+HostCounters& host_counters() {
+  static HostCounters* c = new HostCounters;  // never destroyed, like the pool
+  return *c;
+}
+void raise_peak(std::atomic<int64_t>& peak, int64_t v) {
+  int64_t p = peak.load(std::memory_order_relaxed);
+  while (v > p && !peak.compare_exchange_weak(p, v, std::memory_order_relaxed)) {
+  }
+}
+// live and held change by the given bytes (a fresh block: both; a cache hit: live only).
+void count_host(int64_t live, int64_t held) {
+  HostCounters& c = host_counters();
+  if (live) raise_peak(c.peak_live, c.live.fetch_add(live, std::memory_order_relaxed) + live);
+  if (held) raise_peak(c.peak_held, c.held.fetch_add(held, std::memory_order_relaxed) + held);
+}
+size_t host_small_round(size_t nbytes) { return nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64; }
+
+void host_free(void* p, size_t nbytes, Device) {
+  const auto n = static_cast<int64_t>(host_small_round(nbytes));
+  count_host(-n, -n);
+  std::free(p);
+}
 
 // Large host blocks (>= 1 MiB) are cached like device blocks. Without this, glibc serves every
 // allocation above its mmap threshold (at most 32 MiB) with a fresh mmap, and an op writing a 64 MB
@@ -54,12 +80,14 @@ void* host_cached_alloc(size_t nbytes) {
       void* ptr = it->second;
       p.live[ptr] = it->first;
       p.cached_bytes -= it->first;
+      count_host(static_cast<int64_t>(it->first), 0);
       p.free_blocks.erase(it);
       return ptr;
     }
   }
   void* ptr = std::aligned_alloc(64, size);
   if (!ptr) return nullptr;
+  count_host(static_cast<int64_t>(size), static_cast<int64_t>(size));
   std::lock_guard<std::mutex> lock(p.mu);
   p.live[ptr] = size;
   return ptr;
@@ -73,9 +101,11 @@ void host_cached_free(void* ptr, size_t, Device) {
   p.live.erase(it);
   p.free_blocks.emplace(size, ptr);
   p.cached_bytes += size;
+  count_host(-static_cast<int64_t>(size), 0);
   while (p.cached_bytes > kHostCacheLimit && !p.free_blocks.empty()) {
     auto big = std::prev(p.free_blocks.end());  // evict the largest first
     p.cached_bytes -= big->first;
+    count_host(0, -static_cast<int64_t>(big->first));
     std::free(big->second);
     p.free_blocks.erase(big);
   }
@@ -228,10 +258,10 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pi
       if (!p) SX_THROW(Error, "out of host memory: tried to allocate ", nbytes, " bytes");
       return std::make_shared<Storage>(p, nbytes, device, &host_cached_free);
     }
-    size_t n = (nbytes + 63) / 64 * 64;
-    if (n == 0) n = 64;
+    const size_t n = host_small_round(nbytes);
     void* p = std::aligned_alloc(64, n);
     if (!p) SX_THROW(Error, "out of host memory: tried to allocate ", nbytes, " bytes");
+    count_host(static_cast<int64_t>(n), static_cast<int64_t>(n));
     return std::make_shared<Storage>(p, nbytes, device, &host_free);
   }
 #ifdef SX_WITH_CUDA
@@ -242,6 +272,16 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool pi
 #else
   SX_THROW(NotBuiltError, "a CUDA tensor was requested (", device.str(), ") but spinexr was built without CUDA");
 #endif
+}
+
+AllocatorStats host_allocator_stats() {
+  HostCounters& c = host_counters();
+  AllocatorStats s;
+  s.allocated_bytes = c.live.load(std::memory_order_relaxed);
+  s.reserved_bytes = c.held.load(std::memory_order_relaxed);
+  s.peak_allocated_bytes = c.peak_live.load(std::memory_order_relaxed);
+  s.peak_reserved_bytes = c.peak_held.load(std::memory_order_relaxed);
+  return s;
 }
 
 namespace cuda {

@@ -54,9 +54,15 @@ struct AllocatorStats {
   int64_t allocated_bytes = 0;       // bytes in live tensors
   int64_t reserved_bytes = 0;        // bytes held from the driver (live + cached)
   int64_t peak_allocated_bytes = 0;  // high-water mark of allocated_bytes
+  int64_t peak_reserved_bytes = 0;   // high-water mark of reserved_bytes (host only, for now)
   int64_t num_device_mallocs = 0;    // cudaMalloc calls so far (a steady state adds none)
   int64_t num_device_frees = 0;      // cudaFree calls so far
 };
+
+// Stats of host memory held for CPU tensors (allocated_bytes: in live tensors, block sizes as
+// rounded; reserved_bytes: live + the cached free blocks; their high-water marks since the start of
+// the process). Two relaxed atomic updates per allocation; num_device_* stay zero.
+AllocatorStats host_allocator_stats();
 
 namespace cuda {
 // Stats of the caching allocator on one device (all zero in a CPU-only build).

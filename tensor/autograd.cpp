@@ -55,14 +55,14 @@ void run_hooks(const Tensor& leaf) {
 struct LeafHookCounts {
   std::unordered_map<TensorImpl*, std::pair<int64_t, bool>> pending;
   // One edge into `leaf` is done (got: a gradient was accumulated through it).
-  void edge_done(const Tensor& leaf, bool got) {
-    auto it = pending.find(leaf.impl());
+  void edge_done(const std::shared_ptr<TensorImpl>& leaf, bool got) {
+    auto it = pending.find(leaf.get());
     if (it == pending.end()) return;
     it->second.second = it->second.second || got;
     if (--it->second.first == 0) {
       const bool fire = it->second.second;
       pending.erase(it);
-      if (fire) run_hooks(leaf);
+      if (fire) run_hooks(Tensor(leaf));
     }
   }
 };
@@ -103,14 +103,17 @@ Tensor attach_grad(Tensor out, const char* name, std::vector<Tensor> inputs, Bac
   versions.reserve(inputs.size());
   for (const auto& t : inputs)
     if (t.defined()) versions.emplace_back(t.storage(), t.storage()->version());
-  for (auto& t : inputs) {
-    if (t.defined() && t.requires_grad()) any = true;
-    else t = Tensor();  // edges that need no gradient are dropped
-  }
-  if (!any) return out;
   auto node = std::make_shared<Node>();
+  node->inputs.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    if (!t.defined() || !t.requires_grad()) continue;  // edges that need no gradient are dropped
+    Edge& e = node->inputs[i];
+    if (t.is_leaf()) e.leaf = t.impl_ptr();
+    else e.fn = t.grad_fn();
+    e.shape = t.shape();
+  }
   node->name = name;
-  node->inputs = std::move(inputs);
   node->backward = std::move(backward);
   node->input_versions = std::move(versions);
   out.set_grad_fn(std::move(node));
@@ -153,11 +156,11 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
       SX_THROW(ValueError, "backward: trying to backward through the graph a second time (node '", node->name,
                "' was freed by an earlier backward); call backward(grad, /*retain_graph=*/true) the first time");
     if (next < node->inputs.size()) {
-      const Tensor& in = node->inputs[next++];
-      if (in.defined() && !in.is_leaf()) {
-        Node* child = in.grad_fn().get();
+      const Edge& in = node->inputs[next++];
+      if (in.fn) {
+        Node* child = in.fn.get();
         if (seen.insert(child).second) {
-          alive.push_back(in.grad_fn());
+          alive.push_back(in.fn);
           stack.push_back({child, 0});
         }
       }
@@ -176,15 +179,15 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
   }
   if (any_hooks)
     for (Node* node : post)
-      for (const Tensor& in : node->inputs)
-        if (in.defined() && in.is_leaf() && has_hooks(in.impl())) {
-          auto& p = hooks.pending[in.impl()];
+      for (const Edge& in : node->inputs)
+        if (in.leaf && has_hooks(in.leaf.get())) {
+          auto& p = hooks.pending[in.leaf.get()];
           ++p.first;
         }
   auto skip_leaf_edges = [&](Node* node) {
     if (hooks.pending.empty()) return;
-    for (const Tensor& in : node->inputs)
-      if (in.defined() && in.is_leaf()) hooks.edge_done(in, false);
+    for (const Edge& in : node->inputs)
+      if (in.leaf) hooks.edge_done(in.leaf, false);
   };
 
   std::unordered_map<Node*, Tensor> grads;
@@ -212,20 +215,20 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     SX_CHECK(in_grads.size() == node->inputs.size(), "autograd: '", node->name, "' returned ", in_grads.size(),
              " gradients for ", node->inputs.size(), " inputs");
     for (size_t i = 0; i < node->inputs.size(); ++i) {
-      const Tensor& in = node->inputs[i];
+      const Edge& in = node->inputs[i];
       const Tensor& gi = in_grads[i];
       if (!in.defined()) continue;
       if (!gi.defined()) {
-        if (in.is_leaf() && !hooks.pending.empty()) hooks.edge_done(in, false);
+        if (in.leaf && !hooks.pending.empty()) hooks.edge_done(in.leaf, false);
         continue;
       }
-      SX_CHECK(gi.shape() == in.shape(), "autograd: '", node->name, "' returned a gradient of shape ",
-               shape_str(gi.shape()), " for input ", i, " of shape ", shape_str(in.shape()));
-      if (in.is_leaf()) {
-        accumulate_leaf(in.impl(), gi);
-        if (!hooks.pending.empty()) hooks.edge_done(in, true);
+      SX_CHECK(gi.shape() == in.shape, "autograd: '", node->name, "' returned a gradient of shape ",
+               shape_str(gi.shape()), " for input ", i, " of shape ", shape_str(in.shape));
+      if (in.leaf) {
+        accumulate_leaf(in.leaf.get(), gi);
+        if (!hooks.pending.empty()) hooks.edge_done(in.leaf, true);
       } else {
-        Node* child = in.grad_fn().get();
+        Node* child = in.fn.get();
         auto cit = grads.find(child);
         if (cit == grads.end()) grads.emplace(child, gi);
         else cit->second = add(cit->second, gi);

@@ -30,9 +30,21 @@ namespace sx {
 
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_out)>;
 
+// Where an input's gradient goes: the node that produced it (an interior tensor), or the leaf whose
+// .grad accumulates it. An edge holds no interior tensor's values: what a backward needs, its
+// closure saves itself (often nothing: add, a frozen BatchNorm's input), so an activation lives only
+// as long as some closure or the caller holds it (holding every input here kept all of them alive
+// until backward, about twice a detector's activation memory).
+struct Edge {
+  std::shared_ptr<Node> fn;          // producer of an interior input; null for a leaf or no input
+  std::shared_ptr<TensorImpl> leaf;  // a leaf input that requires grad (parameters, user inputs)
+  Shape shape;                       // the input's shape, to check the gradient the closure returns
+  bool defined() const { return fn || leaf; }
+};
+
 struct Node {
   std::string name;             // the op, for error messages ("mul", "roi_align", ...)
-  std::vector<Tensor> inputs;   // edges; entries that need no grad may be undefined
+  std::vector<Edge> inputs;     // one per op input; undefined for inputs that need no grad
   BackwardFn backward;
   bool released = false;        // set once the graph was freed by a backward pass
   std::weak_ptr<TensorImpl> retained_output;  // set by Tensor::retain_grad() on the output

@@ -94,8 +94,8 @@ std::vector<std::string> graph_node_names(const Tensor& out) {
     stack.pop_back();
     if (!n || !seen.insert(n.get()).second) continue;
     names.insert(n->name);
-    for (const Tensor& t : n->inputs)
-      if (t.defined() && t.grad_fn()) stack.push_back(t.grad_fn());
+    for (const Edge& e : n->inputs)
+      if (e.fn) stack.push_back(e.fn);
   }
   return {names.begin(), names.end()};
 }
