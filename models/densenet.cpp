@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "kernels/batchnorm/batchnorm.h"
 #include "layers/init.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
@@ -45,6 +46,25 @@ std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t str
 
 }  // namespace
 
+Tensor dense_norm_relu(nn::BatchNorm2d& bn, const Tensor& x) {
+  const bool need = GradMode::is_enabled() && (x.requires_grad() || bn.weight.requires_grad() || bn.bias.requires_grad());
+  if (!bn.is_training() || !need) return relu(bn.forward(x));
+  Tensor y;
+  {
+    NoGradGuard ng;  // BatchNorm2d's own bookkeeping (running statistics, num_batches_tracked)
+    y = relu(bn.forward(x));
+  }
+  const Tensor xd = x.detach(), yd = y.detach(), wd = bn.weight.detach(), bd = bn.bias.detach();
+  const double eps = bn.eps();
+  return attach_grad(y, "dense_norm_relu", {x, bn.weight, bn.bias}, [xd, yd, wd, bd, eps](const Tensor& g) {
+    Tensor gn = mul(g, gt(yd, 0.0).to(g.dtype()));  // through the ReLU: where its output is positive
+    // the batch statistics again (one pass over x; no running-statistics update)
+    kernels::BatchNormTrainResult fr = kernels::batch_norm_train_forward(xd, wd, bd, Tensor(), Tensor(), 0.0, eps);
+    auto r = kernels::batch_norm_train_backward(gn, xd, wd, fr.save_mean, fr.save_invstd);
+    return std::vector<Tensor>{r.grad_input, r.grad_weight, r.grad_bias};
+  });
+}
+
 Tensor dense_prefix(const Tensor& buffer, int64_t channels, const std::vector<Tensor>& parts) {
   SX_CHECK(buffer.dim() == 4 && channels >= 1 && channels <= buffer.size(1), "dense_prefix: ", channels,
            " channels of a buffer of shape ", shape_str(buffer.shape()));
@@ -73,7 +93,7 @@ DenseLayer::DenseLayer(int64_t in_features, int64_t growth_rate, int64_t bn_size
 }
 
 Tensor DenseLayer::forward(const Tensor& x) {
-  Tensor h = conv1->forward(relu(norm1->forward(x)));
+  Tensor h = conv1->forward(dense_norm_relu(*norm1, x));
   return conv2->forward(relu(norm2->forward(h)));
 }
 

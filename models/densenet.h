@@ -15,8 +15,10 @@
 // O(L^2) channels per block. Here each block allocates its full output [N, c0 + L*k, H, W] once;
 // every layer's new features are copied into their slice, and layer l reads the channel prefix as a
 // view (dense_prefix below: no copy; its backward hands each producer its slice of the gradient).
-// What stays quadratic is the ReLU output each 1x1 conv keeps for its weight gradient (torchvision's
-// memory_efficient mode removes that too by recomputing, which this does not).
+// The layer's first BN + ReLU is one autograd node (dense_norm_relu) that keeps only its ReLU
+// output, so the normalised (pre-ReLU) copy of the prefix is not kept either. What stays quadratic
+// is that ReLU output, which the 1x1 conv needs for its weight gradient (torchvision's
+// memory_efficient mode removes it too by recomputing the BN-ReLU-conv, which this does not).
 //
 // Init like torchvision: conv kaiming_normal (fan_in, relu: N(0, 2 / (in * kh * kw))), norm weight 1,
 // bias 0, classifier bias 0 (weight like torch.nn.Linear); draws from an sx::Generator(config.seed).
@@ -46,6 +48,11 @@ struct DenseNetConfig {
 // writes into the buffer's higher channels (disjoint from it) do not invalidate saved activations;
 // writing into the prefix itself afterwards is a bug this cannot detect.
 Tensor dense_prefix(const Tensor& buffer, int64_t channels, const std::vector<Tensor>& parts);
+
+// relu(bn(x)). In training mode with gradients: one node that keeps x (a view of the block
+// buffer), its output and nothing else; its backward recomputes the batch statistics from x (one
+// pass) and applies the ReLU mask and BatchNorm's backward. Otherwise relu(bn.forward(x)).
+Tensor dense_norm_relu(nn::BatchNorm2d& bn, const Tensor& x);
 
 class DenseLayer : public nn::Module {
  public:

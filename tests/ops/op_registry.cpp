@@ -283,6 +283,19 @@ std::vector<OpCase> build_registry() {
               return models::dense_prefix(buf, 5, {in[0], in[1]});
             }});
 
+  add_case({"dense_norm_relu", {"dense_norm_relu"},
+            [](Generator& g) {
+              return S{G(uniform(g, {3, 2, 2, 3}, -2, 2)), G(uniform(g, {2}, 0.5, 1.5)), G(uniform(g, {2}, -0.3, 0.3))};
+            },
+            [](const V& in) {
+              // a BatchNorm2d whose affine parameters are the case's inputs (float64, training mode)
+              nn::BatchNorm2d bn(2);
+              bn.to(DType::Float64);
+              bn.weight = in[1];
+              bn.bias = in[2];
+              return models::dense_norm_relu(bn, in[0]);
+            }});
+
   // ---- tensor/index.cpp ---------------------------------------------------------------------------
   add_case({"index_select_repeats", {"index_select"},
             [](Generator& g) {
