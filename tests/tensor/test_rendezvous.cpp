@@ -116,5 +116,18 @@ TEST(Rendezvous, EnvironmentIsReadAndCheckedByName) {
   for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(v);
 }
 
+TEST(Rendezvous, EnvironmentLaunchOfCpuRanksIsAClearError) {
+  ::setenv("WORLD_SIZE", "2", 1);
+  ::setenv("RANK", "0", 1);
+  try {
+    init_process_group("auto", 1.0, Device::cpu());
+    FAIL() << "expected a refusal";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("mpirun"), std::string::npos) << e.what();
+  }
+  ::unsetenv("WORLD_SIZE");
+  ::unsetenv("RANK");
+}
+
 }  // namespace
 }  // namespace sx::dist
