@@ -29,4 +29,9 @@ std::unique_ptr<DeviceComm> make_device_comm(int rank, int size, Device device,
 // The MPI group (tensor/dist/mpi_group_mpi.cpp, built only with MPI: SX_WITH_MPI).
 std::shared_ptr<ProcessGroup> make_mpi_group(double timeout_s, Device device);
 
+// The group of environment-variable launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+// MASTER_PORT without mpirun): NCCL on cuda:LOCAL_RANK, its id shared by the TCP rendezvous; a
+// CPU `device` throws ValueError (env_group.cpp).
+std::shared_ptr<ProcessGroup> make_env_group(double timeout_s, Device device);
+
 }  // namespace sx::dist

@@ -79,9 +79,13 @@ std::shared_ptr<ProcessGroup> init_process_group(const std::string& mode, double
     return single_process_group();
 #endif
   }
-  if (const char* ws = std::getenv("WORLD_SIZE"); ws && std::atoi(ws) > 1)
-    SX_THROW(ValueError, "dist: WORLD_SIZE=", ws, " but the process was not started by mpirun/srun; spinexr "
-             "starts its ranks through MPI (mpirun -np N spinexr ..., or srun), or pass --dist off");
+  // Environment-variable launch (torchrun style): NCCL with the TCP rendezvous (env_group.cpp).
+  static std::shared_ptr<ProcessGroup> env_group;
+  if (const char* ws = std::getenv("WORLD_SIZE"); ws && std::atoi(ws) > 1) {
+    if (!env_group) env_group = make_env_group(timeout_s, device);
+    env_group->set_timeout(timeout_s);
+    return env_group;
+  }
   return single_process_group();
 }
 

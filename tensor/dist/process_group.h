@@ -73,8 +73,9 @@ class ProcessGroup {
 std::shared_ptr<ProcessGroup> single_process_group();
 
 // "off": the single process. "auto": MPI when the process was started by mpirun/srun (OpenMPI,
-// PMI or PMIx environment) and spinexr was built with MPI, else the single process; a WORLD_SIZE
-// > 1 without an MPI launcher is refused (the TCP rendezvous is not built: launch with mpirun).
+// PMI or PMIx environment) and spinexr was built with MPI; else a WORLD_SIZE > 1 (RANK, LOCAL_RANK,
+// MASTER_ADDR, MASTER_PORT: torchrun style) is NCCL through a TCP rendezvous (CUDA devices only,
+// a CPU device is refused: launch CPU ranks with mpirun); else the single process.
 // With a CUDA `device` and NCCL built, CUDA tensors go through NCCL. Created once per process
 // (MPI can be initialised once); later calls return the same group.
 std::shared_ptr<ProcessGroup> init_process_group(const std::string& mode, double timeout_s, Device device);
