@@ -84,6 +84,19 @@ void* host_cached_alloc(size_t nbytes) {
       p.free_blocks.erase(it);
       return ptr;
     }
+    // A miss: before taking `size` new bytes from the system, give back cached blocks of at least
+    // as many bytes (the largest first; none of them fits this request), so that bytes held
+    // (live + cached) grow only when the cache is empty: the peak held stays at the peak live
+    // (measured: a RetinaNet step at 1024 px held 0.38 GB of idle cached blocks at its peak).
+    size_t freed = 0;
+    while (freed < size && !p.free_blocks.empty()) {
+      auto big = std::prev(p.free_blocks.end());
+      freed += big->first;
+      p.cached_bytes -= big->first;
+      count_host(0, -static_cast<int64_t>(big->first));
+      std::free(big->second);
+      p.free_blocks.erase(big);
+    }
   }
   void* ptr = std::aligned_alloc(64, size);
   if (!ptr) return nullptr;
