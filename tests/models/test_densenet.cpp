@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/state_dict_fixture.h"
 #include "common/formula.h"
 #include "common/gradcheck.h"
 #include "io/safetensors.h"
@@ -22,40 +23,13 @@ namespace {
 std::string data_path(const std::string& f) { return std::string(SX_TEST_DATA_DIR) + "/models/" + f; }
 
 void expect_close(const Tensor& got, const Tensor& ref, double rel, const std::string& what) {
-  ASSERT_EQ(got.shape(), ref.shape()) << what;
-  auto g = got.to_vector(), r = ref.to_vector();
-  double scale = 0;
-  for (double v : r) scale = std::max(scale, std::fabs(v));
-  for (size_t i = 0; i < r.size(); ++i)
-    ASSERT_NEAR(g[i], r[i], rel * scale + 1e-6) << what << " element " << i << " (max |ref| " << scale << ")";
+  test::expect_close_scaled(got, ref, rel, what);
 }
 
 TEST(DenseNet, StateDictNamesAndShapesEqualTorchvision) {
-  std::ifstream f(data_path("densenet_state_dict.txt"));
-  ASSERT_TRUE(f) << "missing fixture";
-  std::map<std::string, std::vector<std::pair<std::string, Shape>>> ref;
-  std::map<std::string, int64_t> counts;
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty()) continue;
-    std::istringstream is(line);
-    if (line[0] == '#') {
-      std::string hash, arch, word;
-      int64_t n;
-      is >> hash >> arch >> word >> n;
-      counts[arch] = n;
-      continue;
-    }
-    std::string arch, name, shape;
-    is >> arch >> name;
-    std::getline(is, shape);
-    Shape s;
-    std::istringstream ss(shape);
-    std::string tok;
-    while (std::getline(ss, tok, ','))
-      if (tok.find_first_not_of(' ') != std::string::npos) s.push_back(std::stoll(tok));
-    ref[arch].emplace_back(name, s);
-  }
+  const test::StateDictListing listing = test::read_state_dict_listing(data_path("densenet_state_dict.txt"));
+  const auto& ref = listing.entries;
+  auto counts = listing.param_counts;
   ASSERT_EQ(ref.size(), 3u);
   const std::map<std::string, int> depth{{"densenet121", 121}, {"densenet169", 169}, {"densenet201", 201}};
   for (const auto& [arch, entries] : ref) {

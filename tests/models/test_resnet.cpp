@@ -9,6 +9,7 @@
 #include <sstream>
 
 // random_math.h first: its unqualified log/sqrt/cos must not see sx::log(Tensor) from ops.h.
+#include "common/state_dict_fixture.h"
 #include "tensor/random_math.h"
 // (blank line keeps include sorting from moving it)
 
@@ -36,40 +37,13 @@ std::map<std::string, Tensor> load_golden() {
 }
 
 void expect_close(const Tensor& got, const Tensor& ref, double rel, const std::string& what) {
-  ASSERT_EQ(got.shape(), ref.shape()) << what;
-  auto g = got.to_vector(), r = ref.to_vector();
-  double scale = 0;
-  for (double v : r) scale = std::max(scale, std::fabs(v));
-  for (size_t i = 0; i < r.size(); ++i)
-    ASSERT_NEAR(g[i], r[i], rel * scale + 1e-6) << what << " element " << i << " (max |ref| " << scale << ")";
+  test::expect_close_scaled(got, ref, rel, what);
 }
 
 TEST(ResNet, StateDictNamesAndShapesEqualTorchvision) {
-  std::ifstream f(data_path("resnet_state_dict.txt"));
-  ASSERT_TRUE(f) << "missing fixture";
-  std::map<std::string, std::vector<std::pair<std::string, Shape>>> ref;
-  std::map<std::string, int64_t> counts;
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty()) continue;
-    std::istringstream is(line);
-    if (line[0] == '#') {
-      std::string hash, arch, word;
-      int64_t n;
-      is >> hash >> arch >> word >> n;
-      counts[arch] = n;
-      continue;
-    }
-    std::string arch, name, shape;
-    is >> arch >> name;
-    std::getline(is, shape);
-    Shape s;
-    std::istringstream ss(shape);
-    std::string tok;
-    while (std::getline(ss, tok, ','))
-      if (tok.find_first_not_of(' ') != std::string::npos) s.push_back(std::stoll(tok));
-    ref[arch].emplace_back(name, s);
-  }
+  const test::StateDictListing listing = test::read_state_dict_listing(data_path("resnet_state_dict.txt"));
+  const auto& ref = listing.entries;
+  auto counts = listing.param_counts;
   ASSERT_EQ(ref.size(), 4u);
   for (const auto& [arch, entries] : ref) {
     auto m = models::make_resnet(arch);
