@@ -2,6 +2,9 @@
 #include "tensor/copy.h"
 
 #include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "tensor/autograd.h"
 #include "tensor/cast_math.h"
@@ -12,8 +15,14 @@ namespace sx::detail {
 
 namespace {
 
-// Walks dst in row-major order; dst may be non-contiguous too. Dims beyond kMaxDims are handled by
-// the general odometer loop below, so the CPU path has no dimension limit.
+// Walks dst in row-major order; dst may be non-contiguous too, src may broadcast (stride 0).
+// The shape is first simplified: size-1 dimensions are dropped and neighbouring dimensions that
+// are contiguous with each other in BOTH tensors are merged (a [N, C, H, W] slice of a channel
+// buffer becomes [N, C*H*W] with one jump per image). What remains is a loop over "rows" of the
+// last dimension, tight and vectorisable when both last strides are 1, with an odometer over the
+// outer dimensions that runs once per row, not once per element. Sizes and strides are read into
+// local arrays first: calling Tensor::size()/stride() per element cost more than the copy itself
+// (50% of a DenseNet-121 training step, measured with perf, before this form). No dimension limit.
 template <class D, class S>
 void copy_loop(const Tensor& dst, const Tensor& src) {
   const int64_t n = dst.numel();
@@ -24,31 +33,65 @@ void copy_loop(const Tensor& dst, const Tensor& src) {
     for (int64_t i = 0; i < n; ++i) dp[i] = cast_value<D>(sp[i]);
     return;
   }
-  const int64_t nd = dst.dim();
-  const int64_t lead = nd - src.dim();
-  std::vector<int64_t> sstr(nd, 0);
-  for (int64_t d = 0; d < nd; ++d) {
-    int64_t sd = d - lead;
-    sstr[d] = (sd < 0 || src.size(sd) == 1) ? 0 : src.stride(sd);
+  // Sizes and strides, src's aligned to dst's trailing dimensions (broadcast: stride 0).
+  const int64_t nd0 = dst.dim();
+  const int64_t lead = nd0 - src.dim();
+  std::vector<int64_t> size, dstr, sstr;
+  for (int64_t d = 0; d < nd0; ++d) {
+    const int64_t sz = dst.size(d);
+    if (sz == 1) continue;  // contributes no offset
+    const int64_t sd = d - lead;
+    const int64_t ss = (sd < 0 || src.size(sd) == 1) ? 0 : src.stride(sd);
+    if (!size.empty() && dstr.back() == dst.stride(d) * sz && sstr.back() == ss * sz) {
+      size.back() *= sz;  // merge with the previous dimension: contiguous across both in both tensors
+      dstr.back() = dst.stride(d);
+      sstr.back() = ss;
+    } else {
+      size.push_back(sz);
+      dstr.push_back(dst.stride(d));
+      sstr.push_back(ss);
+    }
   }
-  // Parallelise over the outermost dimension; each thread runs an odometer over the rest.
-  const int64_t outer = nd > 0 ? dst.size(0) : 1;
-  const int64_t inner = outer > 0 ? n / outer : 0;
-#pragma omp parallel for if (n > (1 << 16))
-  for (int64_t o = 0; o < outer; ++o) {
+  if (size.empty()) {  // a single element
+    dp[0] = cast_value<D>(sp[0]);
+    return;
+  }
+  const int64_t nd = static_cast<int64_t>(size.size());
+  const int64_t len = size[nd - 1], dl = dstr[nd - 1], sl = sstr[nd - 1];
+  const int64_t rows = n / len;
+#pragma omp parallel if (n > (1 << 16))
+  {
+#ifdef _OPENMP
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+    const int64_t nt = 1, t = 0;
+#endif
+    const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+    // The odometer over the outer dimensions, started at row r0.
     std::vector<int64_t> idx(nd, 0);
-    if (nd > 0) idx[0] = o;
-    int64_t doff = nd > 0 ? o * dst.stride(0) : 0, soff = nd > 0 ? o * sstr[0] : 0;
-    for (int64_t i = 0; i < inner; ++i) {
-      dp[doff] = cast_value<D>(sp[soff]);
-      for (int64_t d = nd - 1; d >= 1; --d) {
-        if (++idx[d] < dst.size(d)) {
-          doff += dst.stride(d);
+    int64_t doff = 0, soff = 0;
+    for (int64_t d = nd - 2, r = r0; d >= 0; --d) {
+      idx[d] = r % size[d];
+      r /= size[d];
+      doff += idx[d] * dstr[d];
+      soff += idx[d] * sstr[d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      D* drow = dp + doff;
+      const S* srow = sp + soff;
+      if (dl == 1 && sl == 1) {
+        for (int64_t j = 0; j < len; ++j) drow[j] = cast_value<D>(srow[j]);
+      } else {
+        for (int64_t j = 0; j < len; ++j) drow[j * dl] = cast_value<D>(srow[j * sl]);
+      }
+      for (int64_t d = nd - 2; d >= 0; --d) {
+        if (++idx[d] < size[d]) {
+          doff += dstr[d];
           soff += sstr[d];
           break;
         }
-        doff -= (dst.size(d) - 1) * dst.stride(d);
-        soff -= (dst.size(d) - 1) * sstr[d];
+        doff -= (size[d] - 1) * dstr[d];
+        soff -= (size[d] - 1) * sstr[d];
         idx[d] = 0;
       }
     }

@@ -1,6 +1,9 @@
 // Tensor core: factories, metadata, views, copies across dtypes/devices, printing, autograd engine.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "common/devices.h"
 #include "common/gradcheck.h"
 #include "tensor/autograd.h"
@@ -89,6 +92,74 @@ TEST(Core, CopyCastsAndBroadcasts) {
   Tensor big = Tensor::zeros({300, 300}).t();
   big.fill_(2.0);
   EXPECT_EQ(big.contiguous().to_vector()[12345], 2.0);
+}
+
+// The strided copy against element-by-element offsets computed here from each view's own shape,
+// strides and offset: random ranks 0-5, permutations, narrows, size-1 dims, broadcast sources,
+// strided destinations inside a larger buffer (whose other elements must stay untouched), sizes
+// on both sides of the threading threshold, and a cast (float64 -> float32).
+TEST(Core, StridedCopyMatchesPerElementOffsets) {
+  std::mt19937 rng(7);
+  auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int iter = 0; iter < 300; ++iter) {
+    const int nd = uni(0, 5);
+    const bool big = iter % 10 == 0;
+    Shape shape;
+    for (int d = 0; d < nd; ++d) shape.push_back(big ? uni(1, 40) : uni(1, 6));
+    // Destination: a permuted, narrowed view of a larger buffer (or a plain tensor).
+    Shape bshape = shape;
+    for (auto& s : bshape) s += uni(0, 2);
+    Tensor buffer = Tensor::full(bshape, -7.0, DType::Float32);
+    std::vector<int64_t> perm(nd);
+    for (int d = 0; d < nd; ++d) perm[d] = d;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    Tensor dst = buffer;
+    for (int d = 0; d < nd; ++d) dst = dst.narrow(d, bshape[d] - shape[d] > 0 ? uni(0, bshape[d] - shape[d]) : 0, shape[d]);
+    Shape pshape(nd);
+    for (int d = 0; d < nd; ++d) pshape[d] = shape[perm[d]];
+    // dst is permuted as a view: copy into dst.permute(perm), whose shape is pshape.
+    Tensor dview = dst.permute(perm);
+    // Source: float64 values, a permuted view, with some dimensions broadcast (size 1 expanded).
+    Shape sshape = pshape;
+    for (auto& s : sshape) if (uni(0, 4) == 0) s = 1;
+    const int drop = nd > 0 ? uni(0, 1) : 0;  // sometimes fewer dims (leading broadcast)
+    Shape src_shape(sshape.begin() + drop, sshape.end());
+    int64_t sn = 1;
+    for (auto s : src_shape) sn *= s;
+    std::vector<double> vals(sn);
+    for (int64_t i = 0; i < sn; ++i) vals[i] = i * 0.5 - 3.0;
+    const int snd = static_cast<int>(src_shape.size());
+    std::vector<int64_t> sperm(snd);
+    for (int d = 0; d < snd; ++d) sperm[d] = d;
+    std::shuffle(sperm.begin(), sperm.end(), rng);
+    Shape sbase(snd);
+    for (int d = 0; d < snd; ++d) sbase[d] = src_shape[sperm[d]];
+    std::vector<int64_t> inv(snd);
+    for (int d = 0; d < snd; ++d) inv[sperm[d]] = d;
+    Tensor sbuf = Tensor::from_vector(vals, Shape{sn}, DType::Float64).reshape(sbase);
+    Tensor src = snd > 0 ? sbuf.permute(inv) : sbuf;
+    ASSERT_EQ(src.shape(), src_shape);
+    // Expected values, by offsets.
+    std::vector<double> before = buffer.to_vector();
+    dview.copy_(src);
+    std::vector<double> after = buffer.to_vector();
+    const double* sd = static_cast<const double*>(sbuf.data_ptr());  // contiguous storage of src
+    std::vector<char> written(after.size(), 0);
+    int64_t total = 1;
+    for (auto s : pshape) total *= s;
+    std::vector<int64_t> idx(nd, 0);
+    for (int64_t e = 0; e < total; ++e) {
+      int64_t r = e;
+      for (int d = nd - 1; d >= 0; --d) { idx[d] = r % pshape[d]; r /= pshape[d]; }
+      int64_t doff = dview.offset(), soff = src.offset();
+      for (int d = 0; d < nd; ++d) doff += idx[d] * dview.stride(d);
+      for (int d = 0; d < snd; ++d) soff += (src.size(d) == 1 ? 0 : idx[d + drop]) * src.stride(d);
+      ASSERT_EQ(after[doff], static_cast<float>(sd[soff])) << "iteration " << iter << ", element " << e;
+      written[doff] = 1;
+    }
+    for (size_t i = 0; i < after.size(); ++i)
+      if (!written[i]) ASSERT_EQ(after[i], before[i]) << "iteration " << iter << ": element " << i << " outside the view changed";
+  }
 }
 
 TEST(Core, PrintingShowsMetadataAndSummarisesValues) {
