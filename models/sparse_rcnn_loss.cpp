@@ -77,24 +77,30 @@ Dims check_inputs(const char* fn, const SetPrediction& p, const std::vector<Imag
   return d;
 }
 
-// (w, h, w, h) per image as a [B, 4] tensor: dividing (x1, y1, x2, y2) by a row normalises a box.
-Tensor size_rows(const ImageSizes& sizes, DType dtype, Device dev) {
+// (w, h, w, h) per row: `counts[b]` rows for image b, as a [sum(counts), 4] tensor. Dividing
+// (x1, y1, x2, y2) by its row normalises a box by its own image's size.
+Tensor size_rows(const ImageSizes& sizes, const std::vector<int64_t>& counts, DType dtype, Device dev) {
   std::vector<double> v;
-  for (const auto& [h, w] : sizes) v.insert(v.end(), {double(w), double(h), double(w), double(h)});
-  return Tensor::from_vector(v, {static_cast<int64_t>(sizes.size()), 4}, dtype, dev);
+  for (size_t b = 0; b < sizes.size(); ++b)
+    for (int64_t i = 0; i < counts[b]; ++i) {
+      const auto& [h, w] = sizes[b];
+      v.insert(v.end(), {double(w), double(h), double(w), double(h)});
+    }
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size() / 4), 4}, dtype, dev);
 }
 
-// The matching cost of one image, [N, M] (see the header): focal class cost + normalised L1 + -GIoU.
-Tensor image_cost(const Tensor& logits, const Tensor& boxes, const ImageTargets& t, const Tensor& size_row,
-                  const SparseRcnnLossConfig& cfg) {
-  const Tensor gt = t.boxes.to(boxes.dtype());
+// The matching cost of every prediction of the batch against every target of the batch,
+// [B * N, M_total] (see the header: focal class cost + normalised L1 + -GIoU). Only the diagonal
+// blocks (image b's predictions x image b's targets) are used; computing the whole matrix in one go
+// (as the reference does) costs a dozen kernels per stage instead of a dozen per image.
+Tensor batch_cost(const Tensor& logits, const Tensor& boxes, const Tensor& pred_size, const Tensor& gt,
+                  const Tensor& gt_labels, const Tensor& gt_size, const SparseRcnnLossConfig& cfg) {
   const Tensor prob = sigmoid(logits);
   const double a = cfg.focal_alpha, g = cfg.focal_gamma;
   const Tensor neg_cost = mul(pow(prob, g), -log(add(rsub(1.0, prob), 1e-8))) * (1.0 - a);
   const Tensor pos_cost = mul(pow(rsub(1.0, prob), g), -log(add(prob, 1e-8))) * a;
-  const Tensor cost_class = index_select(sub(pos_cost, neg_cost), 1, t.labels);  // [N, M]
-  const Tensor cost_bbox =
-      sum(abs(sub(div(boxes, size_row).unsqueeze(1), div(gt, size_row).unsqueeze(0))), {-1});
+  const Tensor cost_class = index_select(sub(pos_cost, neg_cost), 1, gt_labels);
+  const Tensor cost_bbox = sum(abs(sub(div(boxes, pred_size).unsqueeze(1), div(gt, gt_size).unsqueeze(0))), {-1});
   const Tensor cost_giou = neg(kernels::generalized_box_iou(boxes, gt));
   return add(add(mul(cost_bbox, cfg.l1_weight), mul(cost_class, cfg.class_weight)),
              mul(cost_giou, cfg.giou_weight));
@@ -129,47 +135,56 @@ std::vector<kernels::Assignment> sparse_rcnn_match(const SetPrediction& p, const
   const char* fn = "sparse_rcnn_match";
   const Dims d = check_inputs(fn, p, targets, image_sizes);
   NoGradGuard no_grad;
-  const Tensor logits = p.logits.detach(), boxes = p.boxes.detach();
-  const Tensor whwh = size_rows(image_sizes, boxes.dtype(), boxes.device());
-  // Every image's flattened cost, then the finite counts of logits and boxes: one tensor, one copy.
-  // Labels outside [0, C) would gather garbage class costs on CUDA: their range travels in the same
-  // copy there (a CPU tensor is checked directly, before any gather).
-  std::vector<Tensor> parts, labels;
+  const Tensor logits = p.logits.detach().reshape({d.batch * d.proposals, d.classes});
+  const Tensor boxes = p.boxes.detach().reshape({d.batch * d.proposals, 4});
+  std::vector<int64_t> counts, proposals(d.batch, d.proposals);
+  std::vector<Tensor> gt_boxes, gt_labels;
   for (int64_t b = 0; b < d.batch; ++b) {
-    if (num_targets(targets[b]) == 0) continue;
+    counts.push_back(num_targets(targets[b]));
+    if (counts.back() == 0) continue;
+    // Labels outside [0, C) would gather garbage class costs on CUDA: their range travels in the
+    // one copy below there (a CPU tensor is checked directly, before any gather).
     if (targets[b].labels.device().is_cpu()) check_labels(fn, targets[b].labels.to_vector(), d.classes, b);
-    labels.push_back(targets[b].labels);
-    parts.push_back(image_cost(logits.select(0, b), boxes.select(0, b), targets[b], whwh.narrow(0, b, 1), cfg)
-                        .reshape({-1})
-                        .to(DType::Float64));
+    gt_boxes.push_back(targets[b].boxes.to(boxes.dtype()));
+    gt_labels.push_back(targets[b].labels);
   }
-  if (!labels.empty()) {
-    const Tensor all = cat(labels, 0);
-    parts.push_back(stack({min(all), max(all)}, 0).to(DType::Float64));
+  int64_t total = 0;  // M_total, the batch's number of targets
+  for (int64_t c : counts) total += c;
+  // The cost matrix, the labels' (min, max) and the finite counts of logits and boxes: one tensor,
+  // one device-to-host copy.
+  std::vector<Tensor> parts;
+  if (total > 0) {
+    const Tensor gt = cat(gt_boxes, 0), labels = cat(gt_labels, 0);
+    const Tensor pred_size = size_rows(image_sizes, proposals, boxes.dtype(), boxes.device());
+    const Tensor gt_size = size_rows(image_sizes, counts, boxes.dtype(), boxes.device());
+    parts.push_back(batch_cost(logits, boxes, pred_size, gt, labels, gt_size, cfg).reshape({-1}).to(DType::Float64));
+    parts.push_back(stack({min(labels), max(labels)}, 0).to(DType::Float64));
   }
   parts.push_back(sum(isfinite(logits).to(DType::Float64)).reshape({1}));
   parts.push_back(sum(isfinite(boxes).to(DType::Float64)).reshape({1}));
   const std::vector<double> host = cat(parts, 0).to(Device::cpu(), DType::Float64).to_vector();  // the sync
-  if (host[host.size() - 2] != double(logits.numel())) throw_not_finite(fn, "logits", logits);
-  if (host[host.size() - 1] != double(boxes.numel())) throw_not_finite(fn, "boxes", boxes);
+  if (host[host.size() - 2] != double(logits.numel())) throw_not_finite(fn, "logits", p.logits);
+  if (host[host.size() - 1] != double(boxes.numel())) throw_not_finite(fn, "boxes", p.boxes);
+  if (total > 0) check_labels(fn, {host[host.size() - 4], host[host.size() - 3]}, d.classes, -1);
 
-  if (!labels.empty()) {
-    const size_t r = host.size() - 4;  // (min, max) of the labels, before the two finite counts
-    check_labels(fn, {host[r], host[r + 1]}, d.classes, -1);
-  }
+  // Per image, its diagonal block of the cost (rows b * N .., columns from its first target).
   std::vector<kernels::Assignment> out;
-  size_t at = 0;
+  std::vector<double> block;
+  int64_t first = 0;
   for (int64_t b = 0; b < d.batch; ++b) {
-    const int64_t m = num_targets(targets[b]);
+    const int64_t m = counts[b];
     std::vector<double> r, c;
     if (m > 0) {
-      const std::vector<int64_t> col = kernels::linear_sum_assignment(host.data() + at, d.proposals, m);
-      at += static_cast<size_t>(d.proposals * m);
+      block.resize(static_cast<size_t>(d.proposals * m));
+      for (int64_t i = 0; i < d.proposals; ++i)
+        for (int64_t j = 0; j < m; ++j) block[i * m + j] = host[(b * d.proposals + i) * total + first + j];
+      const std::vector<int64_t> col = kernels::linear_sum_assignment(block.data(), d.proposals, m);
       for (int64_t i = 0; i < d.proposals; ++i)
         if (col[i] >= 0) {
           r.push_back(double(i));
           c.push_back(double(col[i]));
         }
+      first += m;
     }
     const int64_t k = static_cast<int64_t>(r.size());
     out.push_back({Tensor::from_vector(r, {k}, DType::Int64), Tensor::from_vector(c, {k}, DType::Int64)});

@@ -18,9 +18,10 @@
 //               targets' classes, unmatched rows all background; sum) / num_boxes
 //   loss_bbox = l1_weight * sum over matched pairs of the normalised L1 distance / num_boxes
 //   loss_giou = giou_weight * sum over matched pairs of (1 - GIoU) / num_boxes
-// Device synchronisation: the matcher copies every image's cost matrix (and two finiteness counts)
-// to the host in ONE device-to-host copy per stage, as DETR / Sparse R-CNN do (the assignment runs on
-// the CPU); the losses never wait for the device.
+// Device synchronisation: the matcher computes the batch's cost matrix [B * N, M_total] in one go
+// and copies it (with the labels' range and two finiteness counts) to the host in ONE device-to-host
+// copy per stage, as DETR / Sparse R-CNN do (the assignment runs on the CPU, per image on its
+// diagonal block); the losses never wait for the device.
 #pragma once
 #include <cstdint>
 #include <map>

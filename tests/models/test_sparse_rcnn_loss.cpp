@@ -32,7 +32,8 @@ const DetectionFixture& fx() {
   return f;
 }
 
-// One fixture case ("a": 2 images, 2 stages; "r": 1 image, 2 proposals, 3 targets).
+// One fixture case ("a": 2 images, 2 stages; "r": 1 image, 2 proposals, 3 targets; "c": 3 images
+// with 2, 0 and 3 targets).
 struct Case {
   std::vector<SetPrediction> stages;
   std::vector<ImageTargets> targets;
@@ -125,6 +126,23 @@ TEST_P(SparseRcnnLossGolden, MoreTargetsThanProposalsMatchesRectangularly) {
   expect_match(m, "r", 0);
   const auto l = sparse_rcnn_losses(r.stages, r.targets, r.sizes);
   for (const char* key : kKeys) expect_loss(l.at(key), std::string("r_") + key + "_s0", key);
+}
+
+// Three images with 2, 0 and 3 targets: each image is matched on its own block of the batch's cost
+// matrix (the targets of image 2 start at column 2), the same pairs as a batch of that image alone.
+TEST_P(SparseRcnnLossGolden, EveryImageIsMatchedOnItsOwnBlock) {
+  SX_SKIP_IF_NO_DEVICE(GetParam());
+  const Case c = load("c", 3, 1, GetParam());
+  const auto m = sparse_rcnn_match(c.stages[0], c.targets, c.sizes);
+  expect_match(m, "c", 0);
+  const auto l = sparse_rcnn_losses(c.stages, c.targets, c.sizes);
+  for (const char* key : kKeys) expect_loss(l.at(key), std::string("c_") + key + "_s0", key);
+  for (int64_t b = 0; b < 3; ++b) {
+    const SetPrediction one{c.stages[0].logits.narrow(0, b, 1), c.stages[0].boxes.narrow(0, b, 1)};
+    const auto alone = sparse_rcnn_match(one, {c.targets[b]}, {c.sizes[b]});
+    EXPECT_EQ(ints(alone[0].rows), ints(m[b].rows)) << "image " << b;
+    EXPECT_EQ(ints(alone[0].cols), ints(m[b].cols)) << "image " << b;
+  }
 }
 
 // Prefixed "SparseRcnnLoss" (not "Devices") so that --gtest_filter='SparseRcnnLoss*' selects these too.
