@@ -46,6 +46,10 @@ class ClsBatchSource {
   virtual void start_epoch(int64_t epoch, int64_t first_batch) = 0;
   // The next batch of the epoch; false at its end.
   virtual bool next(ClsBatch& batch) = 0;
+  // From the next start_epoch on, only the batches rank, rank + count, rank + 2 count, ... of each
+  // epoch's batches (no wrap-around: sharded validation, every sample once across the ranks, each
+  // batch the one a single process would make); num_batches() counts them. (1 of 1: all.)
+  virtual void shard(int rank, int count) = 0;
 };
 
 // The classifier's settings: the loop's (train/loop/loop.h) and the classification loss's.
