@@ -6,7 +6,8 @@
 //   each rank: n_r (values per channel), s_r = sum x, m2_r = sum (x - s_r / n_r)^2 (about its own
 //   mean: no cancellation); one all_gather of [s | m2 | n] (float64) and Chan's combination
 //     N = sum n_r, mean = sum s_r / N, M2 = sum (m2_r + n_r (s_r / n_r - mean)^2), var = M2 / N,
-//   then y = (x - mean) * invstd * weight + bias and the running statistics (var * N / (N - 1)).
+//   then y = (x - mean) * invstd * weight + bias (x - mean kept for backward) and the running
+//   statistics (var * N / (N - 1)).
 // Backward, xc = x - mean, g = dL_r/dy on each rank:
 //   local sums sg = sum g, sgx = sum g * xc; one all-reduce (sum) of [sg | sgx] gives SG, SGX;
 //   dx = weight * invstd * (g - SG / N - xc * invstd^2 * SGX / N)   (the global-batch formula),
@@ -100,10 +101,10 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
   SX_CHECK(x.dim() >= 2, "sync_batch_norm: input must be [N, C, ...], got ", shape_str(x.shape()));
   const int64_t C = x.size(1);
   const Tensor xd = x.detach().contiguous();
-  std::vector<double> invstd(static_cast<size_t>(C)), scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  std::vector<double> invstd(static_cast<size_t>(C)), scale(static_cast<size_t>(C));
   GlobalStats st;
   std::vector<double> w(static_cast<size_t>(C), 1.0), b(static_cast<size_t>(C), 0.0);
-  Tensor y;
+  Tensor y, xc;
   {
     NoGradGuard ng;  // the statistics and the running update are not part of the graph
     st = gather_stats(xd, group);
@@ -112,7 +113,6 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
     for (int64_t c = 0; c < C; ++c) {
       invstd[c] = 1.0 / std::sqrt(st.var[c] + eps);
       scale[c] = w[c] * invstd[c];
-      shift[c] = b[c] - st.mean[c] * scale[c];
     }
     if (running_mean.defined() || running_var.defined()) {
       SX_CHECK(st.count > 1, "sync_batch_norm: the running variance needs more than 1 value per channel, got ",
@@ -123,18 +123,20 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
       if (running_var.defined()) update_running(running_var, unbiased, momentum);
     }
     auto dev = [&](const std::vector<double>& v) { return Tensor::from_vector(v, {C}, x.dtype(), x.device()); };
-    y = kernels::channel_affine_forward(xd, dev(scale), dev(shift));
+    // (x - mean) first, then * scale + bias: no cancellation in x * scale + (bias - mean * scale)
+    // when the mean is large against the spread; backward needs x - mean again, so it is kept.
+    std::vector<double> neg_mean(st.mean);
+    for (double& m : neg_mean) m = -m;
+    xc = kernels::channel_affine_forward(xd, Tensor::ones({C}, x.dtype(), x.device()), dev(neg_mean));
+    y = kernels::channel_affine_forward(xc, dev(scale), dev(b));
   }
   const bool nx = x.requires_grad(), nw = weight.defined() && weight.requires_grad(),
              nb = bias.defined() && bias.requires_grad();
   if (!GradMode::is_enabled() || !(nx || nw || nb)) return y;
   dist::ProcessGroup* pg = &group;
   return attach_grad(y, "sync_batch_norm", {x, weight, bias}, [=](const Tensor& g) {
-    auto dev = [&](const std::vector<double>& v) { return Tensor::from_vector(v, {C}, xd.dtype(), xd.device()); };
-    std::vector<double> neg_mean(st.mean);
-    for (double& m : neg_mean) m = -m;
-    const Tensor ones = Tensor::ones({C}, xd.dtype(), xd.device());
-    const Tensor xc = kernels::channel_affine_forward(xd, ones, dev(neg_mean));
+    auto dev = [&](const std::vector<double>& v) { return Tensor::from_vector(v, {C}, xc.dtype(), xc.device()); };
+    const Tensor ones = Tensor::ones({C}, xc.dtype(), xc.device());
     const Tensor gc = g.contiguous();
     auto sums = kernels::channel_affine_backward(gc, xc, ones, false, true, true);
     const std::vector<double> sgx = sums.grad_scale.to_vector(), sg = sums.grad_shift.to_vector();
@@ -143,7 +145,7 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
       both[c] = sg[c];
       both[C + c] = sgx[c];
     }
-    Tensor total = Tensor::from_vector(both, {2 * C}, DType::Float64, xd.device());
+    Tensor total = Tensor::from_vector(both, {2 * C}, DType::Float64, xc.device());
     pg->all_reduce(total, dist::ReduceOp::Sum);
     const std::vector<double> t = total.to_vector();
     Tensor gx, gw, gb;
@@ -156,7 +158,7 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
         c0[c] = -a[c] * t[c] / st.count;
       }
       gx = add(kernels::channel_affine_forward(gc, dev(a), dev(c0)),
-               kernels::channel_affine_forward(xc, dev(k), Tensor::zeros({C}, xd.dtype(), xd.device())));
+               kernels::channel_affine_forward(xc, dev(k), Tensor::zeros({C}, xc.dtype(), xc.device())));
     }
     if (nw) {
       std::vector<double> dw(static_cast<size_t>(C));

@@ -145,7 +145,8 @@ TEST(SyncBatchNorm, TwoRanksOfBatchBEqualOneProcessOfBatch2B) {
 }
 
 // ---- sharded validation: the classifier ---------------------------------------------------------
-// Images whose mean brightness carries the label (with noise, so the AUROC is not 1).
+// Images whose brightness carries the label, under a per-image offset as large (so the AUROC is not
+// 1 and the bootstrap CI depends on the order of the predictions).
 void cls_data(int64_t n, uint64_t seed, Tensor& images, Tensor& labels) {
   Generator gen(seed);
   images = Tensor::empty({n, 1, 4, 4});
@@ -153,8 +154,10 @@ void cls_data(int64_t n, uint64_t seed, Tensor& images, Tensor& labels) {
   for (int64_t i = 0; i < n; ++i) {
     const float y = gen.uniform() < 0.45 ? 1.0f : 0.0f;
     labels.data<float>()[i] = y;
+    const double offset = gen.uniform() * 2 - 1;
     for (int64_t k = 0; k < 16; ++k)
-      images.data<float>()[i * 16 + k] = static_cast<float>(gen.uniform() * 2 - 1 + 0.6 * y + 0.1 * (k % 4));
+      images.data<float>()[i * 16 + k] =
+          static_cast<float>(offset + 0.3 * (gen.uniform() * 2 - 1) + 0.7 * y + 0.1 * (k % 4));
   }
 }
 
@@ -203,6 +206,8 @@ TEST(ShardedValidation, ClassifierWithSyncBnMetricsAreThoseOfOneProcess) {
   InMemoryClsSource whole(xv, yv, val_batch, false, false, 0);
   const ClsPredictions p = predict_cls(net, whole, Device::cpu(), false);
   const ClsMetrics m = compute_cls_metrics(p, dc.bootstrap, dc.seed);
+  EXPECT_LT(m.auroc, 1.0) << "a saturated AUROC would not see the order of the predictions";
+  EXPECT_GT(m.ci.hi - m.ci.lo, 0.0);
   ASSERT_FALSE(dr.history.empty());
   EXPECT_EQ(dr.history.back().val_auroc, m.auroc);
   EXPECT_EQ(dr.history.back().val_loss, p.mean_loss);
@@ -213,17 +218,28 @@ TEST(ShardedValidation, ClassifierWithSyncBnMetricsAreThoseOfOneProcess) {
     EXPECT_EQ(js["val"]["threshold"].get<double>(), m.threshold);
     EXPECT_EQ(js["val"]["n"].get<int64_t>(), n_val);
   }
+  // The gathered predictions themselves: one process's, image by image, in its order.
+  int64_t here = -1;
+  const ClsPredictions gathered = predict_cls_sharded(net, val, Device::cpu(), *g, here);
+  EXPECT_EQ(here, mine);
+  EXPECT_EQ(gathered.ids, p.ids);
+  EXPECT_EQ(gathered.logits, p.logits);
+  EXPECT_EQ(gathered.labels, p.labels);
+  EXPECT_EQ(gathered.mean_loss, p.mean_loss);
 
-  // And sync BN through the loop: the same training as one process with the batch of W x B.
+  // And sync BN through the loop: the same training as one process with the batch of W x B (float32,
+  // 6 steps: the statistics are summed in another order than batch_norm's, so not to the bit, and
+  // the one-element fc bias is small (2.4e-5 relative seen); the float64 equivalence, to 1e-9, is
+  // SyncBatchNorm.TwoRanksOfBatchBEqualOneProcessOfBatch2B).
   TinyNet ref(1, 1, 5);
   InMemoryClsSource ref_train(xt, yt, B * W, true, true, 9);
   InMemoryClsSource ref_val(xv, yv, val_batch, false, false, 0);
   const ClsTrainResult rr = ClsTrainer(ref, cls_config(temp_dir("cls_ref_" + std::to_string(r)))).fit(ref_train, &ref_val);
   ASSERT_EQ(dr.steps, rr.steps);
   auto dp = net.parameters(), rp = ref.parameters();
-  for (size_t i = 0; i < dp.size(); ++i) EXPECT_LE(rel_diff(dp[i], rp[i]), 1e-5) << "parameter " << i;
-  EXPECT_LE(rel_diff(net.bn->running_var, ref.bn->running_var), 1e-5);
-  EXPECT_NEAR(dr.history.back().val_loss, rr.history.back().val_loss, 1e-5);
+  for (size_t i = 0; i < dp.size(); ++i) EXPECT_LE(rel_diff(dp[i], rp[i]), 1e-4) << "parameter " << i;
+  EXPECT_LE(rel_diff(net.bn->running_var, ref.bn->running_var), 1e-4);
+  EXPECT_NEAR(dr.history.back().val_loss, rr.history.back().val_loss, 1e-4);
 }
 
 // ---- sharded validation: RetinaNet --------------------------------------------------------------

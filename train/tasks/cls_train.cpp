@@ -95,10 +95,8 @@ ClsPredictions join_batches(const std::vector<BatchOutputs>& batches, double tem
   return p;
 }
 
-// Sharded validation: `source` yields this rank's batches r, r + W, ... (ClsBatchSource::shard);
-// every rank's batches are gathered and put back in the order of the whole source (global batch g
-// came from rank g mod W), so the predictions, and the metrics computed from them, are those of one
-// process. `here`: the images this rank ran.
+}  // namespace
+
 ClsPredictions predict_cls_sharded(nn::Module& model, ClsBatchSource& source, Device device,
                                    dist::ProcessGroup& group, int64_t& here) {
   const std::vector<BatchOutputs> mine = predict_batches(model, source, device, false, 1.0);
@@ -145,8 +143,6 @@ ClsPredictions predict_cls_sharded(nn::Module& model, ClsBatchSource& source, De
              "strided split of the batches (", left[k], " batches left over)");
   return join_batches(batches, 1.0);
 }
-
-}  // namespace
 
 ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress,
                            double temperature) {
