@@ -467,10 +467,14 @@ DataLoader::DataLoader(const Dataset& ds, std::vector<int64_t> pool, LoaderOptio
 
 DataLoader::~DataLoader() { stop(); }
 
-std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, bool drop_last) {
+std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, bool drop_last, bool wrap) {
   SX_CHECK(count >= 1 && rank >= 0 && rank < count, "DataLoader: shard ", rank, " of ", count, " is out of range");
   std::vector<int64_t> out;
   if (global_batches <= 0) return out;
+  if (!wrap) {
+    for (int64_t g = rank; g < global_batches; g += count) out.push_back(g);
+    return out;
+  }
   const int64_t per_rank = drop_last ? global_batches / count : (global_batches + count - 1) / count;
   for (int64_t k = 0; k < per_rank; ++k) out.push_back((k * count + rank) % global_batches);
   return out;
@@ -479,6 +483,8 @@ std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, 
 int64_t DataLoader::num_batches() const {
   int64_t n = static_cast<int64_t>(order_.empty() ? pool_.size() : order_.size());
   const int64_t global = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+  if (!opt_.shard_wrap)
+    return static_cast<int64_t>(shard_batches(global, opt_.shard_rank, opt_.shard_count, opt_.drop_last, false).size());
   return opt_.drop_last ? global / opt_.shard_count : (global + opt_.shard_count - 1) / opt_.shard_count;
 }
 
@@ -503,7 +509,7 @@ void DataLoader::start_epoch(int64_t epoch) {
   order_ = epoch_order(*ds_, pool_, opt_.sampling, opt_.seed, epoch, opt_.rfs_threshold);
   const int64_t n = static_cast<int64_t>(order_.size());
   batch_ids_ = shard_batches(opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size,
-                             opt_.shard_rank, opt_.shard_count, opt_.drop_last);
+                             opt_.shard_rank, opt_.shard_count, opt_.drop_last, opt_.shard_wrap);
   n_batches_ = static_cast<int64_t>(batch_ids_.size());
   next_task_ = 0;
   next_out_ = 0;

@@ -201,6 +201,9 @@ struct LoaderOptions {
   // Data-parallel shard (distributed sampler): this loader yields the global batches
   // shard_batches(...) of each epoch's order, batch_size being the per-rank batch.
   int shard_rank = 0, shard_count = 1;
+  // false (sharded evaluation): no wrap-around padding, every global batch taken exactly once
+  // across the ranks (the last ranks may take one batch fewer).
+  bool shard_wrap = true;
 };
 
 // The distributed sampler. Every rank computes the same epoch order (a function of seed and epoch,
@@ -213,7 +216,10 @@ struct LoaderOptions {
 // otherwise each image of the epoch is seen exactly once across the ranks. With drop_last the ranks
 // take floor(G / W) batches instead (the incomplete last step is dropped, as one process with
 // W x batch_size would drop its incomplete batch).
-std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, bool drop_last = false);
+// wrap = false (sharded evaluation, where every image must count once): rank r takes the global
+// batches r, r + W, ... below G, no padding, so ranks may take different numbers of batches.
+std::vector<int64_t> shard_batches(int64_t global_batches, int rank, int count, bool drop_last = false,
+                                   bool wrap = true);
 
 struct Target {
   Tensor boxes;               // float32 [n, 4], xyxy in batch image pixels

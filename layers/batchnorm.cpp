@@ -108,6 +108,9 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   if (is_training() || !track_running_stats_) {
     // Batch statistics; the running ones are updated when tracked and training.
     const bool update = is_training() && track_running_stats_;
+    if (is_training() && sync_group_ && sync_group_->size() > 1)
+      return sync_batch_norm(x, weight, bias, update ? running_mean : Tensor(), update ? running_var : Tensor(),
+                             momentum_, eps_, *sync_group_);
     return batch_norm(x, weight, bias, update ? running_mean : Tensor(), update ? running_var : Tensor(), true,
                       momentum_, eps_);
   }

@@ -42,10 +42,28 @@ class EnvNcclGroup : public ProcessGroup {
     return comm_->all_gather(t, timeout_s_);
   }
   void barrier() override { all_reduce(Tensor::zeros({1}, DType::Float32, device_), ReduceOp::Sum); }
+  // A second NCCL communicator of the same ranks; its unique id goes out on this one (as int64
+  // words of a CUDA tensor: NCCL has no host channel here).
+  std::shared_ptr<ProcessGroup> dup() override {
+    auto share = [this](const Tensor& id) {
+      const int64_t words = (id.numel() + 7) / 8;
+      Tensor w = Tensor::zeros({words}, DType::Int64);
+      std::memcpy(w.data_ptr(), id.data_ptr(), static_cast<std::size_t>(id.numel()));
+      Tensor d = w.to(device_);
+      comm_->broadcast(d, 0, timeout_s_);
+      std::memcpy(id.data_ptr(), d.cpu().data_ptr(), static_cast<std::size_t>(id.numel()));
+    };
+    return std::shared_ptr<ProcessGroup>(
+        new EnvNcclGroup(env_, timeout_s_, device_, make_device_comm(env_.rank, env_.world_size, device_, share)));
+  }
   // No host channel to tell the others: they stop at their collective deadline instead.
   void report_failure(const std::string&) override {}
 
  private:
+  EnvNcclGroup(const RendezvousEnv& env, double timeout_s, Device device, std::unique_ptr<DeviceComm> comm)
+      : env_(env), device_(device), comm_(std::move(comm)) {
+    timeout_s_ = timeout_s;
+  }
   static void need_cuda(const Tensor& t) {
     SX_CHECK(t.is_cuda(), "dist: a group launched by environment variables (WORLD_SIZE without mpirun) "
              "carries CUDA tensors only (NCCL); CPU training of several ranks is launched with mpirun");

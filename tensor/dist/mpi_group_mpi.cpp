@@ -83,9 +83,28 @@ class MpiGroup : public ProcessGroup {
     MPI_Comm_free(&local);
     timeout_s_ = timeout_s;
     if (device.is_cuda()) {
-      const Device d = size_ == 1 ? device : Device::cuda(local_rank_);
-      device_ = make_device_comm(rank_, size_, d, [this](const Tensor& id) { broadcast(id, 0); });
+      cuda_device_ = size_ == 1 ? device : Device::cuda(local_rank_);
+      device_ = make_device_comm(rank_, size_, cuda_device_, [this](const Tensor& id) { broadcast(id, 0); });
     }
+  }
+
+  // The same ranks on a duplicate of this communicator (and a new NCCL communicator when this group
+  // has one, its id broadcast on the duplicate). Failure notices stay on the one notice
+  // communicator: a rank that fails is seen by whichever group the others are waiting in.
+  std::shared_ptr<ProcessGroup> dup() override {
+    auto g = std::shared_ptr<MpiGroup>(new MpiGroup());
+    MPI_Comm_dup(comm_, &g->comm_);
+    g->notice_comm_ = notice_comm_;
+    g->rank_ = rank_;
+    g->size_ = size_;
+    g->local_rank_ = local_rank_;
+    g->timeout_s_ = timeout_s_;
+    g->cuda_device_ = cuda_device_;
+    if (device_) {
+      MpiGroup* raw = g.get();
+      g->device_ = make_device_comm(rank_, size_, cuda_device_, [raw](const Tensor& id) { raw->broadcast(id, 0); });
+    }
+    return g;
   }
 
   int rank() const override { return rank_; }
@@ -196,8 +215,10 @@ class MpiGroup : public ProcessGroup {
     SX_CHECK(device_ != nullptr, "dist: ", what, " of a CUDA tensor, but the group was made for the CPU");
     return *device_;
   }
+  MpiGroup() = default;  // dup() fills it in
   MPI_Comm comm_ = MPI_COMM_NULL, notice_comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_rank_ = 0;
+  Device cuda_device_ = Device::cpu();  // the rank's GPU when the group has a device communicator
   bool reported_ = false;
   std::unique_ptr<DeviceComm> device_;
 };

@@ -31,6 +31,11 @@ class SingleGroup : public ProcessGroup {
   Tensor all_gather(const Tensor& t) override { return t.contiguous().unsqueeze(0).clone(); }
   void barrier() override {}
   void report_failure(const std::string&) override {}
+  std::shared_ptr<ProcessGroup> dup() override {
+    auto g = std::make_shared<SingleGroup>();
+    g->set_timeout(timeout_s_);
+    return g;
+  }
 };
 
 bool env_set(const char* name) { return std::getenv(name) != nullptr; }

@@ -15,6 +15,10 @@
 //
 // Collectives must be called by every rank in the same order (as MPI and NCCL require). Tensors are
 // reduced in place and must be contiguous; their dtype must be float32, float64 or int64.
+// dup() makes a second group of the same ranks on a communicator of its own (MPI_Comm_dup, a new
+// NCCL communicator): its collectives never pair with the parent's, so a layer can run collectives
+// of its own (SyncBatchNorm's statistics, inside forward and backward) while the parent's gradient
+// buckets are in flight, each communicator keeping its own order.
 #pragma once
 #include <memory>
 #include <string>
@@ -61,6 +65,8 @@ class ProcessGroup {
   virtual void barrier() = 0;
   // Tells the other ranks that this one fails with `what` (they throw DistError naming it).
   virtual void report_failure(const std::string& what) = 0;
+  // The same ranks on a new communicator (collective: every rank calls it, at the same point).
+  virtual std::shared_ptr<ProcessGroup> dup() = 0;
 
   double timeout_s() const { return timeout_s_; }
   void set_timeout(double s) { timeout_s_ = s; }

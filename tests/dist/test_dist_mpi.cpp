@@ -99,6 +99,7 @@ class RecordingGroup : public dist::ProcessGroup {
   Tensor all_gather(const Tensor& t) override { return t.unsqueeze(0); }
   void barrier() override {}
   void report_failure(const std::string&) override {}
+  std::shared_ptr<dist::ProcessGroup> dup() override { return std::make_shared<RecordingGroup>(); }
   std::vector<std::pair<int64_t, bool>> launches;  // (elements, backward had ended)
   bool backward_done = false;
 };

@@ -462,6 +462,42 @@ TEST_F(DatasetTest, ShardedLoadersTogetherAreTheWholeBatch) {
   EXPECT_EQ(run_epoch(ds, sp.train, o, 1)[0].targets[0].index, shards[1][0].targets[0].index);
 }
 
+// Sharded evaluation (shard_wrap off): the ranks' batches r, r + W, ... are the single loader's
+// batches (the last one short), each once, no padding; a rank may have one batch fewer, or none.
+TEST_F(DatasetTest, EvaluationShardsAreTheWholeLoaderWithoutPadding) {
+  EXPECT_EQ(shard_batches(5, 0, 2, false, false), (std::vector<int64_t>{0, 2, 4}));
+  EXPECT_EQ(shard_batches(5, 1, 2, false, false), (std::vector<int64_t>{1, 3}));
+  EXPECT_TRUE(shard_batches(1, 1, 2, false, false).empty());
+  Dataset ds = Dataset::open(root());
+  std::vector<int64_t> pool;
+  for (int64_t i = 0; i < ds.size(); ++i) pool.push_back(i);
+  LoaderOptions o;
+  o.workers = 0;
+  o.sampling = SamplingMode::Sequential;
+  o.augment = false;
+  o.transform.size = 32;
+  o.batch_size = 3;
+  const std::vector<Batch> whole = run_epoch(ds, pool, o, 0);
+  o.shard_count = 2;
+  o.shard_wrap = false;
+  size_t seen = 0;
+  for (int r = 0; r < 2; ++r) {
+    o.shard_rank = r;
+    DataLoader dl(ds, pool, o);
+    dl.start_epoch(0);
+    EXPECT_EQ(dl.num_batches(), static_cast<int64_t>((whole.size() - r + 1) / 2));
+    const std::vector<Batch> mine = run_epoch(ds, pool, o, 0);
+    ASSERT_EQ(mine.size(), static_cast<size_t>(dl.num_batches()));
+    for (size_t k = 0; k < mine.size(); ++k) {
+      const Batch& w = whole[2 * k + r];
+      ASSERT_EQ(mine[k].targets.size(), w.targets.size());
+      for (size_t i = 0; i < w.targets.size(); ++i) EXPECT_EQ(mine[k].targets[i].index, w.targets[i].index);
+      seen += w.targets.size();
+    }
+  }
+  EXPECT_EQ(seen, pool.size()) << "every image exactly once";
+}
+
 TEST_F(DatasetTest, LoaderStopsEarlyAndReportsErrors) {
   Dataset ds = Dataset::open(root());
   std::vector<int64_t> pool;

@@ -433,6 +433,7 @@ LoopResult run_loop(Task& task, const LoopConfig& cfg, bool resume) {
     Validation v;
     if (task.can_validate() && ((epoch + 1) % cfg.val_every == 0 || epoch + 1 == cfg.epochs)) {
       v = task.validate();
+      res.val_images_here = v.images_here;
       model.train();
       for (const auto& n : v.notes) log.line(n);
       for (const auto& [k, x] : v.checkpoint) ckpt_meta[k] = x;

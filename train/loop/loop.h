@@ -28,7 +28,9 @@
 // averaged across the ranks before the NaN check (so every rank takes the same decision), stop
 // signals agreed on (SIGINT on any rank: rank 0 checkpoints once, all stop), rank-0 writes. A rank
 // whose step throws tells the others (ProcessGroup::report_failure), which stop naming it.
-// Validation runs whole on every rank (same weights, same result); rank 0 records it. A resumed run
+// Validation is sharded by the task (each rank predicts its strided share of the validation batches,
+// the predictions are gathered, every rank computes the metrics of the whole set: those of one
+// process); rank 0 records them. A resumed run
 // must have the world size of the checkpoint (metadata "world_size"); another one is refused.
 // ZeRO-1 (LoopConfig::zero = 1, train/loop/zero.h): around the optimizer step each rank drops the
 // gradients it does not own, steps its shard, and the parameters are broadcast from their owners;
@@ -126,6 +128,7 @@ struct Validation {
   std::string summary;       // appended to the epoch's log line (when scored)
   std::vector<std::string> notes;  // lines for train.log
   Metadata checkpoint;       // metadata every checkpoint records from now on (e.g. a threshold)
+  int64_t images_here = 0;   // images this rank ran through the model (several ranks: its shard)
 };
 
 // One epoch in the run's history.
@@ -191,6 +194,7 @@ struct RunOutcome {
   bool dry_run = false;             // stopped after the probe (LoopConfig::dry_run)
   CostEstimate cost;
   int64_t optimizer_state_numel = 0;  // elements of this rank's optimizer state at the end (ZeRO-1: its shard)
+  int64_t val_images_here = 0;        // images the last validation ran through the model on this rank
 };
 
 struct LoopResult : RunOutcome {

@@ -11,16 +11,23 @@
 namespace sx::train {
 
 LoaderClsSource::LoaderClsSource(const io::Dataset& ds, std::vector<int64_t> pool, io::LoaderOptions opt)
-    : loader_(ds, std::move(pool), std::move(opt)) {}
+    : ds_(ds), pool_(std::move(pool)), opt_(std::move(opt)), loader_(std::make_unique<io::DataLoader>(ds_, pool_, opt_)) {}
+
+void LoaderClsSource::shard(int rank, int count) {
+  opt_.shard_rank = rank;
+  opt_.shard_count = count;
+  opt_.shard_wrap = false;
+  loader_ = std::make_unique<io::DataLoader>(ds_, pool_, opt_);
+}
 
 void LoaderClsSource::start_epoch(int64_t epoch, int64_t first_batch) {
-  loader_.start_epoch(epoch);
+  loader_->start_epoch(epoch);
   for (int64_t k = 0; k < first_batch; ++k)
-    if (!loader_.next(raw_)) break;
+    if (!loader_->next(raw_)) break;
 }
 
 bool LoaderClsSource::next(ClsBatch& b) {
-  if (!loader_.next(raw_)) return false;
+  if (!loader_->next(raw_)) return false;
   b.images = raw_.images;
   b.labels = raw_.image_labels;
   b.ids.clear();

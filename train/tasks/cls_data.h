@@ -19,13 +19,18 @@ namespace sx::train {
 class LoaderClsSource : public ClsBatchSource {
  public:
   LoaderClsSource(const io::Dataset& ds, std::vector<int64_t> pool, io::LoaderOptions opt);
-  int64_t num_batches() const override { return loader_.num_batches(); }
-  int64_t num_samples() const override { return loader_.epoch_size(); }
+  int64_t num_batches() const override { return loader_->num_batches(); }
+  int64_t num_samples() const override { return loader_->epoch_size(); }
   void start_epoch(int64_t epoch, int64_t first_batch) override;
   bool next(ClsBatch& batch) override;
+  // A new loader over the same data with the shard set (LoaderOptions::shard_wrap off).
+  void shard(int rank, int count) override;
 
  private:
-  io::DataLoader loader_;
+  const io::Dataset& ds_;
+  std::vector<int64_t> pool_;
+  io::LoaderOptions opt_;
+  std::unique_ptr<io::DataLoader> loader_;
   io::Batch raw_;
 };
 

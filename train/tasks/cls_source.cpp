@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "io/dataset.h"
 #include "tensor/errors.h"
 #include "tensor/random.h"
 #include "tensor/random_math.h"
@@ -31,7 +32,14 @@ InMemoryClsSource::InMemoryClsSource(Tensor images, Tensor labels, int64_t batch
 
 int64_t InMemoryClsSource::num_batches() const {
   int64_t m = images_.size(0);
-  return drop_last_ ? m / batch_ : (m + batch_ - 1) / batch_;
+  const int64_t all = drop_last_ ? m / batch_ : (m + batch_ - 1) / batch_;
+  return static_cast<int64_t>(io::shard_batches(all, shard_rank_, shard_count_, drop_last_, false).size());
+}
+
+void InMemoryClsSource::shard(int rank, int count) {
+  SX_CHECK(count >= 1 && rank >= 0 && rank < count, "InMemoryClsSource: shard ", rank, " of ", count, " is out of range");
+  shard_rank_ = rank;
+  shard_count_ = count;
 }
 
 std::vector<int64_t> InMemoryClsSource::epoch_order(int64_t epoch) const {
@@ -48,13 +56,17 @@ void InMemoryClsSource::start_epoch(int64_t epoch, int64_t first_batch) {
   SX_CHECK(epoch >= 0 && first_batch >= 0, "InMemoryClsSource: bad position epoch ", epoch, " batch ", first_batch);
   epoch_ = epoch;
   order_ = epoch_order(epoch);
-  pos_ = std::min<int64_t>(first_batch * batch_, static_cast<int64_t>(order_.size()));
+  const int64_t m = static_cast<int64_t>(order_.size());
+  batch_ids_ = io::shard_batches(drop_last_ ? m / batch_ : (m + batch_ - 1) / batch_, shard_rank_, shard_count_,
+                                 drop_last_, false);
+  next_ = static_cast<size_t>(std::min<int64_t>(first_batch, static_cast<int64_t>(batch_ids_.size())));
 }
 
 bool InMemoryClsSource::next(ClsBatch& b) {
+  if (next_ >= batch_ids_.size()) return false;
   const int64_t m = static_cast<int64_t>(order_.size());
-  int64_t n = std::min(batch_, m - pos_);
-  if (n <= 0 || (drop_last_ && n < batch_)) return false;
+  const int64_t pos = batch_ids_[next_++] * batch_;
+  int64_t n = std::min(batch_, m - pos);
   const int64_t C = images_.size(1), H = images_.size(2), W = images_.size(3), per = C * H * W;
   b.images = Tensor::empty({n, C, H, W});
   b.labels = Tensor::empty({n});
@@ -65,7 +77,7 @@ bool InMemoryClsSource::next(ClsBatch& b) {
   float* dl = b.labels.data<float>();
   const uint64_t flip_key = rng::mix64(seed_ ^ (0xf1f1f1f1ULL + static_cast<uint64_t>(epoch_)));
   for (int64_t k = 0; k < n; ++k) {
-    int64_t i = order_[pos_ + k];
+    int64_t i = order_[pos + k];
     const float* s = src + i * per;
     float* d = dst + k * per;
     bool flip = hflip_ && rng::uniform(flip_key, static_cast<uint64_t>(i)) < 0.5;
@@ -78,7 +90,6 @@ bool InMemoryClsSource::next(ClsBatch& b) {
     dl[k] = lab[i];
     b.ids.push_back(ids_.empty() ? std::to_string(i) : ids_[i]);
   }
-  pos_ += n;
   return true;
 }
 

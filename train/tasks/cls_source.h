@@ -23,6 +23,7 @@ class InMemoryClsSource : public ClsBatchSource {
   int64_t num_samples() const override { return images_.size(0); }
   void start_epoch(int64_t epoch, int64_t first_batch) override;
   bool next(ClsBatch& batch) override;
+  void shard(int rank, int count) override;
   // The sample order of an epoch (for tests).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
@@ -32,8 +33,11 @@ class InMemoryClsSource : public ClsBatchSource {
   int64_t batch_;
   bool shuffle_, hflip_, drop_last_;
   uint64_t seed_;
-  int64_t epoch_ = 0, pos_ = 0;
+  int64_t epoch_ = 0;
   std::vector<int64_t> order_;
+  std::vector<int64_t> batch_ids_;  // the epoch's batches this source yields (all, or its shard's)
+  size_t next_ = 0;                 // index into batch_ids_
+  int shard_rank_ = 0, shard_count_ = 1;
 };
 
 }  // namespace sx::train

@@ -1,6 +1,7 @@
 // The classifier: its loss, predictions, metrics, and the task the training loop runs (cls_train.h).
 #include "train/tasks/cls_train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "io/progress.h"
 #include "layers/loss.h"
 #include "tensor/autograd.h"
+#include "tensor/dist/gather.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
 #include "train/eval/plot.h"
@@ -31,17 +33,26 @@ Tensor cls_loss(const Tensor& logits, const Tensor& labels, double pos_weight) {
   return nn::binary_cross_entropy_with_logits(l, t, pw, nn::Reduction::Mean);
 }
 
-ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress,
-                           double temperature) {
+namespace {
+
+// One batch's outputs: predict_cls's unit, and what a rank sends in sharded validation.
+struct BatchOutputs {
+  std::vector<double> logits, probs;
+  std::vector<int> labels;
+  std::vector<std::string> ids;  // may be shorter than labels (a source without ids)
+  double loss_sum = 0;           // BCE summed over the batch
+};
+
+std::vector<BatchOutputs> predict_batches(nn::Module& model, ClsBatchSource& source, Device device, bool progress,
+                                          double temperature) {
   SX_CHECK(temperature > 0 && std::isfinite(temperature), "predict_cls: temperature must be > 0, got ", temperature);
   bool was_training = model.is_training();
   model.eval();
   NoGradGuard ng;
-  ClsPredictions p;
+  std::vector<BatchOutputs> out;
   source.start_epoch(0, 0);
   std::unique_ptr<io::ProgressBar> bar;
   if (progress) bar = std::make_unique<io::ProgressBar>(source.num_batches(), "predict");
-  double loss_sum = 0;
   ClsBatch b;
   while (source.next(b)) {
     Tensor logits = model.forward(b.images.to(device));
@@ -49,25 +60,93 @@ ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device dev
     Tensor raw = logits.reshape({n});
     Tensor l = temperature == 1.0 ? raw : mul(raw, 1.0 / temperature);
     Tensor t = b.labels.to(l.device(), l.dtype());
-    loss_sum += nn::binary_cross_entropy_with_logits(l, t, Tensor(), nn::Reduction::Sum).item();
-    auto raw_logits = raw.to_vector();
-    auto probs = sigmoid(l).to_vector();
-    auto labels = b.labels.to_vector();
-    SX_CHECK(static_cast<int64_t>(probs.size()) == n && static_cast<int64_t>(labels.size()) == n,
+    BatchOutputs o;
+    o.loss_sum = nn::binary_cross_entropy_with_logits(l, t, Tensor(), nn::Reduction::Sum).item();
+    o.logits = raw.to_vector();
+    o.probs = sigmoid(l).to_vector();
+    const auto labels = b.labels.to_vector();
+    SX_CHECK(static_cast<int64_t>(o.probs.size()) == n && static_cast<int64_t>(labels.size()) == n,
              "predict_cls: batch of ", n, " logits but ", labels.size(), " labels");
-    for (int64_t i = 0; i < n; ++i) {
-      p.logits.push_back(raw_logits[i]);
-      p.probs.push_back(probs[i]);
-      p.labels.push_back(labels[i] >= 0.5 ? 1 : 0);
-      p.ids.push_back(i < static_cast<int64_t>(b.ids.size()) ? b.ids[i] : std::to_string(p.ids.size()));
-    }
+    for (double v : labels) o.labels.push_back(v >= 0.5 ? 1 : 0);
+    o.ids.assign(b.ids.begin(), b.ids.begin() + std::min<int64_t>(n, static_cast<int64_t>(b.ids.size())));
+    out.push_back(std::move(o));
     if (bar) bar->update(1);
   }
   if (bar) bar->finish();
+  model.train(was_training);
+  return out;
+}
+
+// The batches, in order, as one set of predictions (the loss summed batch by batch, as one pass would).
+ClsPredictions join_batches(const std::vector<BatchOutputs>& batches, double temperature) {
+  ClsPredictions p;
+  double loss_sum = 0;
+  for (const BatchOutputs& o : batches) {
+    loss_sum += o.loss_sum;
+    for (size_t i = 0; i < o.labels.size(); ++i) {
+      p.logits.push_back(o.logits[i]);
+      p.probs.push_back(o.probs[i]);
+      p.labels.push_back(o.labels[i]);
+      p.ids.push_back(i < o.ids.size() ? o.ids[i] : std::to_string(p.ids.size()));
+    }
+  }
   p.mean_loss = p.probs.empty() ? 0.0 : loss_sum / static_cast<double>(p.probs.size());
   p.temperature = temperature;
-  model.train(was_training);
   return p;
+}
+
+}  // namespace
+
+ClsPredictions predict_cls_sharded(nn::Module& model, ClsBatchSource& source, Device device,
+                                   dist::ProcessGroup& group, int64_t& here) {
+  const std::vector<BatchOutputs> mine = predict_batches(model, source, device, false, 1.0);
+  dist::ByteWriter w;
+  here = 0;
+  w.put<uint64_t>(mine.size());
+  for (const BatchOutputs& o : mine) {
+    w.put<uint64_t>(o.labels.size());
+    w.put<uint64_t>(o.ids.size());
+    w.put<double>(o.loss_sum);
+    for (size_t i = 0; i < o.labels.size(); ++i) {
+      w.put<double>(o.logits[i]);
+      w.put<double>(o.probs[i]);
+      w.put<int32_t>(o.labels[i]);
+    }
+    for (const std::string& id : o.ids) w.put_string(id);
+    here += static_cast<int64_t>(o.labels.size());
+  }
+  const std::vector<std::string> all = dist::all_gather_bytes(group, w.bytes(), device);
+  std::vector<dist::ByteReader> readers;
+  std::vector<uint64_t> left;
+  for (const std::string& bytes : all) {
+    readers.emplace_back(bytes);
+    left.push_back(readers.back().get<uint64_t>());
+  }
+  std::vector<BatchOutputs> batches;
+  const int W = group.size();
+  for (int64_t g = 0; left[static_cast<size_t>(g % W)] > 0; ++g) {
+    dist::ByteReader& r = readers[static_cast<size_t>(g % W)];
+    --left[static_cast<size_t>(g % W)];
+    BatchOutputs o;
+    const uint64_t n = r.get<uint64_t>(), nid = r.get<uint64_t>();
+    o.loss_sum = r.get<double>();
+    for (uint64_t i = 0; i < n; ++i) {
+      o.logits.push_back(r.get<double>());
+      o.probs.push_back(r.get<double>());
+      o.labels.push_back(r.get<int32_t>());
+    }
+    for (uint64_t i = 0; i < nid; ++i) o.ids.push_back(r.get_string());
+    batches.push_back(std::move(o));
+  }
+  for (size_t k = 0; k < readers.size(); ++k)
+    SX_CHECK(left[k] == 0 && readers[k].done(), "sharded validation: rank ", k, "'s predictions do not follow the "
+             "strided split of the batches (", left[k], " batches left over)");
+  return join_batches(batches, 1.0);
+}
+
+ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress,
+                           double temperature) {
+  return join_batches(predict_batches(model, source, device, progress, temperature), temperature);
 }
 
 ClsPredictions ensemble_cls_predictions(const std::vector<ClsPredictions>& members) {
@@ -218,9 +297,13 @@ namespace {
 // The classifier as a task of the training loop (train/loop/loop.h).
 class ClsTask : public Task {
  public:
+  // With several ranks the validation source is sharded from here on (each rank its strided share
+  // of the batches; validate() gathers the predictions).
   ClsTask(nn::Module& model, const ClsTrainConfig& cfg, ClsBatchSource& train, ClsBatchSource* val,
           ClsBatchSource* bn_source)
-      : model_(model), cfg_(cfg), train_(train), val_(val), bn_(bn_source) {}
+      : model_(model), cfg_(cfg), train_(train), val_(val), bn_(bn_source) {
+    if (val_ && cfg_.group && cfg_.group->size() > 1) val_->shard(cfg_.group->rank(), cfg_.group->size());
+  }
 
   nn::Module& model() override { return model_; }
   TaskInfo info() const override {
@@ -257,7 +340,13 @@ class ClsTask : public Task {
   bool can_validate() const override { return val_ != nullptr; }
   Validation validate() override {
     Validation v;
-    ClsPredictions pv = predict_cls(model_, *val_, cfg_.device, false);
+    ClsPredictions pv;
+    if (cfg_.group && cfg_.group->size() > 1) {
+      pv = predict_cls_sharded(model_, *val_, cfg_.device, *cfg_.group, v.images_here);
+    } else {
+      pv = predict_cls(model_, *val_, cfg_.device, false);
+      v.images_here = static_cast<int64_t>(pv.labels.size());
+    }
     int64_t pos = 0;
     for (int l : pv.labels) pos += l;
     v.values["val_loss"] = pv.mean_loss;

@@ -46,6 +46,10 @@ class ClsBatchSource {
   virtual void start_epoch(int64_t epoch, int64_t first_batch) = 0;
   // The next batch of the epoch; false at its end.
   virtual bool next(ClsBatch& batch) = 0;
+  // From the next start_epoch on, only the batches rank, rank + count, rank + 2 count, ... of each
+  // epoch's batches (no wrap-around: sharded validation, every sample once across the ranks, each
+  // batch the one a single process would make); num_batches() counts them. (1 of 1: all.)
+  virtual void shard(int rank, int count) = 0;
 };
 
 // The classifier's settings: the loop's (train/loop/loop.h) and the classification loss's.
@@ -80,6 +84,12 @@ struct ClsPredictions {
 // `temperature` divides the logits before the sigmoid (1: the model as trained).
 ClsPredictions predict_cls(nn::Module& model, ClsBatchSource& source, Device device, bool progress = false,
                            double temperature = 1.0);
+// Sharded validation: `source` yields this rank's batches r, r + W, ... (ClsBatchSource::shard with
+// the group's rank and size); every rank's are gathered and put back in the order of the whole
+// source (global batch g came from rank g mod W), so every rank gets the predictions one process
+// makes over the whole source (temperature 1). `here` receives the images this rank ran.
+ClsPredictions predict_cls_sharded(nn::Module& model, ClsBatchSource& source, Device device,
+                                   dist::ProcessGroup& group, int64_t& here);
 // The calibration temperature a classifier checkpoint records (config.temperature), 1 when none.
 // Throws IOError naming the file when the value is not a positive finite number.
 double checkpoint_temperature(const std::string& ckpt_path);

@@ -1,5 +1,8 @@
+// The detectors as a task of the training loop, their data loader options, and inference over a data
+// view (predict_detections; sharded across ranks for validation: predict_detections_sharded).
 #include "train/tasks/det_train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -10,6 +13,7 @@
 #include "models/faster_rcnn.h"
 #include "models/retinanet.h"
 #include "tensor/autograd.h"
+#include "tensor/dist/gather.h"
 #include "tensor/errors.h"
 #include "tensor/ops.h"
 #include "train/loop/run_files.h"
@@ -156,6 +160,65 @@ std::vector<DetPrediction> predict_detections(models::DetectionModel& model, con
   return out;
 }
 
+namespace {
+
+void put_boxes(dist::ByteWriter& w, const std::vector<eval::EvalBox>& boxes) {
+  w.put<uint64_t>(boxes.size());
+  for (const eval::EvalBox& b : boxes) {
+    for (double v : {b.x1, b.y1, b.x2, b.y2, b.score}) w.put<double>(v);
+    w.put<int32_t>(b.label);
+  }
+}
+
+std::vector<eval::EvalBox> get_boxes(dist::ByteReader& r) {
+  std::vector<eval::EvalBox> boxes(r.get<uint64_t>());
+  for (eval::EvalBox& b : boxes) {
+    for (double* v : {&b.x1, &b.y1, &b.x2, &b.y2, &b.score}) *v = r.get<double>();
+    b.label = r.get<int32_t>();
+  }
+  return boxes;
+}
+
+}  // namespace
+
+std::vector<DetPrediction> predict_detections_sharded(models::DetectionModel& model, const DetData& data,
+                                                      Device device, dist::ProcessGroup& group, int64_t& here) {
+  DetData shard = data;
+  shard.loader.shard_rank = group.rank();
+  shard.loader.shard_count = group.size();
+  shard.loader.shard_wrap = false;
+  const std::vector<DetPrediction> mine = predict_detections(model, shard, device, false);
+  here = static_cast<int64_t>(mine.size());
+  dist::ByteWriter w;
+  for (const DetPrediction& p : mine) {
+    w.put_string(p.image_id);
+    for (int v : {p.image_label, p.orig_width, p.orig_height}) w.put<int32_t>(v);
+    put_boxes(w, p.gt);
+    put_boxes(w, p.dets);
+  }
+  const std::vector<std::string> all = dist::all_gather_bytes(group, w.bytes(), device);
+  std::vector<dist::ByteReader> readers(all.begin(), all.end());
+  // Global batch g (of batch_size images, the last one shorter) came from rank g mod W.
+  const int64_t n = static_cast<int64_t>(data.pool.size()), B = data.loader.batch_size, W = group.size();
+  std::vector<DetPrediction> out;
+  for (int64_t g = 0; g * B < n; ++g) {
+    dist::ByteReader& r = readers[static_cast<size_t>(g % W)];
+    for (int64_t i = g * B; i < std::min(n, (g + 1) * B); ++i) {
+      DetPrediction p;
+      p.image_id = r.get_string();
+      p.image_label = r.get<int32_t>();
+      p.orig_width = r.get<int32_t>();
+      p.orig_height = r.get<int32_t>();
+      p.gt = get_boxes(r);
+      p.dets = get_boxes(r);
+      out.push_back(std::move(p));
+    }
+  }
+  for (size_t k = 0; k < readers.size(); ++k)
+    SX_CHECK(readers[k].done(), "sharded validation: rank ", k, " sent more predictions than its batches hold");
+  return out;
+}
+
 std::vector<eval::ImageEval> to_image_evals(const std::vector<DetPrediction>& preds) {
   std::vector<eval::ImageEval> out;
   out.reserve(preds.size());
@@ -224,11 +287,17 @@ class DetTask : public Task {
 
   bool can_validate() const override { return val_ && val_->dataset && !val_->pool.empty(); }
   Validation validate() override {
-    auto preds = predict_detections(model_, *val_, cfg_.device, false);
+    Validation v;
+    std::vector<DetPrediction> preds;
+    if (cfg_.group && cfg_.group->size() > 1) {
+      preds = predict_detections_sharded(model_, *val_, cfg_.device, *cfg_.group, v.images_here);
+    } else {
+      preds = predict_detections(model_, *val_, cfg_.device, false);
+      v.images_here = static_cast<int64_t>(preds.size());
+    }
     eval::DetEvalConfig ec;
     ec.class_names = cfg_.class_names;
     const eval::DetEvalResult vr = eval::evaluate_detections(to_image_evals(preds), ec);
-    Validation v;
     v.scored = true;
     v.metric = std::isfinite(vr.map50) ? vr.map50 : 0.0;
     v.values = {{"val_map50", vr.map50}, {"val_map_voc50", vr.map_voc50}};

@@ -96,6 +96,13 @@ struct DetPrediction {
 std::vector<DetPrediction> predict_detections(models::DetectionModel& model, const DetData& data, Device device,
                                               bool progress = false, int64_t limit = -1);
 
+// predict_detections sharded over the ranks of `group`: each rank runs its batches r, r + W, ... of
+// the view (no wrap-around), the predictions are gathered (variable sizes) and put back in the order
+// of predict_detections over the whole view, on every rank: the same list one process makes.
+// `here` receives the number of images this rank ran.
+std::vector<DetPrediction> predict_detections_sharded(models::DetectionModel& model, const DetData& data,
+                                                      Device device, dist::ProcessGroup& group, int64_t& here);
+
 // EvalBox lists -> the evaluation's input (no decision rule).
 std::vector<eval::ImageEval> to_image_evals(const std::vector<DetPrediction>& preds);
 

@@ -156,6 +156,7 @@ int run_train_cls(int argc, char** argv) {
     config["weights"] = args.get("weights");
   }
   model->to(device);
+  cli::apply_sync_bn(args, *group, *model, config, "train-cls");
   std::printf("model: %s, %d channel(s), %lld parameters, on %s\n", arch.c_str(), d.channels,
               static_cast<long long>(model->num_parameters()), device.str().c_str());
   std::fflush(stdout);  // before the progress bar starts writing to stderr

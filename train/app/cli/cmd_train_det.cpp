@@ -159,6 +159,7 @@ int run_train_det(int argc, char** argv) {
   for (const auto& [k, v] : sx::cli::preset_config(preset, args)) cfg.config[k] = v;
   sx::cli::apply_cost_probe_options(args, cfg);
   cfg.probe_max_scale = train.loader.transform.scale_max;
+  sx::cli::apply_sync_bn(args, *cfg.group, *model, cfg.config, "train-det");
   sx::cli::apply_dist(*cfg.group, train.loader, cfg.config, cfg.lr, "train-det");
   const bool rank0 = cfg.group->rank() == 0;
   if (rank0)

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "layers/batchnorm.h"
 #include "tensor/errors.h"
 #ifdef SX_WITH_CUDA
 #include "tensor/cuda_context.h"
@@ -83,7 +84,26 @@ Args& add_dist_options(Args& args) {
               "      that died or hangs)")
       .option("zero", "0",
               "0 | 1: with several ranks, 1 shards the optimizer state across them (ZeRO stage 1: each rank\n"
-              "      keeps and updates its part, parameters broadcast after the step; checkpoints hold it all)");
+              "      keeps and updates its part, parameters broadcast after the step; checkpoints hold it all)")
+      .flag("sync-bn",
+            "with several ranks, BatchNorm normalises with the statistics of all ranks' batches together\n"
+            "      (torch's SyncBatchNorm); without it each rank uses its own batch's. One rank: no change");
+}
+
+void apply_sync_bn(const Args& args, dist::ProcessGroup& group, nn::Module& model, train::Metadata& config,
+                   const std::string& who) {
+  if (!args.get_flag("sync-bn")) return;
+  const int layers = nn::convert_sync_batchnorm(model, group);
+  config["sync_bn"] = "1";
+  if (group.rank() != 0) return;
+  if (layers == 0)
+    std::fprintf(stderr, "%s: --sync-bn has no effect: the model has no BatchNorm layer (the detectors' default "
+                 "--norm frozen has no statistics to synchronise; --norm batchnorm trains BatchNorm)\n", who.c_str());
+  else if (group.size() == 1)
+    std::fprintf(stderr, "%s: --sync-bn with one rank: BatchNorm as usual\n", who.c_str());
+  else
+    std::fprintf(stderr, "%s: --sync-bn: %d BatchNorm layers normalise with the statistics of all %d ranks\n",
+                 who.c_str(), layers, group.size());
 }
 
 std::shared_ptr<dist::ProcessGroup> start_dist(const Args& args, Device& device) {

@@ -33,8 +33,15 @@ void apply_precision_options(const Args& args);
 Args& add_cost_probe_options(Args& args);
 // Reads them into the loop's settings (a dry run with --probe-steps 0 is refused by the loop).
 void apply_cost_probe_options(const Args& args, train::LoopConfig& cfg);
-// Declares --dist (auto) and --dist-timeout (300): data-parallel training (docs/distributed.md).
+// Declares --dist (auto), --dist-timeout (300), --zero and --sync-bn: data-parallel training
+// (docs/distributed.md).
 Args& add_dist_options(Args& args);
+// --sync-bn: every BatchNorm2d of `model` synchronises its statistics across the ranks
+// (nn::convert_sync_batchnorm; every rank calls this at the same point), recorded as config sync_bn.
+// Rank 0 says what it did; a model without BatchNorm2d (a detector with the default frozen norm)
+// gets one line saying the option has no effect.
+void apply_sync_bn(const Args& args, dist::ProcessGroup& group, nn::Module& model, train::Metadata& config,
+                   const std::string& who);
 // Starts the process group (tensor/dist/process_group.h) for --device; with several ranks and a CUDA
 // device, `device` becomes cuda:LOCAL_RANK (one process per GPU).
 std::shared_ptr<dist::ProcessGroup> start_dist(const Args& args, Device& device);
