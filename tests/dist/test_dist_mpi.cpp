@@ -74,8 +74,11 @@ TEST(DistSampler, EveryBatchOnceAcrossTheRanksAndTheSameShardsForTheSameSeed) {
       else EXPECT_GE(seen[b], 1) << "batch " << b << " of " << G;  // the last ranks wrap to the first batches
     }
     // Step s of the ranks = the global batches sW .. sW + W - 1 (one process with W x the batch).
-    for (size_t s = 0; s < mine.size(); ++s)
-      if (static_cast<int64_t>(s) * W + r < G) EXPECT_EQ(mine[s], static_cast<int64_t>(s) * W + r);
+    for (size_t s = 0; s < mine.size(); ++s) {
+      if (static_cast<int64_t>(s) * W + r < G) {
+        EXPECT_EQ(mine[s], static_cast<int64_t>(s) * W + r);
+      }
+    }
   }
 }
 
