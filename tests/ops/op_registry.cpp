@@ -13,6 +13,7 @@
 #include "layers/layers.h"
 #include "models/densenet.h"
 #include "tensor/autograd.h"
+#include "tensor/dist/process_group.h"
 #include "tensor/ops.h"
 #include "tests/ops/op_naive_twins.h"
 
@@ -473,6 +474,20 @@ std::vector<OpCase> build_registry() {
   c = {"batch_norm_train_2d_input", {"batch_norm"},
        [](Generator& g) { return S{G(uniform(g, {5, 3}, -2, 2)), G(positive(g, {3})), G(uniform(g, {3}, -1, 1))}; },
        [](const V& in) { return nn::batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1, 1e-5); },
+       {}, kReduce};
+  c.naive = [](const V& in) { return batch_norm_train_composed(in[0], in[1], in[2], 1e-5); };
+  c.naive_what = "composed: (x - mean) / sqrt(var + eps) * w + b";
+  add_case(c);
+  // layers/sync_batchnorm.cpp with a one-rank group: the same function as batch_norm's training mode,
+  // through the sync node's own forward (gathered statistics) and backward (all-reduced sums).
+  c = {"sync_batch_norm_one_rank", {"sync_batch_norm"},
+       [](Generator& g) {
+         return S{G(uniform(g, {3, 4, 3, 2}, -2, 2)), G(positive(g, {4})), G(uniform(g, {4}, -1, 1))};
+       },
+       [](const V& in) {
+         static std::shared_ptr<dist::ProcessGroup> one = dist::single_process_group();
+         return nn::sync_batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), 0.1, 1e-5, *one);
+       },
        {}, kReduce};
   c.naive = [](const V& in) { return batch_norm_train_composed(in[0], in[1], in[2], 1e-5); };
   c.naive_what = "composed: (x - mean) / sqrt(var + eps) * w + b";
