@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "kernels/box_ops/box_ops.h"
+#include "models/sparse_rcnn_loss.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
 
@@ -85,8 +86,13 @@ std::vector<SparseRcnnStage> SparseRCNN::forward_stages(const ImageList& images)
 std::map<std::string, Tensor> SparseRCNN::losses(const ImageList& images, const std::vector<ImageTargets>& targets) {
   SX_CHECK(static_cast<int64_t>(targets.size()) == images.batch(), "SparseRCNN::losses: ", targets.size(),
            " targets for ", images.batch(), " images");
-  // Training arrives with the set criterion (models/sparse_rcnn_loss.h, written in parallel).
-  SX_THROW(ValueError, "SparseRCNN::losses: the set criterion (models/sparse_rcnn_loss.h) is not merged yet");
+  auto stages = forward_stages(images);
+  auto t0 = Clock::now();
+  std::vector<SetPrediction> preds;
+  for (const auto& st : stages) preds.push_back({st.logits, st.boxes});
+  auto l = sparse_rcnn_losses(preds, targets, images.image_sizes, cfg_.loss);
+  if (record_stage_times_) stage_seconds_["loss"] = seconds_since(t0, images.tensor.device());
+  return l;
 }
 
 std::vector<Detections> SparseRCNN::postprocess(const SparseRcnnStage& last, const ImageList& images) {

@@ -37,12 +37,14 @@
 #include "models/detection_model.h"
 #include "models/fpn.h"
 #include "models/sparse_rcnn_head.h"
+#include "models/sparse_rcnn_loss.h"
 
 namespace sx::models {
 
 struct SparseRcnnConfig {
   DetectorOptions base;  // backbone, classes, normalisation, num_proposals, num_heads, post-processing
   SparseRcnnHeadConfig head;  // hidden_dim is set to base.fpn_channels
+  SparseRcnnLossConfig loss;  // matching cost and loss weights (the authors' 2 / 5 / 2, focal 0.25 / 2)
 };
 
 // A learned table (nn.Embedding's state: "weight" [rows, cols]); the model reads the whole table.
