@@ -81,6 +81,12 @@ Tensor default_bias(int64_t n, int64_t fi, Generator& gen, DType dtype) {
   return uniform({n}, -bound, bound, gen, dtype);
 }
 
+Tensor xavier_uniform(const Shape& shape, Generator& gen, double gain, DType dtype) {
+  const int64_t fans = fan_in(shape) + fan_out(shape);
+  const double a = fans > 0 ? gain * std::sqrt(6.0 / static_cast<double>(fans)) : 0.0;
+  return uniform(shape, -a, a, gen, dtype);
+}
+
 Generator& default_generator() {
   static Generator g(0);
   return g;

@@ -22,6 +22,8 @@ Tensor kaiming_normal_fan_out(const Shape& shape, Generator& gen, DType dtype = 
 // U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 Tensor default_weight(const Shape& shape, Generator& gen, DType dtype = DType::Float32);
 Tensor default_bias(int64_t n, int64_t fan_in, Generator& gen, DType dtype = DType::Float32);
+// xavier_uniform_ (Glorot & Bengio 2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
+Tensor xavier_uniform(const Shape& shape, Generator& gen, double gain = 1.0, DType dtype = DType::Float32);
 
 // The generator used when a layer is built without one (seed 0); not thread-safe.
 Generator& default_generator();

@@ -1,5 +1,5 @@
-// The interface both detectors (RetinaNet, Faster R-CNN) implement, which the trainer, evaluation
-// and `predict` talk to. Its inputs and outputs (ImageList, ImageTargets, Detections) and the shared
+// The interface the detectors (RetinaNet, Faster R-CNN, Sparse R-CNN) implement, which the trainer,
+// evaluation and `predict` talk to. Its inputs and outputs (ImageList, ImageTargets, Detections) and the shared
 // options come with it. Coordinate and pixel conventions: models/detections.h, models/image_list.h.
 #pragma once
 #include <map>
@@ -18,6 +18,7 @@ namespace sx::models {
 // Factories (what train/tasks/det_train.cpp calls for --model NAME):
 //   models/retinanet.h    std::shared_ptr<RetinaNet>  make_retinanet(const DetectorOptions&)
 //   models/faster_rcnn.h  std::shared_ptr<FasterRCNN> make_faster_rcnn(const DetectorOptions&)
+//   models/sparse_rcnn.h  std::shared_ptr<SparseRCNN> make_sparse_rcnn(const DetectorOptions&)
 // train/tasks/det_train.h make_detector(name, options) dispatches on the name, and
 // train/app/predict.h load_detector_checkpoint(checkpoint, device) rebuilds a model from a checkpoint's metadata alone
 // ("det.model" = model_name(), plus detector_options_to_metadata()).
@@ -30,7 +31,8 @@ class DetectionModel : public nn::Module {
 
   // Training losses for a batch (grad mode on, model in train mode). targets.size() == images.batch().
   // Keys are torchvision's: RetinaNet {"classification", "bbox_regression"}; Faster R-CNN
-  // {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg"}. The trainer
+  // {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg"}; Sparse R-CNN
+  // Detectron2's {"loss_ce", "loss_bbox", "loss_giou"} plus "_k" per earlier stage k. The trainer
   // minimises their sum. Each value is a scalar tensor on the model's device.
   virtual std::map<std::string, Tensor> losses(const ImageList& images,
                                                const std::vector<ImageTargets>& targets) = 0;
@@ -38,7 +40,7 @@ class DetectionModel : public nn::Module {
   // the image's own coordinates (image_sizes), on the model's device.
   virtual std::vector<Detections> detect(const ImageList& images) = 0;
 
-  // "retinanet" | "faster_rcnn"
+  // "retinanet" | "faster_rcnn" | "sparse_rcnn"
   virtual std::string model_name() const = 0;
   virtual const DetectorOptions& options() const = 0;
   int64_t num_classes() const { return options().num_classes; }

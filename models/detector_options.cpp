@@ -74,6 +74,8 @@ std::map<std::string, std::string> detector_options_to_metadata(const DetectorOp
   m["det.nms_thresh"] = join_doubles({o.nms_thresh});
   m["det.detections_per_img"] = std::to_string(o.detections_per_img);
   m["det.seed"] = std::to_string(o.seed);
+  m["det.num_proposals"] = std::to_string(o.num_proposals);
+  m["det.num_heads"] = std::to_string(o.num_heads);
   return m;
 }
 
@@ -101,6 +103,8 @@ DetectorOptions detector_options_from_metadata(const std::map<std::string, std::
   get("det.nms_thresh", [&](auto& k, auto& v) { o.nms_thresh = to_double(k, v); });
   get("det.detections_per_img", [&](auto& k, auto& v) { o.detections_per_img = to_int(k, v); });
   get("det.seed", [&](auto& k, auto& v) { o.seed = static_cast<uint64_t>(to_int(k, v)); });
+  get("det.num_proposals", [&](auto& k, auto& v) { o.num_proposals = to_int(k, v); });
+  get("det.num_heads", [&](auto& k, auto& v) { o.num_heads = to_int(k, v); });
   return o;
 }
 

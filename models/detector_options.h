@@ -1,4 +1,4 @@
-// The options both detectors (RetinaNet, Faster R-CNN) share, and their string round trip for
+// The options the detectors (RetinaNet, Faster R-CNN, Sparse R-CNN) share, and their string round trip for
 // checkpoint metadata. Model-specific settings live in each model's config, which starts from these.
 #pragma once
 #include <cstdint>
@@ -10,7 +10,7 @@
 
 namespace sx::models {
 
-// Options shared by both detectors. Model-specific settings live in each model's config, which
+// Options shared by the detectors. Model-specific settings live in each model's config, which
 // starts from these.
 struct DetectorOptions {
   std::string arch = "resnet50";  // resnet18 | resnet34 | resnet50 | resnet101
@@ -31,6 +31,9 @@ struct DetectorOptions {
   double nms_thresh = 0.5;
   int64_t detections_per_img = 300;
   uint64_t seed = 0;  // weight init
+  // Sparse R-CNN only (models/sparse_rcnn.h): learned proposals and iterative heads.
+  int64_t num_proposals = 100;
+  int64_t num_heads = 6;
 };
 
 // String round trip of the options, for checkpoint metadata (so `predict` can rebuild a model

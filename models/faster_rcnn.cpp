@@ -63,20 +63,8 @@ std::vector<Tensor> FasterRCNN::features(const ImageList& images) {
            cfg_.base.in_channels, ", H, W], got ", shape_str(images.tensor.shape()));
   SX_CHECK(images.batch() == images.tensor.size(0), "FasterRCNN: ", images.batch(), " image sizes for a batch of ",
            images.tensor.size(0));
-  Tensor x = normalize_images(images.tensor, cfg_.base.image_mean, cfg_.base.image_std);
-  // torchvision normalises each image, then pads with zeros: zero the padding again.
-  const int64_t H = x.size(2), W = x.size(3);
-  bool padded = false;
-  for (const auto& s : images.image_sizes) padded = padded || s.first < H || s.second < W;
-  if (padded) {
-    Tensor mask = Tensor::zeros({images.batch(), 1, H, W}, x.dtype(), x.device());
-    {
-      NoGradGuard ng;
-      for (int64_t i = 0; i < images.batch(); ++i)
-        mask.select(0, i).narrow(1, 0, images.image_sizes[i].first).narrow(2, 0, images.image_sizes[i].second).fill_(1.0);
-    }
-    x = mul(x, mask);
-  }
+  // torchvision normalises each image, then pads with zeros: the padding is zeroed again.
+  Tensor x = normalize_padded_images(images, cfg_.base.image_mean, cfg_.base.image_std);
   return backbone->forward_levels(x);
 }
 

@@ -63,4 +63,23 @@ Tensor normalize_images(const Tensor& x, const std::vector<double>& mean, const 
   return div(sub(x, mt), st);
 }
 
+Tensor normalize_padded_images(const ImageList& images, const std::vector<double>& mean,
+                               const std::vector<double>& stdv) {
+  SX_CHECK(images.tensor.defined() && images.tensor.dim() == 4, "normalize_padded_images: images must be [B, C, H, W]");
+  SX_CHECK(images.batch() == images.tensor.size(0), "normalize_padded_images: ", images.batch(),
+           " image sizes for a batch of ", images.tensor.size(0));
+  Tensor x = normalize_images(images.tensor, mean, stdv);
+  const int64_t H = x.size(2), W = x.size(3);
+  bool padded = false;
+  for (const auto& s : images.image_sizes) padded = padded || s.first < H || s.second < W;
+  if (!padded) return x;
+  Tensor mask = Tensor::zeros({images.batch(), 1, H, W}, x.dtype(), x.device());
+  {
+    NoGradGuard ng;
+    for (int64_t i = 0; i < images.batch(); ++i)
+      mask.select(0, i).narrow(1, 0, images.image_sizes[i].first).narrow(2, 0, images.image_sizes[i].second).fill_(1.0);
+  }
+  return mul(x, mask);
+}
+
 }  // namespace sx::models

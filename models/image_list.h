@@ -29,5 +29,9 @@ ImageList image_list_from_batch(const Tensor& batch);
 
 // (x - mean[c]) / std[c] per channel; mean/std of size 1 broadcast. Differentiable.
 Tensor normalize_images(const Tensor& x, const std::vector<double>& mean, const std::vector<double>& std);
+// normalize_images of images.tensor with each image's padding (beyond image_sizes) zeroed again:
+// torchvision and Detectron2 normalise each image, then pad with zeros (Faster R-CNN, Sparse R-CNN).
+Tensor normalize_padded_images(const ImageList& images, const std::vector<double>& mean,
+                               const std::vector<double>& std);
 
 }  // namespace sx::models

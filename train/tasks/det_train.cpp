@@ -12,6 +12,7 @@
 #include "io/progress.h"
 #include "models/faster_rcnn.h"
 #include "models/retinanet.h"
+#include "models/sparse_rcnn.h"
 #include "tensor/autograd.h"
 #include "tensor/dist/gather.h"
 #include "tensor/errors.h"
@@ -26,8 +27,11 @@ using run_files::fmt;
 std::shared_ptr<models::DetectionModel> make_detector(const std::string& name, const models::DetectorOptions& o) {
   if (name == "retinanet") return models::make_retinanet(o);
   if (name == "faster_rcnn" || name == "faster-rcnn" || name == "frcnn") return models::make_faster_rcnn(o);
-  SX_THROW(ValueError, "unknown detector '", name, "' (expected retinanet or faster_rcnn)");
+  if (name == "sparse_rcnn" || name == "sparse-rcnn") return models::make_sparse_rcnn(o);
+  SX_THROW(ValueError, "unknown detector '", name, "' (expected retinanet, faster_rcnn or sparse_rcnn)");
 }
+
+bool detector_uses_anchors(const std::string& name) { return name != "sparse_rcnn" && name != "sparse-rcnn"; }
 
 Metadata detector_metadata(const models::DetectionModel& m) {
   Metadata md = models::detector_options_to_metadata(m.options());

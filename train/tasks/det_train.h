@@ -1,4 +1,4 @@
-// Stage 2: the detectors (RetinaNet, Faster R-CNN) as a task of the one training loop
+// Stage 2: the detectors (RetinaNet, Faster R-CNN, Sparse R-CNN) as a task of the one training loop
 // (train/loop/loop.h: the step, the hooks, resume and the run folder are described there), and detector
 // inference over a dataset. Used by `spinexr train-det`, `spinexr demo` and the evaluation/predict
 // commands.
@@ -28,8 +28,11 @@
 
 namespace sx::train {
 
-// "retinanet" | "faster_rcnn" (ValueError otherwise, or when the build lacks the model).
+// "retinanet" | "faster_rcnn" | "sparse_rcnn" (ValueError otherwise, or when the build lacks the model).
 std::shared_ptr<models::DetectionModel> make_detector(const std::string& name, const models::DetectorOptions& o);
+// False for a detector without anchors (sparse_rcnn: learned proposals), to which --anchor-base and
+// the anchor-coverage guard do not apply.
+bool detector_uses_anchors(const std::string& name);
 // The metadata train-det stores: "det.model" plus the detector options.
 Metadata detector_metadata(const models::DetectionModel& m);
 // (train/app/predict.h load_detector_checkpoint() rebuilds a detector from such a checkpoint.)

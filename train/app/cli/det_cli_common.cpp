@@ -4,6 +4,7 @@
 #include "models/anchor_coverage.h"
 #include "models/detection_backbone.h"
 #include "train/loop/checkpoint.h"
+#include "train/tasks/det_train.h"
 
 namespace sx::cli {
 
@@ -32,7 +33,8 @@ models::DetectorOptions detector_options_from_args(const Args& args, const std::
   else SX_THROW(ValueError, "--norm must be frozen or batchnorm, got '", norm, "'");
   const double base = args.get_double("anchor-base");
   SX_CHECK(base >= 0, "--anchor-base must be >= 0, got ", base);
-  if (base > 0) o.anchor_sizes = models::detector_anchor_layout(model, base).anchors.sizes;  // per model
+  if (base > 0 && train::detector_uses_anchors(model))
+    o.anchor_sizes = models::detector_anchor_layout(model, base).anchors.sizes;  // per model
   o.score_thresh = args.get_double("score-thresh");
   o.nms_thresh = args.get_double("nms-thresh");
   o.detections_per_img = args.get_int("detections");

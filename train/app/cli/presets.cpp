@@ -72,8 +72,8 @@ Preset vindr_det() {
   p.iterations = 50000;
   p.iterations_source = c + " SOLVER.MAX_ITER";
   p.notes = {"their detector is Sparse R-CNN (ResNet-50-FPN, COCO weights r50_100pro_3x_model.pth); spinexr trains "
-             "--model (RetinaNet or Faster R-CNN) with their solver and data settings: pass --weights for COCO or "
-             "ImageNet initialisation"};
+             "--model (--model sparse_rcnn is theirs; retinanet or faster_rcnn otherwise) with their solver and data "
+             "settings: pass --weights for COCO (docs/sparse_rcnn.md converts theirs) or ImageNet initialisation"};
   return p;
 }
 
